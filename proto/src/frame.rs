@@ -26,10 +26,16 @@ pub enum Frame {
     Double(f64),
     Boolean(bool),
     BigNumber(Bytes),
-    Verbatim { format: [u8; 3], data: Bytes },
+    Verbatim {
+        format: [u8; 3],
+        data: Bytes,
+    },
     BlobError(Bytes),
     Push(Vec<Frame>),
-    Attribute { attrs: Vec<(Frame, Frame)>, frame: Box<Frame> },
+    Attribute {
+        attrs: Vec<(Frame, Frame)>,
+        frame: Box<Frame>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,9 +173,9 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, 
             b"f" => Frame::Boolean(false),
             _ => return Err(FrameError::InvalidBoolean),
         },
-        b',' => Frame::Double(
-            std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::InvalidNumber)?,
-        ),
+        b',' => {
+            Frame::Double(std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::InvalidNumber)?)
+        }
         b'(' => {
             let digits = text.strip_prefix(b"-").unwrap_or(text);
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
@@ -247,8 +253,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
-        let text = proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..16)
-            .prop_map(Bytes::from);
+        let text =
+            proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..16)
+                .prop_map(Bytes::from);
         let blob = proptest::collection::vec(any::<u8>(), 0..32).prop_map(Bytes::from);
         let leaf = prop_oneof![
             text.clone().prop_map(Frame::Simple),

@@ -62,11 +62,14 @@ fn printable(b: u8) -> char {
     }
 }
 
+/// Argument spans (offset, length) within a request's buffer.
+type Spans = smallvec::SmallVec<[(u32, u32); 6]>;
+
 /// One parsed command: its arguments (the command name first) as spans of a shared buffer.
 #[derive(Clone)]
 pub struct Request {
     data: Bytes,
-    spans: smallvec::SmallVec<[(u32, u32); 6]>,
+    spans: Spans,
     /// Bytes this request occupied on the wire, for network accounting.
     wire_len: usize,
 }
@@ -136,7 +139,7 @@ struct Partial {
     pos: usize,
     /// Buffer length needed before parsing can make progress, when a bulk is pending.
     need: usize,
-    spans: smallvec::SmallVec<[(u32, u32); 6]>,
+    spans: Spans,
 }
 
 /// Parses requests out of a connection's read buffer. Keep one per connection.
@@ -148,7 +151,7 @@ pub struct RequestParser {
 }
 
 enum Step {
-    Done { end: usize, spans: smallvec::SmallVec<[(u32, u32); 6]> },
+    Done { end: usize, spans: Spans },
     Inline { end: usize, args: Vec<Vec<u8>> },
     Empty { end: usize },
     Incomplete,
@@ -180,8 +183,7 @@ impl RequestParser {
         let start_len = out.len();
         let mut consumed = 0usize;
         // Spans are relative to the buffer start; rebased to the frozen chunk below.
-        let mut pending: smallvec::SmallVec<[(usize, usize, smallvec::SmallVec<[(u32, u32); 6]>); 16]> =
-            smallvec::SmallVec::new();
+        let mut pending: smallvec::SmallVec<[(usize, usize, Spans); 16]> = smallvec::SmallVec::new();
         let mut inline_reqs: Vec<(usize, Request)> = Vec::new();
         let mut result = Ok(());
         loop {
@@ -536,10 +538,7 @@ mod tests {
         assert_eq!(parse_all(b"set \"a\"b\r\n").1, Err(ProtocolError::UnbalancedQuotes));
         let long = vec![b'a'; 70 * 1024];
         assert_eq!(parse_all(&long).1, Err(ProtocolError::InlineTooBig));
-        assert_eq!(
-            ProtocolError::ExpectedDollar(b'x').to_string(),
-            "Protocol error: expected '$', got 'x'"
-        );
+        assert_eq!(ProtocolError::ExpectedDollar(b'x').to_string(), "Protocol error: expected '$', got 'x'");
     }
 
     #[test]

@@ -1,0 +1,274 @@
+//! CLIENT subcommands.
+
+use super::args::{self, is};
+use super::gateway::GwCtx;
+use super::table::table;
+use crate::gateway::session::ReplyMode;
+use crate::node::{ClientHandle, Pause};
+use shoal_proto::{reply, Request};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// A CLIENT KILL filter.
+type ClientFilter = Box<dyn Fn(&Arc<ClientHandle>) -> bool>;
+
+/// Client names and library info may not contain spaces or control characters.
+pub fn valid_name(n: &[u8]) -> bool {
+    n.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+pub fn setname(ctx: &mut GwCtx<'_>, req: &Request) {
+    let n = req.arg(2);
+    if !valid_name(n) {
+        return ctx.err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    *ctx.session.handle.name.lock().expect("name lock") = String::from_utf8_lossy(n).into_owned();
+    reply::ok(ctx.out);
+}
+
+pub fn getname(ctx: &mut GwCtx<'_>) {
+    let name = ctx.session.handle.name.lock().expect("name lock").clone();
+    if name.is_empty() {
+        reply::null(ctx.out, ctx.proto());
+    } else {
+        reply::bulk(ctx.out, name.as_bytes());
+    }
+}
+
+pub fn setinfo(ctx: &mut GwCtx<'_>, req: &Request) {
+    let (attr, val) = (req.arg(2), req.arg(3));
+    let target = if is(attr, "LIB-NAME") {
+        &ctx.session.handle.lib_name
+    } else if is(attr, "LIB-VER") {
+        &ctx.session.handle.lib_ver
+    } else {
+        return ctx.err(&format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr)));
+    };
+    if !valid_name(val) {
+        let which = String::from_utf8_lossy(attr).to_ascii_lowercase();
+        return ctx.err(&format!("ERR {which} cannot contain spaces, newlines or special characters."));
+    }
+    *target.lock().expect("info lock") = String::from_utf8_lossy(val).into_owned();
+    reply::ok(ctx.out);
+}
+
+/// One CLIENT LIST line, with Redis 7's fields.
+pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
+    let age = c.created.elapsed().as_secs();
+    let idle = now_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
+    let cmd = match c.last_cmd.load(Relaxed) {
+        usize::MAX => "NULL".to_string(),
+        id => table().name_of(id).to_string(),
+    };
+    let mut flags = String::new();
+    if c.no_evict.load(Relaxed) {
+        flags.push('e');
+    }
+    if c.no_touch.load(Relaxed) {
+        flags.push('T');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let qbuf = c.qbuf.load(Relaxed);
+    format!(
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.name.lock().expect("name lock"),
+        age,
+        idle,
+        flags,
+        c.db.load(Relaxed),
+        qbuf,
+        16384usize.saturating_sub(qbuf),
+        32768 + qbuf,
+        cmd,
+        c.resp.load(Relaxed),
+        c.lib_name.lock().expect("info lock"),
+        c.lib_ver.lock().expect("info lock"),
+    )
+}
+
+pub fn info(ctx: &mut GwCtx<'_>) {
+    let line = describe(&ctx.session.handle, ctx.node.uptime_ms()) + "\n";
+    ctx.text(&line);
+}
+
+pub fn list(ctx: &mut GwCtx<'_>, req: &Request) {
+    let mut clients = ctx.node.clients.all();
+    let mut j = 2;
+    while j < req.len() {
+        let opt = req.arg(j);
+        if is(opt, "TYPE") && j + 1 < req.len() {
+            let t = req.arg(j + 1);
+            if is(t, "normal") {
+                // every client is a normal client for now
+            } else if is(t, "master") || is(t, "replica") || is(t, "slave") || is(t, "pubsub") {
+                clients.clear();
+            } else {
+                return ctx.err(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(t)));
+            }
+            j += 2;
+        } else if is(opt, "ID") && j + 1 < req.len() {
+            let mut ids = Vec::new();
+            for a in (j + 1..req.len()).map(|i| req.arg(i)) {
+                match args::int(a) {
+                    Some(id) if id > 0 => ids.push(id as u64),
+                    _ => return ctx.err("ERR Invalid client ID"),
+                }
+            }
+            clients.retain(|c| ids.contains(&c.id));
+            j = req.len();
+        } else {
+            return ctx.syntax();
+        }
+    }
+    let now = ctx.node.uptime_ms();
+    let mut s = String::new();
+    for c in clients {
+        s.push_str(&describe(&c, now));
+        s.push('\n');
+    }
+    ctx.text(&s);
+}
+
+pub fn kill(ctx: &mut GwCtx<'_>, req: &Request) {
+    let all = ctx.node.clients.all();
+    let me = ctx.session.handle.id;
+    if req.len() == 3 {
+        // Old form: CLIENT KILL addr:port.
+        let addr = String::from_utf8_lossy(req.arg(2)).into_owned();
+        return match all.iter().find(|c| c.addr.to_string() == addr) {
+            Some(c) => {
+                c.kill();
+                if c.id == me {
+                    ctx.session.close_after_reply = true;
+                }
+                reply::ok(ctx.out)
+            }
+            None => ctx.err("ERR No such client"),
+        };
+    }
+    let mut filters: Vec<ClientFilter> = Vec::new();
+    let mut skipme = true;
+    let mut j = 2;
+    while j < req.len() {
+        if j + 1 >= req.len() {
+            return ctx.syntax();
+        }
+        let (opt, val) = (req.arg(j), req.arg(j + 1));
+        if is(opt, "ID") {
+            match args::int(val) {
+                Some(id) if id > 0 => filters.push(Box::new(move |c| c.id == id as u64)),
+                _ => return ctx.err("ERR client-id should be greater than 0"),
+            }
+        } else if is(opt, "TYPE") {
+            if is(val, "normal") {
+            } else if is(val, "master") || is(val, "replica") || is(val, "slave") || is(val, "pubsub") {
+                filters.push(Box::new(|_| false));
+            } else {
+                return ctx.err(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(val)));
+            }
+        } else if is(opt, "ADDR") {
+            let a = String::from_utf8_lossy(val).into_owned();
+            filters.push(Box::new(move |c| c.addr.to_string() == a));
+        } else if is(opt, "LADDR") {
+            let a = String::from_utf8_lossy(val).into_owned();
+            filters.push(Box::new(move |c| c.laddr.to_string() == a));
+        } else if is(opt, "USER") {
+            let u = val.to_vec();
+            filters.push(Box::new(move |_| u == b"default"));
+        } else if is(opt, "SKIPME") {
+            if is(val, "yes") {
+                skipme = true;
+            } else if is(val, "no") {
+                skipme = false;
+            } else {
+                return ctx.syntax();
+            }
+        } else if is(opt, "MAXAGE") {
+            match args::int(val) {
+                Some(age) => filters.push(Box::new(move |c| c.created.elapsed().as_secs() as i64 >= age)),
+                None => return ctx.err(super::exec::NOT_INTEGER),
+            }
+        } else {
+            return ctx.syntax();
+        }
+        j += 2;
+    }
+    let mut killed = 0;
+    for c in all.iter().filter(|c| filters.iter().all(|f| f(c))) {
+        if c.id == me && skipme {
+            continue;
+        }
+        c.kill();
+        if c.id == me {
+            ctx.session.close_after_reply = true;
+        }
+        killed += 1;
+    }
+    reply::integer(ctx.out, killed);
+}
+
+pub fn pause(ctx: &mut GwCtx<'_>, req: &Request) {
+    let timeout = match args::int(req.arg(2)) {
+        None => return ctx.err("ERR timeout is not an integer or out of range"),
+        Some(t) if t < 0 => return ctx.err("ERR timeout is negative"),
+        Some(t) => t as u64,
+    };
+    let writes_only = match req.len() {
+        3 => false,
+        4 if is(req.arg(3), "WRITE") => true,
+        4 if is(req.arg(3), "ALL") => false,
+        _ => return ctx.syntax(),
+    };
+    let now = ctx.node.uptime_ms();
+    let until_ms = now.saturating_add(timeout);
+    ctx.node.pause.send_modify(|p| {
+        // As in Redis, a pause in force keeps its stricter type and its later end.
+        let active = p.until_ms > now;
+        *p = if active {
+            Pause { until_ms: p.until_ms.max(until_ms), writes_only: p.writes_only && writes_only }
+        } else {
+            Pause { until_ms, writes_only }
+        };
+    });
+    reply::ok(ctx.out);
+}
+
+pub fn unpause(ctx: &mut GwCtx<'_>) {
+    ctx.node.pause.send_replace(Pause::default());
+    reply::ok(ctx.out);
+}
+
+pub fn reply_mode(ctx: &mut GwCtx<'_>, req: &Request) {
+    let a = req.arg(2);
+    if is(a, "ON") {
+        ctx.session.reply_mode = ReplyMode::On;
+        ctx.session.skip_next = false;
+        reply::ok(ctx.out);
+    } else if is(a, "OFF") {
+        ctx.session.reply_mode = ReplyMode::Off;
+    } else if is(a, "SKIP") {
+        if ctx.session.reply_mode == ReplyMode::On {
+            ctx.session.skip_next = true;
+        }
+    } else {
+        ctx.syntax();
+    }
+}
+
+pub fn flag(ctx: &mut GwCtx<'_>, req: &Request, which: fn(&ClientHandle) -> &AtomicBool) {
+    let a = req.arg(2);
+    let on = if is(a, "ON") {
+        true
+    } else if is(a, "OFF") {
+        false
+    } else {
+        return ctx.syntax();
+    };
+    which(&ctx.session.handle).store(on, Relaxed);
+    reply::ok(ctx.out);
+}

@@ -1,0 +1,202 @@
+//! CONFIG GET / SET / RESETSTAT over the node's live configuration.
+
+use super::gateway::GwCtx;
+use crate::config::{parse_memory, POLICIES};
+use crate::node::Node;
+use crate::util::glob::glob_match;
+use shoal_proto::{reply, Request};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Parameters Redis clients read or set that Shoal accepts and reports but does not act on
+/// yet (persistence and eviction tuning arrive with their issues).
+pub fn passive_defaults() -> BTreeMap<&'static str, String> {
+    [
+        ("save", "3600 1 300 100 60 10000"),
+        ("appendonly", "no"),
+        ("appendfsync", "everysec"),
+        ("notify-keyspace-events", ""),
+        ("maxmemory-samples", "5"),
+        ("lazyfree-lazy-user-flush", "no"),
+        ("lazyfree-lazy-expire", "no"),
+        ("hz", "10"),
+        ("slowlog-log-slower-than", "10000"),
+        ("slowlog-max-len", "128"),
+        ("latency-tracking", "yes"),
+        ("lua-time-limit", "5000"),
+        ("busy-reply-threshold", "5000"),
+        ("list-max-listpack-size", "-2"),
+        ("hash-max-listpack-entries", "128"),
+        ("hash-max-listpack-value", "64"),
+        ("set-max-intset-entries", "512"),
+        ("zset-max-listpack-entries", "128"),
+        ("zset-max-listpack-value", "64"),
+        ("stream-node-max-bytes", "4096"),
+        ("stream-node-max-entries", "100"),
+        ("activedefrag", "no"),
+        ("loglevel", "notice"),
+        ("requirepass", ""),
+        ("masterauth", ""),
+        ("cluster-node-timeout", "15000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect()
+}
+
+/// Parameters with a real effect or fixed value: (name, mutable).
+const ACTIVE: &[(&str, bool)] = &[
+    ("bind", false),
+    ("port", false),
+    ("databases", false),
+    ("dir", false),
+    ("maxclients", true),
+    ("timeout", true),
+    ("tcp-keepalive", true),
+    ("proto-max-bulk-len", true),
+    ("client-query-buffer-limit", true),
+    ("maxmemory", true),
+    ("maxmemory-policy", true),
+    ("cluster-enabled", false),
+    ("io-threads", false),
+];
+
+fn active_value(node: &Node, name: &str) -> String {
+    let l = &node.live;
+    match name {
+        "bind" => node.config.bind.join(" "),
+        "port" => node.port.load(Relaxed).to_string(),
+        "databases" => node.config.databases.to_string(),
+        "dir" => std::fs::canonicalize(&node.config.data_dir)
+            .unwrap_or_else(|_| node.config.data_dir.clone())
+            .display()
+            .to_string(),
+        "maxclients" => l.maxclients.load(Relaxed).to_string(),
+        "timeout" => l.timeout.load(Relaxed).to_string(),
+        "tcp-keepalive" => l.tcp_keepalive.load(Relaxed).to_string(),
+        "proto-max-bulk-len" => l.proto_max_bulk_len.load(Relaxed).to_string(),
+        "client-query-buffer-limit" => l.client_query_buffer_limit.load(Relaxed).to_string(),
+        "maxmemory" => l.maxmemory.load(Relaxed).to_string(),
+        "maxmemory-policy" => l.maxmemory_policy.read().expect("config lock").clone(),
+        "cluster-enabled" => "yes".into(),
+        "io-threads" => node.config.shards.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub fn get(ctx: &mut GwCtx<'_>, req: &Request) {
+    let passive = ctx.node.live.passive.read().expect("config lock").clone();
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    for i in 2..req.len() {
+        let pat = req.arg(i);
+        for (name, _) in ACTIVE {
+            if glob_match(pat, name.as_bytes(), true) {
+                found.insert(name.to_string(), active_value(ctx.node, name));
+            }
+        }
+        for (name, v) in &passive {
+            if glob_match(pat, name.as_bytes(), true) {
+                found.insert(name.to_string(), v.clone());
+            }
+        }
+    }
+    reply::map_len(ctx.out, ctx.proto(), found.len());
+    for (k, v) in found {
+        reply::bulk(ctx.out, k.as_bytes());
+        reply::bulk(ctx.out, v.as_bytes());
+    }
+}
+
+fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
+    let l = &node.live;
+    let num = || value.parse::<u64>().map_err(|_| "argument couldn't be parsed into an integer".to_string());
+    let mem = || parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string());
+    match name {
+        "maxclients" => l.maxclients.store(num()?.max(1) as usize, Relaxed),
+        "timeout" => l.timeout.store(num()?, Relaxed),
+        "tcp-keepalive" => l.tcp_keepalive.store(num()?, Relaxed),
+        "proto-max-bulk-len" => {
+            let v = mem()?;
+            if !(1024 * 1024..=u32::MAX as u64 / 2).contains(&v) {
+                return Err("argument must be between 1048576 and 2147483647 inclusive".into());
+            }
+            l.proto_max_bulk_len.store(v, Relaxed)
+        }
+        "client-query-buffer-limit" => l.client_query_buffer_limit.store(mem()?, Relaxed),
+        "maxmemory" => l.maxmemory.store(mem()?, Relaxed),
+        "maxmemory-policy" => {
+            let v = value.to_ascii_lowercase();
+            if !POLICIES.contains(&v.as_str()) {
+                return Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, cache".into());
+            }
+            *l.maxmemory_policy.write().expect("config lock") = v;
+        }
+        _ => {
+            let mut passive = l.passive.write().expect("config lock");
+            let slot = passive.get_mut(name).ok_or_else(String::new)?;
+            *slot = value.to_string();
+        }
+    }
+    Ok(())
+}
+
+pub fn set(ctx: &mut GwCtx<'_>, req: &Request) {
+    if !req.len().is_multiple_of(2) {
+        return ctx.err("ERR wrong number of arguments for 'config|set' command");
+    }
+    let passive = ctx.node.live.passive.read().expect("config lock").clone();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut problem: Option<(String, &str)> = None;
+    for i in (2..req.len()).step_by(2) {
+        let name = String::from_utf8_lossy(req.arg(i)).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(req.arg(i + 1)).into_owned();
+        let known = ACTIVE
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| *m)
+            .or(passive.contains_key(name.as_str()).then_some(true));
+        match known {
+            None => {
+                return ctx.err(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+            }
+            Some(false) if problem.is_none() => problem = Some((name.clone(), "can't set immutable config")),
+            _ => {}
+        }
+        if problem.is_none() && pairs.iter().any(|(n, _)| *n == name) {
+            problem = Some((name.clone(), "duplicate parameter"));
+        }
+        pairs.push((name, value));
+    }
+    if let Some((name, why)) = problem {
+        return ctx.err(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+    }
+    // All or nothing: on a bad value, restore what was already applied.
+    let saved: Vec<(String, String)> = pairs.iter().map(|(n, _)| (n.clone(), current(ctx.node, n))).collect();
+    for (name, value) in &pairs {
+        if let Err(why) = set_one(ctx.node, name, value) {
+            for (n, v) in &saved {
+                let _ = set_one(ctx.node, n, v);
+            }
+            return ctx.err(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+        }
+    }
+    reply::ok(ctx.out);
+}
+
+fn current(node: &Node, name: &str) -> String {
+    if ACTIVE.iter().any(|(n, _)| *n == name) {
+        active_value(node, name)
+    } else {
+        node.live.passive.read().expect("config lock").get(name).cloned().unwrap_or_default()
+    }
+}
+
+pub async fn resetstat(ctx: &mut GwCtx<'_>) {
+    ctx.node.stats.reset();
+    ctx.node
+        .broadcast(|st| {
+            st.stats.reset();
+        })
+        .await;
+    reply::ok(ctx.out);
+}

@@ -1,0 +1,97 @@
+//! Connection commands: PING, HELLO, AUTH, SELECT.
+
+use super::args::{self, is};
+use super::exec::{DB_OUT_OF_RANGE, NOT_INTEGER};
+use super::gateway::GwCtx;
+use shoal_proto::{reply, Protocol, Request};
+
+pub fn ping(ctx: &mut GwCtx<'_>, req: &Request) {
+    match req.len() {
+        1 => reply::simple(ctx.out, b"PONG"),
+        2 => reply::bulk(ctx.out, req.arg(1)),
+        _ => ctx.err("ERR wrong number of arguments for 'ping' command"),
+    }
+}
+
+pub fn hello(ctx: &mut GwCtx<'_>, req: &Request) {
+    let mut version = None;
+    let mut j = 1;
+    if req.len() >= 2 {
+        match args::int(req.arg(1)) {
+            None => return ctx.err("ERR Protocol version is not an integer or out of range"),
+            Some(v) if !(2..=3).contains(&v) => return ctx.err("NOPROTO unsupported protocol version"),
+            Some(v) => version = Some(v),
+        }
+        j = 2;
+    }
+    let mut name = None;
+    let mut auth = None;
+    while j < req.len() {
+        let more = req.len() - 1 - j;
+        let opt = req.arg(j);
+        if is(opt, "AUTH") && more >= 2 {
+            auth = Some((req.arg(j + 1), req.arg(j + 2)));
+            j += 2;
+        } else if is(opt, "SETNAME") && more >= 1 {
+            name = Some(req.arg(j + 1));
+            j += 1;
+        } else {
+            return ctx.err(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
+        }
+        j += 1;
+    }
+    if let Some((user, _pass)) = auth {
+        // Until ACLs exist the default user has no password and accepts any.
+        if user != b"default" {
+            return ctx.err("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+    }
+    if let Some(n) = name {
+        if !super::client::valid_name(n) {
+            return ctx.err("ERR Client names cannot contain spaces, newlines or special characters.");
+        }
+        *ctx.session.handle.name.lock().expect("name lock") = String::from_utf8_lossy(n).into_owned();
+    }
+    if let Some(v) = version {
+        ctx.session.set_proto(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
+    }
+    let p = ctx.proto();
+    reply::map_len(ctx.out, p, 7);
+    reply::bulk(ctx.out, b"server");
+    reply::bulk(ctx.out, b"redis");
+    reply::bulk(ctx.out, b"version");
+    reply::bulk(ctx.out, crate::REDIS_VERSION.as_bytes());
+    reply::bulk(ctx.out, b"proto");
+    reply::integer(ctx.out, p.version());
+    reply::bulk(ctx.out, b"id");
+    reply::integer(ctx.out, ctx.session.handle.id as i64);
+    reply::bulk(ctx.out, b"mode");
+    reply::bulk(ctx.out, b"cluster");
+    reply::bulk(ctx.out, b"role");
+    reply::bulk(ctx.out, b"master");
+    reply::bulk(ctx.out, b"modules");
+    reply::array_len(ctx.out, 0);
+}
+
+pub fn auth(ctx: &mut GwCtx<'_>, req: &Request) {
+    match req.len() {
+        2 => ctx.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+        3 if req.arg(1) == b"default" => reply::ok(ctx.out),
+        3 => ctx.err("WRONGPASS invalid username-password pair or user is disabled."),
+        _ => ctx.syntax(),
+    }
+}
+
+pub fn select(ctx: &mut GwCtx<'_>, req: &Request) {
+    match args::int(req.arg(1)) {
+        Some(n) if n >= i32::MIN as i64 && n <= i32::MAX as i64 => {
+            if n < 0 || n as usize >= ctx.node.config.databases {
+                ctx.err(DB_OUT_OF_RANGE)
+            } else {
+                ctx.session.set_db(n as usize);
+                reply::ok(ctx.out)
+            }
+        }
+        _ => ctx.err(NOT_INTEGER),
+    }
+}

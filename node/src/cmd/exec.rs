@@ -1,0 +1,145 @@
+//! The context a command handler runs in: the shard(s) holding its keys, the selected
+//! database, the reply buffer and the clock. A handler written against `Exec` runs the same
+//! whether its keys sit in one shard (inside that shard's actor) or in several (leased).
+
+use crate::argv;
+use crate::shard::db::Db;
+use crate::shard::dict::EntryId;
+use crate::shard::ShardState;
+use crate::slots::SlotRoute;
+use bytes::{Bytes, BytesMut};
+use shoal_proto::{reply, Protocol};
+
+/// Settings handlers read, copied per batch from the live configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecSettings {
+    pub proto_max_bulk_len: usize,
+    pub databases: usize,
+    pub lfu: bool,
+}
+
+pub struct Exec<'a, 'b> {
+    pub shards: &'a mut [&'b mut ShardState],
+    pub route: &'a SlotRoute,
+    pub db: usize,
+    pub proto: Protocol,
+    pub out: &'a mut BytesMut,
+    /// Unix time in ms, fixed for the batch like Redis's cached `mstime`.
+    pub now: u64,
+    pub settings: ExecSettings,
+    /// Set when the handler replied with an error.
+    pub failed: bool,
+}
+
+impl<'a, 'b> Exec<'a, 'b> {
+    /// Index into `shards` of the shard that owns `key`.
+    #[inline]
+    pub fn shard_idx(&self, key: &[u8]) -> usize {
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        let id = self.route.shard_of_key(key);
+        self.shards.iter().position(|s| s.id == id).expect("key's shard is leased")
+    }
+
+    #[inline]
+    pub fn db_of(&mut self, key: &[u8]) -> &mut Db {
+        let s = self.shard_idx(key);
+        &mut self.shards[s].dbs[self.db]
+    }
+
+    /// Replies with an error (`ERR ...`, `WRONGTYPE ...`) and counts it.
+    pub fn err(&mut self, msg: &str) {
+        reply::error(self.out, msg.as_bytes());
+        self.failed = true;
+        let code = msg.split(' ').next().unwrap_or("ERR");
+        self.shards[0].stats.record_error(code);
+    }
+
+    pub fn wrongtype(&mut self) {
+        self.err(WRONGTYPE);
+    }
+
+    pub fn syntax(&mut self) {
+        self.err(SYNTAX);
+    }
+
+    /// Finds a live key for a write or an existence check: expires it lazily, no hit/miss.
+    #[inline]
+    pub fn lookup(&mut self, key: &[u8]) -> Option<(usize, EntryId)> {
+        let s = self.shard_idx(key);
+        self.lookup_in(s, self.db, key)
+    }
+
+    /// Finds a live key in shard index `s`, database `db`.
+    pub fn lookup_in(&mut self, s: usize, db: usize, key: &[u8]) -> Option<(usize, EntryId)> {
+        let sh = &mut *self.shards[s];
+        let d = &mut sh.dbs[db];
+        let id = d.find(key)?;
+        let e = d.dict.entry(id);
+        if e.expire_at().is_some_and(|t| t <= self.now) {
+            d.remove(key);
+            sh.stats.expired_keys += 1;
+            sh.changes.emit(db, || argv!["DEL", key]);
+            return None;
+        }
+        Some((s, id))
+    }
+
+    /// Finds a live key for reading: counts a keyspace hit or miss and touches its access clock.
+    #[inline]
+    pub fn read(&mut self, key: &[u8]) -> Option<(usize, EntryId)> {
+        let found = self.lookup(key);
+        match found {
+            Some((s, id)) => {
+                let sh = &mut *self.shards[s];
+                sh.stats.keyspace_hits += 1;
+                let clock = sh.clock;
+                sh.dbs[self.db].dict.entry_mut(id).access = clock;
+            }
+            None => {
+                let s = self.shard_idx(key);
+                self.shards[s].stats.keyspace_misses += 1;
+            }
+        }
+        found
+    }
+
+    /// Finds a live key for reading without touching its access clock (TTL, TYPE, EXISTS).
+    pub fn read_notouch(&mut self, key: &[u8]) -> Option<(usize, EntryId)> {
+        let found = self.lookup(key);
+        let s = match found {
+            Some((s, _)) => s,
+            None => self.shard_idx(key),
+        };
+        if found.is_some() {
+            self.shards[s].stats.keyspace_hits += 1;
+        } else {
+            self.shards[s].stats.keyspace_misses += 1;
+        }
+        found
+    }
+
+    /// Records a write's effect in the change stream of the shard owning `key`.
+    #[inline]
+    pub fn emit(&mut self, key: &[u8], argv: impl FnOnce() -> Vec<Bytes>) {
+        let s = self.shard_idx(key);
+        let db = self.db;
+        self.shards[s].changes.emit(db, argv);
+    }
+
+    /// Deletes a key (no expiry check); true if it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        let s = self.shard_idx(key);
+        self.shards[s].dbs[self.db].remove(key).is_some()
+    }
+}
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+pub const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";

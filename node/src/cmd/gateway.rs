@@ -1,0 +1,134 @@
+//! Commands the gateway runs itself: connection state, broadcasts to every shard, server
+//! and cluster introspection. They get the node and the session, never the socket.
+
+use super::table::{CommandSpec, Gw};
+use crate::gateway::session::Session;
+use crate::node::Node;
+use bytes::BytesMut;
+use shoal_proto::{reply, Request};
+use std::sync::Arc;
+
+pub struct GwCtx<'a> {
+    pub node: &'a Arc<Node>,
+    pub session: &'a mut Session,
+    pub out: &'a mut BytesMut,
+    pub spec: &'static CommandSpec,
+    pub failed: bool,
+}
+
+impl GwCtx<'_> {
+    pub fn err(&mut self, msg: &str) {
+        reply::error(self.out, msg.as_bytes());
+        self.failed = true;
+        self.node.stats.record_error(msg.trim_start_matches('-').split(' ').next().unwrap_or("ERR"));
+    }
+
+    pub fn syntax(&mut self) {
+        self.err(super::exec::SYNTAX);
+    }
+
+    pub fn proto(&self) -> shoal_proto::Protocol {
+        self.session.proto
+    }
+
+    /// A verbatim text reply (INFO, CLIENT LIST, CLUSTER NODES).
+    pub fn text(&mut self, s: &str) {
+        reply::verbatim(self.out, self.session.proto, b"txt", s.as_bytes());
+    }
+}
+
+pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
+    use super::{client, cluster, command, config, connection, info, server};
+    match g {
+        Gw::Ping => connection::ping(ctx, req),
+        Gw::Echo => reply::bulk(ctx.out, req.arg(1)),
+        Gw::Hello => connection::hello(ctx, req),
+        Gw::Auth => connection::auth(ctx, req),
+        Gw::Select => connection::select(ctx, req),
+        Gw::Quit => {
+            reply::ok(ctx.out);
+            ctx.session.close_after_reply = true;
+        }
+        Gw::Reset => {
+            ctx.session.reset();
+            reply::simple(ctx.out, b"RESET");
+        }
+        Gw::ReadOnly => {
+            ctx.session.readonly = true;
+            reply::ok(ctx.out);
+        }
+        Gw::ReadWrite => {
+            ctx.session.readonly = false;
+            reply::ok(ctx.out);
+        }
+        Gw::Asking => {
+            ctx.session.asking = true;
+            reply::ok(ctx.out);
+        }
+        Gw::Time => {
+            let us = crate::util::now_us();
+            reply::array_len(ctx.out, 2);
+            reply::bulk(ctx.out, (us / 1_000_000).to_string().as_bytes());
+            reply::bulk(ctx.out, (us % 1_000_000).to_string().as_bytes());
+        }
+        Gw::Info => info::info(ctx, req).await,
+        Gw::ConfigGet => config::get(ctx, req),
+        Gw::ConfigSet => config::set(ctx, req),
+        Gw::ConfigResetStat => config::resetstat(ctx).await,
+        Gw::ConfigRewrite => ctx.err("ERR The server is running without a config file"),
+        Gw::ClientId => reply::integer(ctx.out, ctx.session.handle.id as i64),
+        Gw::ClientSetName => client::setname(ctx, req),
+        Gw::ClientGetName => client::getname(ctx),
+        Gw::ClientList => client::list(ctx, req),
+        Gw::ClientInfo => client::info(ctx),
+        Gw::ClientKill => client::kill(ctx, req),
+        Gw::ClientPause => client::pause(ctx, req),
+        Gw::ClientUnpause => client::unpause(ctx),
+        Gw::ClientReply => client::reply_mode(ctx, req),
+        Gw::ClientNoEvict => client::flag(ctx, req, |h| &h.no_evict),
+        Gw::ClientNoTouch => client::flag(ctx, req, |h| &h.no_touch),
+        Gw::ClientSetInfo => client::setinfo(ctx, req),
+        Gw::Debug => server::debug(ctx, req).await,
+        Gw::Shutdown => server::shutdown(ctx, req),
+        Gw::DbSize => server::dbsize(ctx).await,
+        Gw::FlushDb => server::flush(ctx, req, false).await,
+        Gw::FlushAll => server::flush(ctx, req, true).await,
+        Gw::SwapDb => server::swapdb(ctx, req).await,
+        Gw::Keys => server::keys(ctx, req).await,
+        Gw::Scan => server::scan(ctx, req).await,
+        Gw::RandomKey => server::randomkey(ctx).await,
+        Gw::Command => command::list_all(ctx),
+        Gw::CommandCount => reply::integer(ctx.out, super::table::table().len() as i64),
+        Gw::CommandInfo => command::info(ctx, req),
+        Gw::CommandDocs => command::docs(ctx, req),
+        Gw::CommandGetKeys => command::getkeys(ctx, req, false),
+        Gw::CommandGetKeysAndFlags => command::getkeys(ctx, req, true),
+        Gw::CommandList => command::list(ctx, req),
+        Gw::ClusterInfo => cluster::info(ctx),
+        Gw::ClusterMyId => reply::bulk(ctx.out, ctx.node.node_id.as_bytes()),
+        Gw::ClusterMyShardId => reply::bulk(ctx.out, cluster::shard_id(ctx.node).as_bytes()),
+        Gw::ClusterSlots => cluster::slots(ctx),
+        Gw::ClusterShards => cluster::shards(ctx),
+        Gw::ClusterNodes => cluster::nodes(ctx),
+        Gw::ClusterKeySlot => reply::integer(ctx.out, shoal_proto::key_hash_slot(req.arg(2)) as i64),
+        Gw::ClusterCountKeysInSlot => cluster::countkeysinslot(ctx, req).await,
+        Gw::ClusterGetKeysInSlot => cluster::getkeysinslot(ctx, req).await,
+        Gw::Help => help(ctx),
+    }
+}
+
+/// The HELP subcommand of any container: a short list of its subcommands.
+fn help(ctx: &mut GwCtx<'_>) {
+    let parent = ctx.spec.parent.unwrap_or(ctx.spec.name);
+    let Some(container) = super::table::table().lookup(parent.as_bytes()) else { return };
+    let mut lines =
+        vec![format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", parent.to_ascii_uppercase())];
+    for sub in &container.subcommands {
+        lines.push(sub.name.to_ascii_uppercase());
+        lines.push(format!("    {}", sub.summary));
+    }
+    reply::array_len(ctx.out, lines.len());
+    for l in lines {
+        reply::simple(ctx.out, l.as_bytes());
+    }
+}

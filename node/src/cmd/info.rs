@@ -1,0 +1,261 @@
+//! INFO, with Redis's section and field names so clients and exporters read it unchanged.
+
+use super::gateway::GwCtx;
+use crate::node::{called_commands, Node};
+use crate::shard::stats::ShardStats;
+use crate::util::{bytes_human, now_ms, now_us};
+use shoal_proto::Request;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
+
+/// Keyspace figures of one database, summed over shards.
+#[derive(Clone, Copy, Default)]
+pub struct DbFigures {
+    pub keys: u64,
+    pub expires: u64,
+    pub avg_ttl_sum: u64,
+    pub shards_with_ttl: u64,
+}
+
+pub struct Snapshot {
+    pub stats: ShardStats,
+    pub dbs: Vec<DbFigures>,
+    pub dirty: u64,
+    pub overhead: u64,
+}
+
+pub async fn snapshot(node: &Node) -> Snapshot {
+    let parts = node
+        .broadcast(|st| {
+            let now = now_ms();
+            let dbs: Vec<(u64, u64, u64)> =
+                st.dbs.iter().map(|d| (d.len() as u64, d.expires_len() as u64, d.avg_ttl(now))).collect();
+            let overhead: usize = st.dbs.iter().map(|d| d.overhead_bytes()).sum();
+            (st.stats.clone(), dbs, st.changes.dirty, overhead as u64)
+        })
+        .await;
+    let mut stats = ShardStats::new(super::table::table().stat_slots());
+    let mut dbs = vec![DbFigures::default(); node.config.databases];
+    let (mut dirty, mut overhead) = (0, 0);
+    for (s, d, dy, ov) in &parts {
+        stats.merge(s);
+        for (agg, (k, e, ttl)) in dbs.iter_mut().zip(d) {
+            agg.keys += k;
+            agg.expires += e;
+            if *e > 0 {
+                agg.avg_ttl_sum += ttl;
+                agg.shards_with_ttl += 1;
+            }
+        }
+        dirty += dy;
+        overhead += ov;
+    }
+    node.stats.merge_into(&mut stats);
+    Snapshot { stats, dbs, dirty, overhead }
+}
+
+/// Allocator figures: (allocated, active, resident).
+pub fn allocator() -> (u64, u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    (
+        stats::allocated::read().unwrap_or(0) as u64,
+        stats::active::read().unwrap_or(0) as u64,
+        stats::resident::read().unwrap_or(0) as u64,
+    )
+}
+
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page
+}
+
+fn total_system_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn cpu_times(who: i32) -> (String, String) {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut ru) };
+    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+    (f(ru.ru_stime), f(ru.ru_utime))
+}
+
+pub async fn info(ctx: &mut GwCtx<'_>, req: &Request) {
+    let mut wanted: Vec<String> =
+        (1..req.len()).map(|i| String::from_utf8_lossy(req.arg(i)).to_ascii_lowercase()).collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "default") {
+        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
+    }
+    if wanted.iter().any(|w| w == "all" || w == "everything") {
+        wanted.extend(DEFAULT.iter().chain(ALL_EXTRA).map(|s| s.to_string()));
+    }
+    let snap = snapshot(ctx.node).await;
+    let text = render(ctx.node, &snap, &wanted);
+    ctx.text(&text);
+}
+
+pub fn render(node: &Node, snap: &Snapshot, wanted: &[String]) -> String {
+    let want = |s: &str| wanted.iter().any(|w| w == s);
+    let mut o = String::new();
+    let mut section = |name: &str, body: String| {
+        if want(&name.to_ascii_lowercase()) {
+            if !o.is_empty() {
+                o.push_str("\r\n");
+            }
+            let _ = write!(o, "# {name}\r\n{body}");
+        }
+    };
+    let uptime = node.uptime_ms() / 1000;
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let config_file = node.config.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    section(
+        "Server",
+        format!(
+            "redis_version:{}\r\nshoal_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:cluster\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshards:{}\r\n",
+            crate::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            node.run_id,
+            node.port.load(Relaxed),
+            now_us(),
+            uptime,
+            uptime / 86400,
+            (now_ms() / 1000) & 0xff_ffff,
+            exe,
+            config_file,
+            node.shards.len(),
+        ),
+    );
+    section(
+        "Clients",
+        format!(
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            node.clients.count(),
+            node.live.maxclients.load(Relaxed),
+        ),
+    );
+    let (allocated, active, resident) = allocator();
+    let rss = rss_bytes();
+    let peak = node.stat_peak_memory.fetch_max(allocated, Relaxed).max(allocated);
+    let maxmemory = node.live.maxmemory.load(Relaxed);
+    let policy = node.live.maxmemory_policy.read().expect("config lock").clone();
+    let sysmem = total_system_memory();
+    let dataset = allocated.saturating_sub(snap.overhead);
+    section(
+        "Memory",
+        format!(
+            "used_memory:{allocated}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:0\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{allocated}\r\nallocator_active:{active}\r\nallocator_resident:{resident}\r\ntotal_system_memory:{sysmem}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:31744\r\nused_memory_vm_eval:31744\r\nused_memory_lua_human:31.00K\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+            bytes_human(allocated),
+            bytes_human(rss),
+            bytes_human(peak),
+            if peak > 0 { allocated as f64 * 100.0 / peak as f64 } else { 0.0 },
+            snap.overhead,
+            if allocated > 0 { dataset as f64 * 100.0 / allocated as f64 } else { 0.0 },
+            bytes_human(sysmem),
+            bytes_human(maxmemory),
+            if allocated > 0 { active as f64 / allocated as f64 } else { 0.0 },
+            active.saturating_sub(allocated),
+            if allocated > 0 { rss as f64 / allocated as f64 } else { 0.0 },
+            rss as i64 - allocated as i64,
+        ),
+    );
+    section(
+        "Persistence",
+        format!(
+            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            snap.dirty,
+            node.started_unix_ms / 1000,
+        ),
+    );
+    let st = &snap.stats;
+    let total_cmds: u64 = st.commands.iter().map(|c| c.calls).sum();
+    let total_errors: u64 = st.errors.iter().map(|(_, n)| n).sum();
+    let s = &node.stats;
+    section(
+        "Stats",
+        format!(
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:0.00\r\ninstantaneous_output_kbps:0.00\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nclient_query_buffer_limit_disconnections:0\r\nclient_output_buffer_limit_disconnections:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+            s.total_connections_received.load(Relaxed),
+            total_cmds,
+            s.net_input_bytes.load(Relaxed),
+            s.net_output_bytes.load(Relaxed),
+            s.rejected_connections.load(Relaxed),
+            st.expired_keys,
+            st.keyspace_hits,
+            st.keyspace_misses,
+            total_errors,
+            s.total_reads_processed.load(Relaxed),
+            s.total_writes_processed.load(Relaxed),
+        ),
+    );
+    section(
+        "Replication",
+        format!(
+            "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+            node.run_id
+        ),
+    );
+    let (sys, user) = cpu_times(libc::RUSAGE_SELF);
+    let (csys, cuser) = cpu_times(libc::RUSAGE_CHILDREN);
+    section(
+        "CPU",
+        format!(
+            "used_cpu_sys:{sys}\r\nused_cpu_user:{user}\r\nused_cpu_sys_children:{csys}\r\nused_cpu_user_children:{cuser}\r\nused_cpu_sys_main_thread:{sys}\r\nused_cpu_user_main_thread:{user}\r\n"
+        ),
+    );
+    section("Modules", String::new());
+    let mut errs = String::new();
+    for (code, n) in &st.errors {
+        let _ = write!(errs, "errorstat_{code}:count={n}\r\n");
+    }
+    section("Errorstats", errs);
+    section("Cluster", "cluster_enabled:1\r\n".into());
+    let mut ks = String::new();
+    for (i, d) in snap.dbs.iter().enumerate().filter(|(_, d)| d.keys > 0) {
+        let avg = d.avg_ttl_sum.checked_div(d.shards_with_ttl).unwrap_or(0);
+        let _ = write!(ks, "db{i}:keys={},expires={},avg_ttl={avg}\r\n", d.keys, d.expires);
+    }
+    section("Keyspace", ks);
+    let mut cs = String::new();
+    for (name, c) in called_commands(st) {
+        let usec = c.nanos / 1000;
+        let per = if c.calls > 0 { c.nanos as f64 / 1000.0 / c.calls as f64 } else { 0.0 };
+        let _ = write!(
+            cs,
+            "cmdstat_{name}:calls={},usec={usec},usec_per_call={per:.2},rejected_calls={},failed_calls={}\r\n",
+            c.calls, c.rejected, c.failed
+        );
+    }
+    section("Commandstats", cs);
+    section("Latencystats", String::new());
+    o
+}

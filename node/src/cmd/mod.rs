@@ -1,0 +1,17 @@
+//! Commands: the table that declares them and one module per family. Handlers take parsed
+//! arguments and the keyspace (or the node, for gateway commands) and write a reply; none of
+//! them touches a socket.
+
+pub mod args;
+pub mod client;
+pub mod cluster;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod exec;
+pub mod gateway;
+pub mod info;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;

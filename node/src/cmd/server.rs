@@ -1,0 +1,379 @@
+//! Server commands that span every shard: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, KEYS, SCAN,
+//! RANDOMKEY, DEBUG and SHUTDOWN.
+
+use super::args::{self, is};
+use super::exec::{DB_OUT_OF_RANGE, NOT_INTEGER, NO_SUCH_KEY};
+use super::gateway::GwCtx;
+use crate::argv;
+use crate::shard::db::Db;
+use crate::shard::ShardState;
+use crate::util::glob::glob_match;
+use crate::util::now_ms;
+use shoal_proto::{reply, Request};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tracing::info;
+
+/// Low bits of a SCAN cursor name the shard; the rest is that shard's table cursor.
+const SCAN_SHARD_BITS: u32 = 10;
+
+pub async fn dbsize(ctx: &mut GwCtx<'_>) {
+    let db = ctx.session.db;
+    let n: usize = ctx.node.broadcast(move |st| st.dbs[db].len()).await.into_iter().sum();
+    reply::integer(ctx.out, n as i64);
+}
+
+/// Frees a large database off the async runtime's threads.
+async fn drop_off_thread(dbs: Vec<Db>) {
+    if dbs.iter().all(|d| d.len() < 1024) {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(dbs)).await;
+}
+
+pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
+    let asynchronous = match req.len() {
+        1 => false,
+        2 if is(req.arg(1), "ASYNC") => true,
+        2 if is(req.arg(1), "SYNC") => false,
+        _ => return ctx.syntax(),
+    };
+    let db = ctx.session.db;
+    let mut taken = Vec::new();
+    {
+        let mut leases = ctx.node.lease_all().await;
+        for l in leases.iter_mut() {
+            let st = l.state();
+            if all {
+                for d in st.dbs.iter_mut() {
+                    taken.push(d.take());
+                }
+                st.changes.emit(0, || argv!["FLUSHALL"]);
+            } else {
+                taken.push(st.dbs[db].take());
+                st.changes.emit(db, || argv!["FLUSHDB"]);
+            }
+        }
+    }
+    if asynchronous {
+        tokio::spawn(drop_off_thread(taken));
+    } else {
+        drop_off_thread(taken).await;
+    }
+    reply::ok(ctx.out);
+}
+
+fn db_arg(ctx: &mut GwCtx<'_>, arg: &[u8], which: &str) -> Option<usize> {
+    match args::int(arg) {
+        Some(n) if n >= i32::MIN as i64 && n <= i32::MAX as i64 => {
+            if n < 0 || n as usize >= ctx.node.config.databases {
+                ctx.err(DB_OUT_OF_RANGE);
+                None
+            } else {
+                Some(n as usize)
+            }
+        }
+        _ => {
+            ctx.err(&format!("ERR invalid {which} DB index"));
+            None
+        }
+    }
+}
+
+pub async fn swapdb(ctx: &mut GwCtx<'_>, req: &Request) {
+    let Some(a) = db_arg(ctx, req.arg(1), "first") else { return };
+    let Some(b) = db_arg(ctx, req.arg(2), "second") else { return };
+    let mut leases = ctx.node.lease_all().await;
+    for l in leases.iter_mut() {
+        let st = l.state();
+        st.dbs.swap(a, b);
+        st.changes.emit(0, || argv!["SWAPDB", a.to_string(), b.to_string()]);
+    }
+    drop(leases);
+    reply::ok(ctx.out);
+}
+
+pub async fn keys(ctx: &mut GwCtx<'_>, req: &Request) {
+    let pattern = req.arg(1).to_vec();
+    let db = ctx.session.db;
+    let parts = ctx
+        .node
+        .broadcast(move |st| {
+            let now = now_ms();
+            let all = pattern == b"*";
+            st.dbs[db]
+                .dict
+                .iter()
+                .filter(|e| e.expire_at().is_none_or(|t| t > now))
+                .filter(|e| all || glob_match(&pattern, e.key(), false))
+                .map(|e| e.key().to_vec())
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let n: usize = parts.iter().map(Vec::len).sum();
+    reply::array_len(ctx.out, n);
+    for k in parts.iter().flatten() {
+        reply::bulk(ctx.out, k);
+    }
+}
+
+/// Removes `key` if it is expired, recording the deletion.
+fn expire_if_due(st: &mut ShardState, db: usize, key: &[u8], now: u64) -> bool {
+    let d = &mut st.dbs[db];
+    let Some(id) = d.dict.find_no_step(key) else { return true };
+    if d.dict.entry(id).expire_at().is_some_and(|t| t <= now) {
+        d.remove(key);
+        st.stats.expired_keys += 1;
+        st.changes.emit(db, || argv!["DEL", key]);
+        return true;
+    }
+    false
+}
+
+pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
+    let cursor: u64 = match std::str::from_utf8(req.arg(1)).ok().and_then(|s| s.parse().ok()) {
+        Some(c) => c,
+        None => return ctx.err("ERR invalid cursor"),
+    };
+    let (mut count, mut pattern, mut type_filter) = (10usize, None::<Vec<u8>>, None::<String>);
+    let mut j = 2;
+    while j < req.len() {
+        let more = j + 1 < req.len();
+        if is(req.arg(j), "COUNT") && more {
+            match args::int(req.arg(j + 1)) {
+                None => return ctx.err(NOT_INTEGER),
+                Some(c) if c < 1 => return ctx.syntax(),
+                Some(c) => count = c.min(1 << 20) as usize,
+            }
+        } else if is(req.arg(j), "MATCH") && more {
+            pattern = Some(req.arg(j + 1).to_vec());
+        } else if is(req.arg(j), "TYPE") && more {
+            type_filter = Some(String::from_utf8_lossy(req.arg(j + 1)).to_ascii_lowercase());
+        } else {
+            return ctx.syntax();
+        }
+        j += 2;
+    }
+    let shards = ctx.node.shards.len() as u64;
+    let mut shard = cursor & ((1 << SCAN_SHARD_BITS) - 1);
+    let inner = cursor >> SCAN_SHARD_BITS;
+    let db = ctx.session.db;
+    let (next, keys) = if shard >= shards {
+        (0, Vec::new())
+    } else {
+        let (inner_next, keys) = ctx
+            .node
+            .broadcast_one(shard as usize, move |st| {
+                let now = now_ms();
+                let mut found = Vec::new();
+                let mut cur = inner;
+                let mut budget = count.saturating_mul(10);
+                loop {
+                    cur = st.dbs[db].dict.scan(cur, |e| found.push(e.key().to_vec()));
+                    budget -= 1;
+                    if cur == 0 || budget == 0 || found.len() >= count {
+                        break;
+                    }
+                }
+                found.retain(|k| {
+                    if expire_if_due(st, db, k, now) {
+                        return false;
+                    }
+                    if pattern.as_ref().is_some_and(|p| !glob_match(p, k, false)) {
+                        return false;
+                    }
+                    match &type_filter {
+                        None => true,
+                        Some(t) => st.dbs[db]
+                            .dict
+                            .find_no_step(k)
+                            .is_some_and(|id| st.dbs[db].dict.entry(id).value.kind().name() == t),
+                    }
+                });
+                (cur, found)
+            })
+            .await;
+        if inner_next != 0 {
+            ((inner_next << SCAN_SHARD_BITS) | shard, keys)
+        } else {
+            shard += 1;
+            (if shard >= shards { 0 } else { shard }, keys)
+        }
+    };
+    reply::array_len(ctx.out, 2);
+    reply::bulk(ctx.out, next.to_string().as_bytes());
+    reply::array_len(ctx.out, keys.len());
+    for k in &keys {
+        reply::bulk(ctx.out, k);
+    }
+}
+
+pub async fn randomkey(ctx: &mut GwCtx<'_>) {
+    let db = ctx.session.db;
+    let picks = ctx
+        .node
+        .broadcast(move |st| {
+            let now = now_ms();
+            let mut rng = rand::thread_rng();
+            for _ in 0..100 {
+                let Some(id) = st.dbs[db].dict.random(&mut rng) else { break };
+                let key = st.dbs[db].dict.entry(id).key().to_vec();
+                if !expire_if_due(st, db, &key, now) {
+                    return (st.dbs[db].len(), Some(key));
+                }
+            }
+            (st.dbs[db].len(), None)
+        })
+        .await;
+    let total: usize = picks.iter().filter(|(_, k)| k.is_some()).map(|(n, _)| n).sum();
+    if total == 0 {
+        return reply::null(ctx.out, ctx.proto());
+    }
+    let mut r = rand::Rng::gen_range(&mut rand::thread_rng(), 0..total);
+    for (n, k) in picks.iter().filter(|(_, k)| k.is_some()) {
+        if r < *n {
+            return reply::bulk(ctx.out, k.as_ref().expect("filtered"));
+        }
+        r -= n;
+    }
+}
+
+pub fn shutdown(ctx: &mut GwCtx<'_>, req: &Request) {
+    for i in 1..req.len() {
+        let a = req.arg(i);
+        if is(a, "ABORT") {
+            return ctx.err("ERR No shutdown in progress.");
+        }
+        if !(is(a, "NOSAVE") || is(a, "SAVE") || is(a, "NOW") || is(a, "FORCE")) {
+            return ctx.syntax();
+        }
+    }
+    info!(client = ctx.session.handle.id, "shutdown requested by SHUTDOWN command");
+    ctx.node.shutdown.send_replace(true);
+    ctx.session.close_after_reply = true;
+}
+
+pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
+    let sub = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
+    match (sub.as_str(), req.len()) {
+        ("sleep", 3) => {
+            let secs = crate::util::float::string2d(req.arg(2)).unwrap_or(0.0).max(0.0);
+            // DEBUG SLEEP stops the whole server, as in Redis: every shard is held.
+            let leases = ctx.node.lease_all().await;
+            tokio::time::sleep(Duration::from_secs_f64(secs.min(3600.0))).await;
+            drop(leases);
+            reply::ok(ctx.out);
+        }
+        ("set-active-expire", 3) => {
+            let on = req.arg(2) != b"0";
+            ctx.node.active_expire.store(on, Relaxed);
+            ctx.node.broadcast(move |st| st.active_expire = on).await;
+            reply::ok(ctx.out);
+        }
+        ("object", 3) => {
+            let key = req.arg(2).to_vec();
+            let db = ctx.session.db;
+            let shard = ctx.node.route.shard_of_key(&key);
+            let line = ctx
+                .node
+                .broadcast_one(shard, move |st| {
+                    let now = now_ms();
+                    if expire_if_due(st, db, &key, now) {
+                        return None;
+                    }
+                    let id = st.dbs[db].dict.find_no_step(&key)?;
+                    let e = st.dbs[db].dict.entry(id);
+                    let ser = crate::persist::dump::dump(&e.value).len() - 10;
+                    Some(format!(
+                        "Value at:{:#x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                        e as *const _ as usize,
+                        e.value.encoding(),
+                        ser,
+                        e.access & 0xff_ffff,
+                        st.clock.wrapping_sub(e.access)
+                    ))
+                })
+                .await;
+            match line {
+                Some(l) => reply::simple(ctx.out, l.as_bytes()),
+                None => ctx.err(NO_SUCH_KEY),
+            }
+        }
+        ("protocol", 3) => protocol(ctx, req.arg(2)),
+        ("change-repl-id", 2) => reply::ok(ctx.out),
+        ("help", 2) => {
+            let lines = [
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "OBJECT <key>",
+                "    Show low level info about the key and associated value.",
+                "PROTOCOL <type>",
+                "    Reply with a test value of the specified type.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+            ];
+            reply::array_len(ctx.out, lines.len());
+            for l in lines {
+                reply::simple(ctx.out, l.as_bytes());
+            }
+        }
+        _ => ctx.err(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(req.arg(1))
+        )),
+    }
+}
+
+/// DEBUG PROTOCOL: a sample of each RESP3 type, as Redis sends it.
+fn protocol(ctx: &mut GwCtx<'_>, name: &[u8]) {
+    let p = ctx.proto();
+    let out = &mut *ctx.out;
+    match String::from_utf8_lossy(name).to_ascii_lowercase().as_str() {
+        "string" => reply::bulk(out, b"Hello World"),
+        "integer" => reply::integer(out, 12345),
+        // Redis's sample value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
+        "double" => reply::double(out, p, 3.141),
+        "bignum" => reply::big_number(out, p, b"1234567999999999999999999999999999999"),
+        "null" => reply::null(out, p),
+        "array" => {
+            reply::array_len(out, 3);
+            (0..3).for_each(|j| reply::integer(out, j));
+        }
+        "set" => {
+            reply::set_len(out, p, 3);
+            (0..3).for_each(|j| reply::integer(out, j));
+        }
+        "map" => {
+            reply::map_len(out, p, 3);
+            for j in 0..3 {
+                reply::integer(out, j);
+                reply::boolean(out, p, j == 1);
+            }
+        }
+        "attrib" => {
+            if p.is_resp3() {
+                out.extend_from_slice(b"|1\r\n");
+                reply::bulk(out, b"key-popularity");
+                reply::array_len(out, 2);
+                reply::bulk(out, b"key:123");
+                reply::integer(out, 90);
+            }
+            reply::bulk(out, b"Some real reply following the attribute");
+        }
+        "push" => {
+            if !p.is_resp3() {
+                return ctx.err("ERR RESP2 is not supported by this command");
+            }
+            reply::push_len(out, p, 2);
+            reply::bulk(out, b"server-cpu-usage");
+            reply::integer(out, 42);
+            reply::bulk(out, b"Some real reply following the push reply");
+        }
+        "true" => reply::boolean(out, p, true),
+        "false" => reply::boolean(out, p, false),
+        "verbatim" => reply::verbatim(out, p, b"txt", b"This is a verbatim\nstring"),
+        _ => ctx.err("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
+    }
+}

@@ -1,0 +1,492 @@
+//! The command table: every command's name, arity, flags, key positions, ACL categories and
+//! handler, declared once. Routing, arity errors, COMMAND output and statistics read it.
+
+use super::exec::Exec;
+use shoal_proto::Request;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A handler that runs inside a shard (or across leased shards) with the keyspace at hand.
+pub type ShardFn = fn(&mut Exec<'_, '_>, &Request);
+
+/// Commands the gateway answers itself: they touch connection state, every shard, or no key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gw {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    SwapDb,
+    Quit,
+    Reset,
+    Time,
+    Info,
+    ConfigGet,
+    ConfigSet,
+    ConfigResetStat,
+    ConfigRewrite,
+    ClientId,
+    ClientSetName,
+    ClientGetName,
+    ClientList,
+    ClientInfo,
+    ClientKill,
+    ClientPause,
+    ClientUnpause,
+    ClientReply,
+    ClientNoEvict,
+    ClientNoTouch,
+    ClientSetInfo,
+    Debug,
+    CommandCount,
+    CommandInfo,
+    CommandDocs,
+    CommandGetKeys,
+    CommandGetKeysAndFlags,
+    CommandList,
+    Command,
+    ClusterInfo,
+    ClusterMyId,
+    ClusterMyShardId,
+    ClusterSlots,
+    ClusterShards,
+    ClusterNodes,
+    ClusterKeySlot,
+    ClusterCountKeysInSlot,
+    ClusterGetKeysInSlot,
+    ReadOnly,
+    ReadWrite,
+    Asking,
+    DbSize,
+    FlushDb,
+    FlushAll,
+    Keys,
+    Scan,
+    RandomKey,
+    Shutdown,
+    Help,
+}
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Shard(ShardFn),
+    Gateway(Gw),
+    /// A command whose first argument names a subcommand.
+    Container,
+}
+
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 14;
+    pub const PROTECTED: u32 = 1 << 15;
+    pub const NO_MULTI: u32 = 1 << 16;
+    pub const MOVABLE_KEYS: u32 = 1 << 17;
+    pub const ALLOW_BUSY: u32 = 1 << 18;
+
+    pub const NAMES: [(u32, &str); 19] = [
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (PROTECTED, "protected"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// Redis's ACL categories, in Redis's order (their bit positions are ours).
+pub const ACL_CATEGORIES: [&str; 21] = [
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+pub struct CommandSpec {
+    /// Lowercase name; for a subcommand, the subcommand alone (`get` of `config|get`).
+    pub name: &'static str,
+    /// `config|get` for subcommands, the name otherwise.
+    pub full_name: String,
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub key_step: i32,
+    pub acl: u64,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    pub handler: Handler,
+    pub subcommands: Vec<CommandSpec>,
+    /// Index into per-command statistics.
+    pub id: usize,
+    pub parent: Option<&'static str>,
+}
+
+impl CommandSpec {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.has(flags::WRITE)
+    }
+
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        flags::NAMES.iter().filter(|(f, _)| self.flags & f != 0).map(|(_, n)| *n).collect()
+    }
+
+    pub fn acl_names(&self) -> Vec<String> {
+        ACL_CATEGORIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.acl & (1 << i) != 0)
+            .map(|(_, n)| format!("@{n}"))
+            .collect()
+    }
+
+    /// Positions of the key arguments in `argc` arguments (the command name is position 0).
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, step) = (self.first_key, self.key_step.max(1) as usize);
+        let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key };
+        let range = if first <= 0 || last < first { 0..0 } else { first as usize..(last as usize + 1).min(argc) };
+        range.step_by(step)
+    }
+
+    pub fn subcommand(&self, name: &[u8]) -> Option<&CommandSpec> {
+        self.subcommands.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Declares a command: `c(name, arity, "flag flag", first, last, step, "@cat @cat", handler)`.
+#[allow(clippy::too_many_arguments)]
+fn c(
+    name: &'static str,
+    arity: i32,
+    flag_words: &str,
+    keys: (i32, i32, i32),
+    cats: &str,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    let mut f = 0;
+    for w in flag_words.split_whitespace() {
+        f |= flags::NAMES.iter().find(|(_, n)| *n == w).unwrap_or_else(|| panic!("unknown flag {w}")).0;
+    }
+    let mut acl = 0u64;
+    for w in cats.split_whitespace() {
+        let w = w.trim_start_matches('@');
+        let i = ACL_CATEGORIES.iter().position(|n| *n == w).unwrap_or_else(|| panic!("unknown category {w}"));
+        acl |= 1 << i;
+    }
+    // Redis's implicit categories.
+    let cat = |n: &str| 1u64 << ACL_CATEGORIES.iter().position(|c| *c == n).expect("category");
+    if f & flags::WRITE != 0 {
+        acl |= cat("write");
+    }
+    if f & flags::READONLY != 0 && acl & cat("scripting") == 0 {
+        acl |= cat("read");
+    }
+    if f & flags::ADMIN != 0 {
+        acl |= cat("admin") | cat("dangerous");
+    }
+    if f & flags::PUBSUB != 0 {
+        acl |= cat("pubsub");
+    }
+    if f & flags::FAST != 0 {
+        acl |= cat("fast");
+    }
+    if f & flags::BLOCKING != 0 {
+        acl |= cat("blocking");
+    }
+    if acl & cat("fast") == 0 {
+        acl |= cat("slow");
+    }
+    CommandSpec {
+        name,
+        full_name: name.to_string(),
+        arity,
+        flags: f,
+        first_key: keys.0,
+        last_key: keys.1,
+        key_step: keys.2,
+        acl,
+        group,
+        since,
+        summary,
+        complexity: "",
+        handler,
+        subcommands: Vec::new(),
+        id: 0,
+        parent: None,
+    }
+}
+
+fn container(
+    name: &'static str,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    subs: Vec<CommandSpec>,
+) -> CommandSpec {
+    let mut spec = c(name, -2, "", (0, 0, 0), "", group, since, summary, Handler::Container);
+    spec.acl = 0;
+    for mut s in subs {
+        s.full_name = format!("{name}|{}", s.name);
+        s.parent = Some(name);
+        s.group = group;
+        spec.subcommands.push(s);
+    }
+    spec
+}
+
+const NOKEY: (i32, i32, i32) = (0, 0, 0);
+const KEY1: (i32, i32, i32) = (1, 1, 1);
+const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
+
+fn declare() -> Vec<CommandSpec> {
+    use super::{keys as k, strings as s};
+    use Handler::{Gateway as G, Shard as S};
+    let st = "string";
+    let gen = "generic";
+    let conn = "connection";
+    let srv = "server";
+    let cl = "cluster";
+    vec![
+        // strings
+        c("get", 2, "readonly fast", KEY1, "@string", st, "1.0.0", "Returns the string value of a key.", S(s::get)),
+        c("set", -3, "write denyoom", KEY1, "@string", st, "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", S(s::set)),
+        c("setnx", 3, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Set the string value of a key only when the key doesn't exist.", S(s::setnx)),
+        c("setex", 4, "write denyoom", KEY1, "@string", st, "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", S(s::setex)),
+        c("psetex", 4, "write denyoom", KEY1, "@string", st, "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", S(s::psetex)),
+        c("mget", -2, "readonly fast", ALLKEYS, "@string", st, "1.0.0", "Atomically returns the string values of one or more keys.", S(s::mget)),
+        c("mset", -3, "write denyoom", (1, -1, 2), "@string", st, "1.0.1", "Atomically creates or modifies the string values of one or more keys.", S(s::mset)),
+        c("msetnx", -3, "write denyoom", (1, -1, 2), "@string", st, "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", S(s::msetnx)),
+        c("getset", 3, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Returns the previous string value of a key after setting it to a new value.", S(s::getset)),
+        c("getdel", 2, "write fast", KEY1, "@string", st, "6.2.0", "Returns the string value of a key after deleting the key.", S(s::getdel)),
+        c("getex", -2, "write fast", KEY1, "@string", st, "6.2.0", "Returns the string value of a key after setting its expiration time.", S(s::getex)),
+        c("append", 3, "write denyoom fast", KEY1, "@string", st, "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", S(s::append)),
+        c("strlen", 2, "readonly fast", KEY1, "@string", st, "2.2.0", "Returns the length of a string value.", S(s::strlen)),
+        c("getrange", 4, "readonly", KEY1, "@string", st, "2.4.0", "Returns a substring of the string stored at a key.", S(s::getrange)),
+        c("substr", 4, "readonly", KEY1, "@string", st, "1.0.0", "Returns a substring from a string value.", S(s::getrange)),
+        c("setrange", 4, "write denyoom", KEY1, "@string", st, "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", S(s::setrange)),
+        c("incr", 2, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", S(s::incr)),
+        c("decr", 2, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", S(s::decr)),
+        c("incrby", 3, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", S(s::incrby)),
+        c("decrby", 3, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", S(s::decrby)),
+        c("incrbyfloat", 3, "write denyoom fast", KEY1, "@string", st, "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", S(s::incrbyfloat)),
+        c("lcs", -3, "readonly", (1, 2, 1), "@string", st, "7.0.0", "Finds the longest common substring.", S(s::lcs)),
+        // keys
+        c("del", -2, "write", ALLKEYS, "@keyspace", gen, "1.0.0", "Deletes one or more keys.", S(k::del)),
+        c("unlink", -2, "write fast", ALLKEYS, "@keyspace", gen, "4.0.0", "Asynchronously deletes one or more keys.", S(k::del)),
+        c("exists", -2, "readonly fast", ALLKEYS, "@keyspace", gen, "1.0.0", "Determines whether one or more keys exist.", S(k::exists)),
+        c("touch", -2, "readonly fast", ALLKEYS, "@keyspace", gen, "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", S(k::touch)),
+        c("type", 2, "readonly fast", KEY1, "@keyspace", gen, "1.0.0", "Determines the type of value stored at a key.", S(k::type_)),
+        c("expire", -3, "write fast", KEY1, "@keyspace", gen, "1.0.0", "Sets the expiration time of a key in seconds.", S(k::expire)),
+        c("pexpire", -3, "write fast", KEY1, "@keyspace", gen, "2.6.0", "Sets the expiration time of a key in milliseconds.", S(k::pexpire)),
+        c("expireat", -3, "write fast", KEY1, "@keyspace", gen, "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", S(k::expireat)),
+        c("pexpireat", -3, "write fast", KEY1, "@keyspace", gen, "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", S(k::pexpireat)),
+        c("ttl", 2, "readonly fast", KEY1, "@keyspace", gen, "1.0.0", "Returns the expiration time in seconds of a key.", S(k::ttl)),
+        c("pttl", 2, "readonly fast", KEY1, "@keyspace", gen, "2.6.0", "Returns the expiration time in milliseconds of a key.", S(k::pttl)),
+        c("expiretime", 2, "readonly fast", KEY1, "@keyspace", gen, "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", S(k::expiretime)),
+        c("pexpiretime", 2, "readonly fast", KEY1, "@keyspace", gen, "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", S(k::pexpiretime)),
+        c("persist", 2, "write fast", KEY1, "@keyspace", gen, "2.2.0", "Removes the expiration time of a key.", S(k::persist)),
+        c("rename", 3, "write", (1, 2, 1), "@keyspace", gen, "1.0.0", "Renames a key and overwrites the destination.", S(k::rename)),
+        c("renamenx", 3, "write fast", (1, 2, 1), "@keyspace", gen, "1.0.0", "Renames a key only when the target key name doesn't exist.", S(k::renamenx)),
+        c("copy", -3, "write denyoom", (1, 2, 1), "@keyspace", gen, "6.2.0", "Copies the value of a key to a new key.", S(k::copy)),
+        c("move", 3, "write fast", KEY1, "@keyspace", gen, "1.0.0", "Moves a key to another database.", S(k::move_)),
+        c("dump", 2, "readonly", KEY1, "@keyspace", gen, "2.6.0", "Returns a serialized representation of the value stored at a key.", S(k::dump)),
+        c("restore", -4, "write denyoom", KEY1, "@keyspace @dangerous", gen, "2.6.0", "Creates a key from the serialized representation of a value.", S(k::restore)),
+        container("object", gen, "2.2.3", "A container for object introspection commands.", vec![
+            c("encoding", 3, "readonly", (2, 2, 1), "@keyspace", gen, "2.2.3", "Returns the internal encoding of a Redis object.", S(k::object_encoding)),
+            c("freq", 3, "readonly", (2, 2, 1), "@keyspace", gen, "4.0.0", "Returns the logarithmic access frequency counter of a Redis object.", S(k::object_freq)),
+            c("idletime", 3, "readonly", (2, 2, 1), "@keyspace", gen, "2.2.3", "Returns the time since the last access to a Redis object.", S(k::object_idletime)),
+            c("refcount", 3, "readonly", (2, 2, 1), "@keyspace", gen, "2.2.3", "Returns the reference count of a value of a key.", S(k::object_refcount)),
+            c("help", 2, "loading stale", NOKEY, "@keyspace", gen, "6.2.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
+        c("keys", 2, "readonly", NOKEY, "@keyspace @dangerous", gen, "1.0.0", "Returns all key names that match a pattern.", G(Gw::Keys)),
+        c("scan", -2, "readonly", NOKEY, "@keyspace", gen, "2.8.0", "Iterates over the key names in the database.", G(Gw::Scan)),
+        c("randomkey", 1, "readonly", NOKEY, "@keyspace", gen, "1.0.0", "Returns a random key name from the database.", G(Gw::RandomKey)),
+        c("dbsize", 1, "readonly fast", NOKEY, "@keyspace", srv, "1.0.0", "Returns the number of keys in the database.", G(Gw::DbSize)),
+        c("flushdb", -1, "write", NOKEY, "@keyspace @dangerous", srv, "1.0.0", "Remove all keys from the current database.", G(Gw::FlushDb)),
+        c("flushall", -1, "write", NOKEY, "@keyspace @dangerous", srv, "1.0.0", "Removes all keys from all databases.", G(Gw::FlushAll)),
+        c("swapdb", 3, "write fast", NOKEY, "@keyspace @dangerous", srv, "4.0.0", "Swaps two Redis databases.", G(Gw::SwapDb)),
+        // connection
+        c("ping", -1, "fast", NOKEY, "@connection", conn, "1.0.0", "Returns the server's liveliness response.", G(Gw::Ping)),
+        c("echo", 2, "fast", NOKEY, "@connection", conn, "1.0.0", "Returns the given string.", G(Gw::Echo)),
+        c("hello", -1, "noscript loading stale fast no_auth allow_busy", NOKEY, "@connection", conn, "6.0.0", "Handshakes with the Redis server.", G(Gw::Hello)),
+        c("auth", -2, "noscript loading stale fast no_auth allow_busy", NOKEY, "@connection", conn, "1.0.0", "Authenticates the connection.", G(Gw::Auth)),
+        c("select", 2, "loading stale fast", NOKEY, "@connection", conn, "1.0.0", "Changes the selected database.", G(Gw::Select)),
+        c("quit", -1, "allow_busy noscript loading stale fast no_auth", NOKEY, "@connection", conn, "1.0.0", "Closes the connection.", G(Gw::Quit)),
+        c("reset", 1, "noscript loading stale fast no_auth allow_busy", NOKEY, "@connection", conn, "6.2.0", "Resets the connection.", G(Gw::Reset)),
+        c("readonly", 1, "fast loading stale", NOKEY, "@connection", cl, "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", G(Gw::ReadOnly)),
+        c("readwrite", 1, "fast loading stale", NOKEY, "@connection", cl, "3.0.0", "Enables read-write queries for a connection to a Reids Cluster replica node.", G(Gw::ReadWrite)),
+        c("asking", 1, "fast", NOKEY, "@connection", cl, "3.0.0", "Signals that a cluster client is following an -ASK redirect.", G(Gw::Asking)),
+        container("client", conn, "2.4.0", "A container for client connection commands.", vec![
+            c("id", 2, "noscript loading stale", NOKEY, "@connection", conn, "5.0.0", "Returns the unique client ID of the connection.", G(Gw::ClientId)),
+            c("setname", 3, "noscript loading stale", NOKEY, "@connection", conn, "2.6.9", "Sets the connection name.", G(Gw::ClientSetName)),
+            c("getname", 2, "noscript loading stale", NOKEY, "@connection", conn, "2.6.9", "Returns the name of the connection.", G(Gw::ClientGetName)),
+            c("list", -2, "admin noscript loading stale", NOKEY, "@connection", conn, "2.4.0", "Lists open connections.", G(Gw::ClientList)),
+            c("info", 2, "noscript loading stale", NOKEY, "@connection", conn, "6.2.0", "Returns information about the connection.", G(Gw::ClientInfo)),
+            c("kill", -3, "admin noscript loading stale", NOKEY, "@connection", conn, "2.4.0", "Terminates open connections.", G(Gw::ClientKill)),
+            c("pause", -3, "admin noscript loading stale", NOKEY, "@connection", conn, "3.0.0", "Suspends commands processing.", G(Gw::ClientPause)),
+            c("unpause", 2, "admin noscript loading stale", NOKEY, "@connection", conn, "6.2.0", "Resumes processing commands from paused clients.", G(Gw::ClientUnpause)),
+            c("reply", 3, "noscript loading stale", NOKEY, "@connection", conn, "3.2.0", "Instructs the server whether to reply to commands.", G(Gw::ClientReply)),
+            c("no-evict", 3, "admin noscript loading stale", NOKEY, "@connection", conn, "7.0.0", "Sets the client eviction mode of the connection.", G(Gw::ClientNoEvict)),
+            c("no-touch", 3, "noscript loading stale", NOKEY, "@connection", conn, "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", G(Gw::ClientNoTouch)),
+            c("setinfo", 4, "noscript loading stale", NOKEY, "@connection", conn, "7.2.0", "Sets information specific to the client or connection.", G(Gw::ClientSetInfo)),
+            c("help", 2, "loading stale", NOKEY, "@connection", conn, "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
+        // server
+        c("time", 1, "loading stale fast", NOKEY, "", srv, "2.6.0", "Returns the server time.", G(Gw::Time)),
+        c("info", -1, "loading stale", NOKEY, "@dangerous", srv, "1.0.0", "Returns information and statistics about the server.", G(Gw::Info)),
+        c("debug", -2, "admin noscript loading stale protected", NOKEY, "", srv, "1.0.0", "A container for debugging commands.", G(Gw::Debug)),
+        c("shutdown", -1, "admin noscript loading stale no_multi allow_busy", NOKEY, "", srv, "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", G(Gw::Shutdown)),
+        container("config", srv, "2.0.0", "A container for server configuration commands.", vec![
+            c("get", -3, "admin noscript loading stale", NOKEY, "", srv, "2.0.0", "Returns the effective values of configuration parameters.", G(Gw::ConfigGet)),
+            c("set", -4, "admin noscript loading stale", NOKEY, "", srv, "2.0.0", "Sets configuration parameters in-flight.", G(Gw::ConfigSet)),
+            c("resetstat", 2, "admin noscript loading stale", NOKEY, "", srv, "2.0.0", "Resets the server's statistics.", G(Gw::ConfigResetStat)),
+            c("rewrite", 2, "admin noscript loading stale", NOKEY, "", srv, "2.8.0", "Persists the effective configuration to file.", G(Gw::ConfigRewrite)),
+            c("help", 2, "loading stale", NOKEY, "", srv, "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
+        {
+            let mut cmd = container("command", srv, "2.8.13", "Returns detailed information about all commands.", vec![
+                c("count", 2, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Returns a count of commands.", G(Gw::CommandCount)),
+                c("info", -2, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Returns information about one, multiple or all commands.", G(Gw::CommandInfo)),
+                c("docs", -2, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Returns documentary information about one, multiple or all commands.", G(Gw::CommandDocs)),
+                c("getkeys", -3, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Extracts the key names from an arbitrary command.", G(Gw::CommandGetKeys)),
+                c("getkeysandflags", -3, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Extracts the key names and access flags for an arbitrary command.", G(Gw::CommandGetKeysAndFlags)),
+                c("list", -2, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Returns a list of command names.", G(Gw::CommandList)),
+                c("help", 2, "loading stale", NOKEY, "@connection", srv, "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+            ]);
+            // Bare COMMAND lists every command; it is not an unknown-subcommand error.
+            cmd.arity = -1;
+            cmd.flags = flags::LOADING | flags::STALE;
+            cmd.handler = G(Gw::Command);
+            cmd.acl = (1 << 15) | (1 << 18);
+            cmd
+        },
+        // cluster
+        container("cluster", cl, "3.0.0", "A container for Redis Cluster commands.", vec![
+            c("info", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns information about the state of a node.", G(Gw::ClusterInfo)),
+            c("myid", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns the ID of a node.", G(Gw::ClusterMyId)),
+            c("myshardid", 2, "stale", NOKEY, "", cl, "7.2.0", "Returns the shard ID of a node.", G(Gw::ClusterMyShardId)),
+            c("slots", 2, "loading stale", NOKEY, "", cl, "3.0.0", "Returns the mapping of cluster slots to nodes.", G(Gw::ClusterSlots)),
+            c("shards", 2, "loading stale", NOKEY, "", cl, "7.0.0", "Returns the mapping of cluster slots to shards.", G(Gw::ClusterShards)),
+            c("nodes", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns the cluster configuration for a node.", G(Gw::ClusterNodes)),
+            c("keyslot", 3, "stale", NOKEY, "", cl, "3.0.0", "Returns the hash slot for a key.", G(Gw::ClusterKeySlot)),
+            c("countkeysinslot", 3, "stale", NOKEY, "", cl, "3.0.0", "Returns the number of keys in a hash slot.", G(Gw::ClusterCountKeysInSlot)),
+            c("getkeysinslot", 4, "stale", NOKEY, "", cl, "3.0.0", "Returns the key names in a hash slot.", G(Gw::ClusterGetKeysInSlot)),
+            c("help", 2, "loading stale", NOKEY, "", cl, "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
+    ]
+}
+
+pub struct CommandTable {
+    commands: Vec<CommandSpec>,
+    by_name: HashMap<Vec<u8>, usize>,
+    /// Every command and subcommand by id, for statistics.
+    names_by_id: Vec<String>,
+}
+
+impl CommandTable {
+    fn build() -> CommandTable {
+        let mut commands = declare();
+        let mut names_by_id = Vec::new();
+        for cmd in commands.iter_mut() {
+            cmd.id = names_by_id.len();
+            names_by_id.push(cmd.full_name.clone());
+            for sub in cmd.subcommands.iter_mut() {
+                sub.id = names_by_id.len();
+                names_by_id.push(sub.full_name.clone());
+            }
+        }
+        let by_name = commands.iter().enumerate().map(|(i, c)| (c.name.as_bytes().to_vec(), i)).collect();
+        CommandTable { commands, by_name, names_by_id }
+    }
+
+    /// Finds a command by name, case-insensitively.
+    #[inline]
+    pub fn lookup(&self, name: &[u8]) -> Option<&CommandSpec> {
+        let mut buf = [0u8; 32];
+        if name.len() > buf.len() {
+            return None;
+        }
+        for (d, s) in buf.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.by_name.get(&buf[..name.len()]).map(|&i| &self.commands[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
+        self.commands.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Number of commands plus subcommands (size of per-command statistics).
+    pub fn stat_slots(&self) -> usize {
+        self.names_by_id.len()
+    }
+
+    pub fn name_of(&self, id: usize) -> &str {
+        &self.names_by_id[id]
+    }
+}
+
+pub fn table() -> &'static CommandTable {
+    static TABLE: OnceLock<CommandTable> = OnceLock::new();
+    TABLE.get_or_init(CommandTable::build)
+}

@@ -1,0 +1,332 @@
+//! Start-up configuration: command-line flags, `SHOAL_*` environment variables and an optional
+//! TOML file, in that order of precedence, over built-in defaults that need no configuration.
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Shoal: a Redis- and Memcached-compatible data store.
+///
+/// With no options it serves RESP2/RESP3 on 127.0.0.1:6379 and [::1]:6379. Every option can
+/// also be given as a `SHOAL_<NAME>` environment variable (`SHOAL_PORT=7000`) or as a
+/// `name = value` line in the TOML file named by --config (`port = 7000`,
+/// `proto-max-bulk-len = "512mb"`). Flags override variables, which override the file.
+#[derive(Parser, Debug, Default)]
+#[command(name = "shoal", version, about, long_about)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SHOAL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Addresses to listen on, separated by spaces or commas [default: "127.0.0.1 ::1"].
+    /// An address that cannot be bound (e.g. ::1 without IPv6) is skipped with a warning,
+    /// as long as at least one is bound.
+    #[arg(long, env = "SHOAL_BIND", value_name = "ADDRS", num_args = 1..)]
+    pub bind: Option<Vec<String>>,
+
+    /// TCP port for RESP clients [default: 6379]. 0 picks a free port and logs it.
+    #[arg(long, short = 'p', env = "SHOAL_PORT")]
+    pub port: Option<u16>,
+
+    /// Number of shard actors that own the keyspace [default: number of CPU cores].
+    #[arg(long, env = "SHOAL_SHARDS")]
+    pub shards: Option<usize>,
+
+    /// Number of logical databases for SELECT [default: 16].
+    #[arg(long, env = "SHOAL_DATABASES")]
+    pub databases: Option<usize>,
+
+    /// Directory for the node id and, later, snapshots and logs [default: ./shoal-data].
+    #[arg(long, env = "SHOAL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Port for the Prometheus /metrics and /healthz HTTP endpoint; 0 disables it [default: 0].
+    #[arg(long, env = "SHOAL_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// Address the metrics endpoint binds [default: 127.0.0.1].
+    #[arg(long, env = "SHOAL_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
+    /// "shoal_node=debug" [default: info].
+    #[arg(long, env = "SHOAL_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// Log format [default: text].
+    #[arg(long, env = "SHOAL_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Most simultaneous client connections; the next one is refused with
+    /// "-ERR max number of clients reached" [default: 10000].
+    #[arg(long, env = "SHOAL_MAXCLIENTS")]
+    pub maxclients: Option<usize>,
+
+    /// Close a client idle for this many seconds; 0 never [default: 0].
+    #[arg(long, env = "SHOAL_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// TCP keepalive interval for client sockets in seconds; 0 disables [default: 300].
+    #[arg(long, env = "SHOAL_TCP_KEEPALIVE", value_name = "SECONDS")]
+    pub tcp_keepalive: Option<u64>,
+
+    /// Largest bulk string a client may send, e.g. "512mb" [default: 512mb].
+    #[arg(long, env = "SHOAL_PROTO_MAX_BULK_LEN", value_name = "BYTES")]
+    pub proto_max_bulk_len: Option<String>,
+
+    /// Largest pending request a client may accumulate before it is disconnected [default: 1gb].
+    #[arg(long, env = "SHOAL_CLIENT_QUERY_BUFFER_LIMIT", value_name = "BYTES")]
+    pub client_query_buffer_limit: Option<String>,
+
+    /// Memory limit for data, e.g. "4gb"; 0 means no limit [default: 0].
+    #[arg(long, env = "SHOAL_MAXMEMORY", value_name = "BYTES")]
+    pub maxmemory: Option<String>,
+
+    /// What happens at the memory limit: noeviction or cache (or a Redis policy name)
+    /// [default: noeviction].
+    #[arg(long, env = "SHOAL_MAXMEMORY_POLICY", value_name = "POLICY")]
+    pub maxmemory_policy: Option<String>,
+
+    /// Seconds to wait for in-flight commands at shutdown before exiting anyway [default: 10].
+    #[arg(long, env = "SHOAL_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
+    pub shutdown_timeout: Option<u64>,
+}
+
+/// The same options as read from a TOML file (Redis-style dashed names).
+#[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<BindValue>,
+    port: Option<u16>,
+    shards: Option<usize>,
+    databases: Option<usize>,
+    data_dir: Option<PathBuf>,
+    metrics_port: Option<u16>,
+    metrics_bind: Option<String>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    maxclients: Option<usize>,
+    timeout: Option<u64>,
+    tcp_keepalive: Option<u64>,
+    proto_max_bulk_len: Option<SizeValue>,
+    client_query_buffer_limit: Option<SizeValue>,
+    maxmemory: Option<SizeValue>,
+    maxmemory_policy: Option<String>,
+    shutdown_timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum BindValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum SizeValue {
+    Number(u64),
+    Text(String),
+}
+
+impl SizeValue {
+    fn text(self) -> String {
+        match self {
+            SizeValue::Number(n) => n.to_string(),
+            SizeValue::Text(s) => s,
+        }
+    }
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: Vec<String>,
+    pub port: u16,
+    pub shards: usize,
+    pub databases: usize,
+    pub data_dir: PathBuf,
+    pub metrics_port: u16,
+    pub metrics_bind: String,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub maxclients: usize,
+    pub timeout: u64,
+    pub tcp_keepalive: u64,
+    pub proto_max_bulk_len: u64,
+    pub client_query_buffer_limit: u64,
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    pub shutdown_timeout: u64,
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// Redis's memory values: plain bytes or a unit (k=1000, kb=1024, m, mb, g, gb), any case.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+pub const POLICIES: [&str; 9] = [
+    "noeviction",
+    "cache",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+fn split_bind(values: Vec<String>) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => {
+            parse_memory(&s).ok_or(ConfigError::Invalid { name, message: format!("'{s}' is not a size (e.g. 512mb)") })
+        }
+    }
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+            }
+        };
+        let bind = match (cli.bind, file.bind) {
+            (Some(b), _) => split_bind(b),
+            (None, Some(BindValue::One(s))) => split_bind(vec![s]),
+            (None, Some(BindValue::Many(v))) => split_bind(v),
+            (None, None) => vec!["127.0.0.1".into(), "::1".into()],
+        };
+        if bind.is_empty() {
+            return Err(ConfigError::Invalid { name: "bind", message: "no address given".into() });
+        }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let shards = cli.shards.or(file.shards).unwrap_or(cores);
+        if !(1..=1024).contains(&shards) {
+            return Err(ConfigError::Invalid { name: "shards", message: "must be between 1 and 1024".into() });
+        }
+        let databases = cli.databases.or(file.databases).unwrap_or(16);
+        if !(1..=65536).contains(&databases) {
+            return Err(ConfigError::Invalid { name: "databases", message: "must be between 1 and 65536".into() });
+        }
+        let policy =
+            cli.maxmemory_policy.or(file.maxmemory_policy).unwrap_or_else(|| "noeviction".into()).to_ascii_lowercase();
+        if !POLICIES.contains(&policy.as_str()) {
+            return Err(ConfigError::Invalid {
+                name: "maxmemory-policy",
+                message: format!("unknown policy '{policy}'"),
+            });
+        }
+        let proto_max_bulk_len = size(
+            "proto-max-bulk-len",
+            cli.proto_max_bulk_len.or(file.proto_max_bulk_len.map(SizeValue::text)),
+            512 * 1024 * 1024,
+        )?;
+        if !(1024 * 1024..=u32::MAX as u64 / 2).contains(&proto_max_bulk_len) {
+            return Err(ConfigError::Invalid {
+                name: "proto-max-bulk-len",
+                message: "must be between 1mb and 2gb".into(),
+            });
+        }
+        Ok(Config {
+            bind,
+            port: cli.port.or(file.port).unwrap_or(6379),
+            shards,
+            databases,
+            data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shoal-data")),
+            metrics_port: cli.metrics_port.or(file.metrics_port).unwrap_or(0),
+            metrics_bind: cli.metrics_bind.or(file.metrics_bind).unwrap_or_else(|| "127.0.0.1".into()),
+            log_level: cli.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
+            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            maxclients: cli.maxclients.or(file.maxclients).unwrap_or(10_000),
+            timeout: cli.timeout.or(file.timeout).unwrap_or(0),
+            tcp_keepalive: cli.tcp_keepalive.or(file.tcp_keepalive).unwrap_or(300),
+            proto_max_bulk_len,
+            client_query_buffer_limit: size(
+                "client-query-buffer-limit",
+                cli.client_query_buffer_limit.or(file.client_query_buffer_limit.map(SizeValue::text)),
+                1024 * 1024 * 1024,
+            )?,
+            maxmemory: size("maxmemory", cli.maxmemory.or(file.maxmemory.map(SizeValue::text)), 0)?,
+            maxmemory_policy: policy,
+            shutdown_timeout: cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(10),
+            config_file: cli.config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units_follow_redis() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("1KB"), Some(1024));
+        assert_eq!(parse_memory("4gb"), Some(4 << 30));
+        assert_eq!(parse_memory("4x"), None);
+    }
+
+    #[test]
+    fn file_values_apply_under_flags() {
+        let dir = std::env::temp_dir().join(format!("shoal-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(&path, "port = 7001\nbind = \"0.0.0.0\"\nproto-max-bulk-len = \"64mb\"\ndatabases = 4\n")
+            .unwrap();
+        let cli = Cli { config: Some(path), port: Some(7002), ..Cli::default() };
+        let c = Config::from_cli(cli).unwrap();
+        assert_eq!(c.port, 7002);
+        assert_eq!(c.bind, vec!["0.0.0.0"]);
+        assert_eq!(c.proto_max_bulk_len, 64 << 20);
+        assert_eq!(c.databases, 4);
+    }
+}

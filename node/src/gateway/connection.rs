@@ -1,0 +1,426 @@
+//! One client connection: read, parse every complete request, send each shard one batch of
+//! the commands for its keys, write all replies back in request order with one write.
+//!
+//! Commands that are not single-shard (keys in several shards, connection state, broadcasts)
+//! act as barriers: the batches before them are flushed first, so a client always observes
+//! its own commands in order.
+
+use super::session::{ReplyMode, Session};
+use crate::cmd::exec::Exec;
+use crate::cmd::gateway::{self, GwCtx};
+use crate::cmd::table::{table, CommandSpec, Gw, Handler};
+use crate::node::Node;
+use crate::shard::{run_guarded, Batch, ShardMsg};
+use crate::util::now_ms;
+use bytes::BytesMut;
+use shoal_proto::{reply, Limits, ProtocolError, Request, RequestParser};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Where a reply in the current run of batched commands comes from.
+enum Src {
+    /// The next reply of this shard's batch.
+    Shard(usize, bool),
+    /// Bytes already in `local` (errors found before dispatch).
+    Local(Range<usize>, bool),
+}
+
+pub struct Connection<S> {
+    node: Arc<Node>,
+    stream: S,
+    session: Session,
+    parser: RequestParser,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    local: BytesMut,
+    reqs: Vec<Request>,
+    pending: Vec<Option<Box<Batch>>>,
+    // Batches stay boxed: they travel through shard mailboxes and back without copying.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Batch>>,
+    seq: Vec<Src>,
+    in_flight: Vec<(usize, oneshot::Receiver<Box<Batch>>)>,
+    done: Vec<Option<(Box<Batch>, usize)>>,
+}
+
+pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let handle = node.clients.register(addr, laddr, node.started);
+    let id = handle.id;
+    let limits = Limits {
+        max_bulk_len: node.live.proto_max_bulk_len.load(Relaxed) as usize,
+        max_request_bytes: node.live.client_query_buffer_limit.load(Relaxed) as usize,
+        ..Limits::default()
+    };
+    let shards = node.shards.len();
+    let mut conn = Connection {
+        node: node.clone(),
+        stream,
+        session: Session::new(handle),
+        parser: RequestParser::new(limits),
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        local: BytesMut::new(),
+        reqs: Vec::new(),
+        pending: (0..shards).map(|_| None).collect(),
+        spare: Vec::new(),
+        seq: Vec::new(),
+        in_flight: Vec::new(),
+        done: (0..shards).map(|_| None).collect(),
+    };
+    debug!(client = id, %addr, "client connected");
+    conn.run().await;
+    node.clients.unregister(id);
+    debug!(client = id, %addr, "client disconnected");
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    async fn run(&mut self) {
+        let mut shutdown = self.node.shutdown.subscribe();
+        let handle = self.session.handle.clone();
+        loop {
+            let free = self.rbuf.capacity() - self.rbuf.len();
+            match self.parser.bytes_needed() {
+                Some(need) if need > self.rbuf.len() && need - self.rbuf.len() > free => {
+                    self.rbuf.reserve(need - self.rbuf.len())
+                }
+                _ if free < 1024 => self.rbuf.reserve(READ_CHUNK),
+                _ => {}
+            }
+            let timeout = self.node.live.timeout.load(Relaxed);
+            let read = tokio::select! {
+                biased;
+                _ = handle.kill.notified() => break,
+                _ = shutdown.changed() => break,
+                r = read_with_timeout(&mut self.stream, &mut self.rbuf, timeout) => r,
+            };
+            let n = match read {
+                Some(Ok(n)) if n > 0 => n,
+                _ => break,
+            };
+            let node = &self.node;
+            node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+            node.stats.total_reads_processed.fetch_add(1, Relaxed);
+            handle.last_interaction.store(node.uptime_ms(), Relaxed);
+            let parsed = self.parser.parse(&mut self.rbuf, &mut self.reqs);
+            handle.qbuf.store(self.rbuf.len(), Relaxed);
+            self.process().await;
+            if let Err(e) = parsed {
+                self.node.stats.protocol_errors.fetch_add(1, Relaxed);
+                if e != ProtocolError::QueryBufferLimit {
+                    reply::error(&mut self.wbuf, format!("ERR {e}").as_bytes());
+                    self.node.stats.record_error("ERR");
+                }
+                debug!(client = handle.id, error = %e, "protocol error, closing connection");
+                self.session.close_after_reply = true;
+            }
+            if !self.wbuf.is_empty() {
+                if self.stream.write_all(&self.wbuf).await.is_err() {
+                    break;
+                }
+                self.node.stats.net_output_bytes.fetch_add(self.wbuf.len() as u64, Relaxed);
+                self.node.stats.total_writes_processed.fetch_add(1, Relaxed);
+                self.wbuf.clear();
+                // A large reply should not pin a large buffer for the connection's life.
+                if self.wbuf.capacity() > 1 << 20 {
+                    self.wbuf = BytesMut::with_capacity(READ_CHUNK);
+                }
+            }
+            if self.session.close_after_reply || handle.killed.load(Relaxed) {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Runs every parsed request in order.
+    async fn process(&mut self) {
+        let mut reqs = std::mem::take(&mut self.reqs);
+        let mut last_cmd = None;
+        for req in reqs.drain(..) {
+            if self.session.close_after_reply {
+                break;
+            }
+            if let Some(id) = self.schedule(req).await {
+                last_cmd = Some(id);
+            }
+        }
+        self.reqs = reqs;
+        self.flush().await;
+        if let Some(id) = last_cmd {
+            self.session.handle.last_cmd.store(id, Relaxed);
+        }
+    }
+
+    /// Whether this command's reply is dropped (CLIENT REPLY OFF/SKIP), advancing SKIP.
+    fn suppress_next(&mut self) -> bool {
+        let skip = self.session.skip_next;
+        self.session.skip_next = false;
+        skip || self.session.reply_mode == ReplyMode::Off
+    }
+
+    fn local_error(&mut self, msg: &str, cmd: Option<usize>) {
+        let start = self.local.len();
+        reply::error(&mut self.local, msg.as_bytes());
+        self.node.stats.record_error(msg.split(' ').next().unwrap_or("ERR"));
+        if let Some(id) = cmd {
+            self.node.stats.record_rejected(id);
+        }
+        let suppress = self.suppress_next();
+        self.seq.push(Src::Local(start..self.local.len(), suppress));
+    }
+
+    /// Resolves, checks and routes one request. Returns the command id it ran as.
+    async fn schedule(&mut self, req: Request) -> Option<usize> {
+        let t = table();
+        let Some(mut spec) = t.lookup(req.arg(0)) else {
+            self.local_error(&unknown_command_error(&req), None);
+            return None;
+        };
+        if !spec.subcommands.is_empty() && (req.len() >= 2 || matches!(spec.handler, Handler::Container)) {
+            if req.len() < 2 {
+                self.local_error(
+                    &format!("ERR wrong number of arguments for '{}' command", spec.full_name),
+                    Some(spec.id),
+                );
+                return None;
+            }
+            match spec.subcommand(req.arg(1)) {
+                Some(sub) => spec = sub,
+                None => {
+                    let msg = format!(
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
+                        truncated(req.arg(1), 128),
+                        spec.name.to_ascii_uppercase()
+                    );
+                    self.local_error(&msg, None);
+                    return None;
+                }
+            }
+        }
+        let argc = req.len() as i32;
+        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+            self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
+            return None;
+        }
+        if self.paused_for(spec) {
+            self.flush().await;
+            self.wait_unpaused(spec).await;
+        }
+        match spec.handler {
+            Handler::Shard(_) => {
+                let route = &self.node.route;
+                let mut keys = spec.key_positions(req.len());
+                let first = keys.next().map(|i| route.shard_of_key(req.arg(i))).unwrap_or(0);
+                let mut many: Option<Vec<usize>> = None;
+                for i in keys {
+                    let s = route.shard_of_key(req.arg(i));
+                    if s != first {
+                        many.get_or_insert_with(|| vec![first]).push(s);
+                    }
+                }
+                match many {
+                    None => self.enqueue(first, spec, req),
+                    Some(ids) => self.run_multi(spec, req, &ids).await,
+                }
+            }
+            Handler::Gateway(g) => self.run_gateway(g, spec, req).await,
+            Handler::Container => unreachable!("containers resolve to a subcommand"),
+        }
+        Some(spec.id)
+    }
+
+    fn paused_for(&self, spec: &CommandSpec) -> bool {
+        let p = *self.node.pause.borrow();
+        p.until_ms != 0 && self.node.uptime_ms() < p.until_ms && (!p.writes_only || spec.is_write())
+    }
+
+    async fn wait_unpaused(&mut self, spec: &CommandSpec) {
+        let mut rx = self.node.pause.subscribe();
+        while self.paused_for(spec) {
+            let p = *rx.borrow_and_update();
+            let left = p.until_ms.saturating_sub(self.node.uptime_ms());
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(left.max(1))) => {}
+            }
+        }
+    }
+
+    fn enqueue(&mut self, shard: usize, spec: &'static CommandSpec, req: Request) {
+        let suppress = self.suppress_next();
+        let batch = match &mut self.pending[shard] {
+            Some(b) => b,
+            slot => {
+                let mut b = self.spare.pop().unwrap_or_else(|| Batch::new(self.node.exec_settings()));
+                b.db = self.session.db;
+                b.proto = self.session.proto;
+                b.settings = self.node.exec_settings();
+                slot.insert(b)
+            }
+        };
+        batch.cmds.push((spec, req));
+        self.seq.push(Src::Shard(shard, suppress));
+    }
+
+    /// Sends the pending batches, waits for them, and copies replies out in request order.
+    async fn flush(&mut self) {
+        if self.seq.is_empty() {
+            return;
+        }
+        for (s, slot) in self.pending.iter_mut().enumerate() {
+            if let Some(mut b) = slot.take() {
+                let (tx, rx) = oneshot::channel();
+                b.reply = Some(tx);
+                if self.node.shards[s].cast(ShardMsg::Batch(b)).is_ok() {
+                    self.in_flight.push((s, rx));
+                }
+            }
+        }
+        for (s, rx) in self.in_flight.drain(..) {
+            if let Ok(b) = rx.await {
+                self.done[s] = Some((b, 0));
+            }
+        }
+        // Fast path: one shard, nothing local, nothing suppressed: hand its buffer over.
+        if self.wbuf.is_empty() && self.seq.iter().all(|s| matches!(s, Src::Shard(_, false))) {
+            if let Src::Shard(first, _) = self.seq[0] {
+                if self.seq.iter().all(|s| matches!(s, Src::Shard(x, _) if *x == first)) {
+                    if let Some((mut b, _)) = self.done[first].take() {
+                        std::mem::swap(&mut self.wbuf, &mut b.out);
+                        b.out.clear();
+                        self.spare.push(b);
+                        self.seq.clear();
+                        return;
+                    }
+                }
+            }
+        }
+        for src in self.seq.drain(..) {
+            match src {
+                Src::Local(r, suppress) => {
+                    if !suppress {
+                        self.wbuf.extend_from_slice(&self.local[r]);
+                    }
+                }
+                Src::Shard(s, suppress) => match &mut self.done[s] {
+                    Some((b, i)) => {
+                        let start = if *i == 0 { 0 } else { b.ends[*i - 1] as usize };
+                        let end = b.ends[*i] as usize;
+                        *i += 1;
+                        if !suppress {
+                            self.wbuf.extend_from_slice(&b.out[start..end]);
+                        }
+                    }
+                    None => reply::error(&mut self.wbuf, b"ERR shard unavailable"),
+                },
+            }
+        }
+        self.local.clear();
+        for slot in self.done.iter_mut() {
+            if let Some((mut b, _)) = slot.take() {
+                b.out.clear();
+                self.spare.push(b);
+            }
+        }
+    }
+
+    /// A command whose keys live in several shards: lease them all, run, give them back.
+    async fn run_multi(&mut self, spec: &'static CommandSpec, req: Request, ids: &[usize]) {
+        let Handler::Shard(f) = spec.handler else { return };
+        let suppress = self.suppress_next();
+        self.flush().await;
+        let mut leases = self.node.lease(ids).await;
+        let started = Instant::now();
+        let mut states: Vec<&mut crate::shard::ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+        let mark = self.wbuf.len();
+        let mut ex = Exec {
+            shards: &mut states,
+            route: &self.node.route,
+            db: self.session.db,
+            proto: self.session.proto,
+            out: &mut self.wbuf,
+            now: now_ms(),
+            settings: self.node.exec_settings(),
+            failed: false,
+        };
+        let failed = run_guarded(&mut ex, f, &req, spec);
+        drop(states);
+        drop(leases);
+        self.node.stats.record(spec.id, started.elapsed().as_nanos() as u64, failed);
+        if suppress {
+            self.wbuf.truncate(mark);
+        }
+    }
+
+    async fn run_gateway(&mut self, g: Gw, spec: &'static CommandSpec, req: Request) {
+        // CLIENT REPLY decides its own reply; everything else obeys the reply mode.
+        let suppress = if g == Gw::ClientReply { false } else { self.suppress_next() };
+        self.flush().await;
+        let started = Instant::now();
+        let mark = self.wbuf.len();
+        let mut ctx = GwCtx { node: &self.node, session: &mut self.session, out: &mut self.wbuf, spec, failed: false };
+        gateway::execute(g, &mut ctx, &req).await;
+        let failed = ctx.failed;
+        self.node.stats.record(spec.id, started.elapsed().as_nanos() as u64, failed);
+        if suppress {
+            self.wbuf.truncate(mark);
+        }
+    }
+}
+
+async fn read_with_timeout<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    timeout_s: u64,
+) -> Option<std::io::Result<usize>> {
+    if timeout_s == 0 {
+        Some(s.read_buf(buf).await)
+    } else {
+        tokio::time::timeout(Duration::from_secs(timeout_s), s.read_buf(buf)).await.ok()
+    }
+}
+
+/// C-string view of an argument, as Redis formats it with `%s`: cut at NUL and at `max` bytes.
+fn truncated(arg: &[u8], max: usize) -> String {
+    let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len()).min(max);
+    String::from_utf8_lossy(&arg[..end]).into_owned()
+}
+
+/// Redis 7's unknown-command error, with up to 128 bytes of the arguments quoted.
+fn unknown_command_error(req: &Request) -> String {
+    let mut args = String::new();
+    for a in req.args().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push('\'');
+        args.push_str(&truncated(a, room));
+        args.push_str("' ");
+    }
+    format!("ERR unknown command '{}', with args beginning with: {}", truncated(req.arg(0), 128), args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let req = Request::from_args(["foo", "a", "b"]);
+        assert_eq!(unknown_command_error(&req), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        let req = Request::from_args(["foo"]);
+        assert_eq!(unknown_command_error(&req), "ERR unknown command 'foo', with args beginning with: ");
+    }
+}

@@ -1,0 +1,103 @@
+//! TCP listeners: bind the configured addresses, accept clients, enforce maxclients.
+
+use super::connection;
+use crate::node::Node;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("invalid bind address '{0}'")]
+    BadAddress(String),
+    #[error("could not bind any of {addrs:?} on port {port}: {source}")]
+    NoneBound { addrs: Vec<String>, port: u16, source: io::Error },
+}
+
+/// Binds every configured address on one port. An address that cannot be bound is skipped
+/// with a warning (Redis does the same for `::1` on hosts without IPv6) as long as one is.
+pub async fn bind(addrs: &[String], port: u16) -> Result<Vec<TcpListener>, ListenError> {
+    let mut listeners = Vec::new();
+    let mut port = port;
+    let mut last_err = None;
+    for a in addrs {
+        let ip: IpAddr =
+            a.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| ListenError::BadAddress(a.clone()))?;
+        match bind_one(SocketAddr::new(ip, port)) {
+            Ok(l) => {
+                // With port 0 the first address picks the port; the others reuse it.
+                port = l.local_addr().map(|a| a.port()).unwrap_or(port);
+                info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening for RESP clients");
+                listeners.push(l);
+            }
+            Err(e) => {
+                warn!(addr = %a, port, error = %e, "could not bind address, skipping it");
+                last_err = Some(e);
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(ListenError::NoneBound {
+            addrs: addrs.to_vec(),
+            port,
+            source: last_err.unwrap_or_else(|| io::Error::other("no address")),
+        });
+    }
+    Ok(listeners)
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(511)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts clients until shutdown.
+pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+    let mut shutdown = node.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        node.stats.total_connections_received.fetch_add(1, Relaxed);
+        let node = node.clone();
+        tokio::spawn(async move { handle(node, stream, addr).await });
+    }
+}
+
+async fn handle(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
+    if node.clients.count() >= node.live.maxclients.load(Relaxed) {
+        node.stats.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let keepalive = node.live.tcp_keepalive.load(Relaxed);
+    if keepalive > 0 {
+        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive));
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+    }
+    let laddr = stream.local_addr().unwrap_or(addr);
+    connection::serve(node, stream, addr, laddr).await;
+}

@@ -1,0 +1,6 @@
+//! Where clients meet the node: listeners, connections, per-connection session state and the
+//! routing of each command to the shard (or shards) that own its keys.
+
+pub mod connection;
+pub mod listener;
+pub mod session;

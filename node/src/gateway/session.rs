@@ -1,0 +1,66 @@
+//! The state of one client connection that commands can read and change (SELECT, HELLO,
+//! CLIENT REPLY, ...).
+
+use crate::node::ClientHandle;
+use shoal_proto::Protocol;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+}
+
+pub struct Session {
+    pub handle: Arc<ClientHandle>,
+    pub db: usize,
+    pub proto: Protocol,
+    pub reply_mode: ReplyMode,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped.
+    pub skip_next: bool,
+    /// Close once the replies written so far are sent (QUIT, protocol errors, kills).
+    pub close_after_reply: bool,
+    pub readonly: bool,
+    pub asking: bool,
+    pub user: String,
+}
+
+impl Session {
+    pub fn new(handle: Arc<ClientHandle>) -> Session {
+        Session {
+            handle,
+            db: 0,
+            proto: Protocol::Resp2,
+            reply_mode: ReplyMode::On,
+            skip_next: false,
+            close_after_reply: false,
+            readonly: false,
+            asking: false,
+            user: "default".into(),
+        }
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db, Relaxed);
+    }
+
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.proto = proto;
+        self.handle.resp.store(proto.version() as u8, Relaxed);
+    }
+
+    /// RESET: back to a fresh connection's state.
+    pub fn reset(&mut self) {
+        self.set_db(0);
+        self.set_proto(Protocol::Resp2);
+        self.reply_mode = ReplyMode::On;
+        self.skip_next = false;
+        self.readonly = false;
+        self.asking = false;
+        self.handle.name.lock().expect("name lock").clear();
+        self.handle.no_evict.store(false, Relaxed);
+        self.handle.no_touch.store(false, Relaxed);
+    }
+}

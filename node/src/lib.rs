@@ -1,0 +1,16 @@
+//! shoal-node: everything a Shoal node runs. The `shoal` binary is a thin shell over
+//! [`server::run`].
+
+pub mod cmd;
+pub mod config;
+pub mod gateway;
+pub mod metrics;
+pub mod node;
+pub mod persist;
+pub mod server;
+pub mod shard;
+pub mod slots;
+pub mod util;
+
+/// The Redis version whose behaviour Shoal matches; clients gate features on it.
+pub const REDIS_VERSION: &str = "7.0.15";

@@ -1,0 +1,361 @@
+//! The state a running node shares between its connections: shards, configuration that
+//! CONFIG SET may change, the client registry, gateway statistics, pause and shutdown signals.
+
+use crate::cmd::exec::ExecSettings;
+use crate::cmd::table::table;
+use crate::config::Config;
+use crate::shard::stats::{CommandStat, ShardStats, LATENCY_BUCKETS_US};
+use crate::shard::{Lease, ShardMsg, ShardState};
+use crate::slots::SlotRoute;
+use ractor::ActorRef;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::{oneshot, watch, Notify};
+
+/// Configuration that can change while running (CONFIG SET).
+pub struct LiveConfig {
+    pub maxclients: AtomicUsize,
+    pub timeout: AtomicU64,
+    pub tcp_keepalive: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    pub client_query_buffer_limit: AtomicU64,
+    pub maxmemory: AtomicU64,
+    pub maxmemory_policy: RwLock<String>,
+    /// Parameters accepted and reported for compatibility but not acted on yet.
+    pub passive: RwLock<BTreeMap<&'static str, String>>,
+}
+
+/// Counters kept by the gateway itself (commands that do not run in a shard, connections,
+/// network bytes). Atomics, because every connection task updates them.
+pub struct NodeStats {
+    pub total_connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub total_reads_processed: AtomicU64,
+    pub total_writes_processed: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    /// Per command: calls, nanoseconds, failed, rejected.
+    commands: Vec<[AtomicU64; 4]>,
+    errors: Mutex<Vec<(String, u64)>>,
+    latency: Vec<AtomicU64>,
+    latency_sum_ns: AtomicU64,
+}
+
+impl NodeStats {
+    fn new() -> NodeStats {
+        NodeStats {
+            total_connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            total_reads_processed: AtomicU64::new(0),
+            total_writes_processed: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+            commands: (0..table().stat_slots()).map(|_| Default::default()).collect(),
+            errors: Mutex::new(Vec::new()),
+            latency: (0..=LATENCY_BUCKETS_US.len()).map(|_| AtomicU64::new(0)).collect(),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, cmd: usize, nanos: u64, failed: bool) {
+        let c = &self.commands[cmd];
+        c[0].fetch_add(1, Relaxed);
+        c[1].fetch_add(nanos, Relaxed);
+        if failed {
+            c[2].fetch_add(1, Relaxed);
+        }
+        let usec = nanos / 1000;
+        let b = LATENCY_BUCKETS_US.iter().position(|&ub| usec <= ub).unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency[b].fetch_add(1, Relaxed);
+        self.latency_sum_ns.fetch_add(nanos, Relaxed);
+    }
+
+    /// Counts a command refused before it ran (unknown, wrong arity, ...).
+    pub fn record_rejected(&self, cmd: usize) {
+        self.commands[cmd][3].fetch_add(1, Relaxed);
+    }
+
+    pub fn record_error(&self, code: &str) {
+        let mut errors = self.errors.lock().expect("stats lock");
+        match errors.iter().position(|(c, _)| c == code) {
+            Some(i) => errors[i].1 += 1,
+            None if errors.len() < 128 => errors.push((code.to_string(), 1)),
+            None => {}
+        }
+    }
+
+    /// Adds the gateway's counters into a shard-stats aggregate.
+    pub fn merge_into(&self, agg: &mut ShardStats) {
+        for (a, c) in agg.commands.iter_mut().zip(&self.commands) {
+            a.calls += c[0].load(Relaxed);
+            a.nanos += c[1].load(Relaxed);
+            a.failed += c[2].load(Relaxed);
+            a.rejected += c[3].load(Relaxed);
+        }
+        for (code, n) in self.errors.lock().expect("stats lock").iter() {
+            match agg.errors.iter_mut().find(|(c, _)| c == code) {
+                Some((_, m)) => *m += n,
+                None => agg.errors.push((code.clone(), *n)),
+            }
+        }
+        for (a, b) in agg.latency.iter_mut().zip(&self.latency) {
+            *a += b.load(Relaxed);
+        }
+        agg.latency_sum_ns += self.latency_sum_ns.load(Relaxed);
+    }
+
+    pub fn reset(&self) {
+        for c in &self.commands {
+            for v in c {
+                v.store(0, Relaxed);
+            }
+        }
+        self.errors.lock().expect("stats lock").clear();
+        for l in &self.latency {
+            l.store(0, Relaxed);
+        }
+        self.latency_sum_ns.store(0, Relaxed);
+        for a in [
+            &self.total_connections_received,
+            &self.rejected_connections,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            a.store(0, Relaxed);
+        }
+    }
+}
+
+/// What CLIENT LIST shows of a connection; updated by its task, read by others.
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub name: Mutex<String>,
+    pub lib_name: Mutex<String>,
+    pub lib_ver: Mutex<String>,
+    pub db: AtomicUsize,
+    pub resp: AtomicU8,
+    pub last_cmd: AtomicUsize,
+    pub last_interaction: AtomicU64,
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    pub qbuf: AtomicUsize,
+    pub killed: AtomicBool,
+    pub kill: Notify,
+}
+
+impl ClientHandle {
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, started: Instant) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let h = Arc::new(ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(String::new()),
+            lib_name: Mutex::new(String::new()),
+            lib_ver: Mutex::new(String::new()),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            last_interaction: AtomicU64::new(started.elapsed().as_millis() as u64),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            qbuf: AtomicUsize::new(0),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.clients.lock().expect("clients lock").insert(id, h.clone());
+        h
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().expect("clients lock").remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().expect("clients lock").len()
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        let mut v: Vec<_> = self.clients.lock().expect("clients lock").values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+}
+
+/// CLIENT PAUSE state: until when, and whether only writes wait.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pause {
+    /// Milliseconds since node start at which the pause ends; 0 when not paused.
+    pub until_ms: u64,
+    pub writes_only: bool,
+}
+
+pub struct Node {
+    pub config: Config,
+    pub live: LiveConfig,
+    pub shards: Vec<ActorRef<ShardMsg>>,
+    pub route: Arc<SlotRoute>,
+    pub clients: ClientRegistry,
+    pub stats: NodeStats,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub run_id: String,
+    pub node_id: String,
+    pub port: AtomicU16,
+    pub shutdown: watch::Sender<bool>,
+    pub pause: watch::Sender<Pause>,
+    pub active_expire: AtomicBool,
+    pub stat_peak_memory: AtomicU64,
+}
+
+impl Node {
+    pub fn new(config: Config, shards: Vec<ActorRef<ShardMsg>>, route: Arc<SlotRoute>, node_id: String) -> Node {
+        let live = LiveConfig {
+            maxclients: AtomicUsize::new(config.maxclients),
+            timeout: AtomicU64::new(config.timeout),
+            tcp_keepalive: AtomicU64::new(config.tcp_keepalive),
+            proto_max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
+            client_query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
+            maxmemory: AtomicU64::new(config.maxmemory),
+            maxmemory_policy: RwLock::new(config.maxmemory_policy.clone()),
+            passive: RwLock::new(crate::cmd::config::passive_defaults()),
+        };
+        Node {
+            live,
+            shards,
+            route,
+            clients: ClientRegistry::default(),
+            stats: NodeStats::new(),
+            started: Instant::now(),
+            started_unix_ms: crate::util::now_ms(),
+            run_id: crate::util::random_hex40(),
+            node_id,
+            port: AtomicU16::new(config.port),
+            shutdown: watch::channel(false).0,
+            pause: watch::channel(Pause::default()).0,
+            active_expire: AtomicBool::new(true),
+            stat_peak_memory: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn exec_settings(&self) -> ExecSettings {
+        let policy = self.live.maxmemory_policy.read().expect("config lock");
+        ExecSettings {
+            proto_max_bulk_len: self.live.proto_max_bulk_len.load(Relaxed) as usize,
+            databases: self.config.databases,
+            lfu: policy.ends_with("-lfu"),
+        }
+    }
+
+    /// Borrows the states of the given shards, in ascending order so concurrent borrowers
+    /// never deadlock. The states go back when the leases are dropped.
+    pub async fn lease(&self, ids: &[usize]) -> Vec<Lease> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut leases = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (tx, rx) = oneshot::channel();
+            self.shards[id].cast(ShardMsg::Lease(tx)).expect("shard actor alive");
+            leases.push(rx.await.expect("shard actor answers leases"));
+        }
+        leases
+    }
+
+    pub async fn lease_all(&self) -> Vec<Lease> {
+        let ids: Vec<usize> = (0..self.shards.len()).collect();
+        self.lease(&ids).await
+    }
+
+    /// Runs `f` on every shard (concurrently, not atomically) and collects the results in
+    /// shard order.
+    pub async fn broadcast<T, F>(&self, f: F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut ShardState) -> T + Send + Sync + Clone + 'static,
+    {
+        let mut rxs = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            let (tx, rx) = oneshot::channel();
+            let f = f.clone();
+            let job: crate::shard::RunFn = Box::new(move |st| {
+                let _ = tx.send(f(st));
+            });
+            shard.cast(ShardMsg::Run(job)).expect("shard actor alive");
+            rxs.push(rx);
+        }
+        let mut out = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            out.push(rx.await.expect("shard actor answers"));
+        }
+        out
+    }
+
+    /// Runs `f` on one shard and returns its result.
+    pub async fn broadcast_one<T, F>(&self, shard: usize, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ShardState) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: crate::shard::RunFn = Box::new(move |st| {
+            let _ = tx.send(f(st));
+        });
+        self.shards[shard].cast(ShardMsg::Run(job)).expect("shard actor alive");
+        rx.await.expect("shard actor answers")
+    }
+
+    /// Statistics of every shard plus the gateway's own, summed.
+    pub async fn aggregate_stats(&self) -> ShardStats {
+        let parts = self.broadcast(|st| st.stats.clone()).await;
+        let mut agg = ShardStats::new(table().stat_slots());
+        for p in &parts {
+            agg.merge(p);
+        }
+        self.stats.merge_into(&mut agg);
+        agg
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Per-command totals for INFO commandstats: (name, stat) for commands that were called.
+pub fn called_commands(stats: &ShardStats) -> Vec<(String, CommandStat)> {
+    let t = table();
+    stats
+        .commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.calls > 0 || c.failed > 0 || c.rejected > 0)
+        .map(|(i, c)| (t.name_of(i).to_string(), c.clone()))
+        .collect()
+}

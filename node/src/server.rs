@@ -1,0 +1,109 @@
+//! Starting and stopping a node: shard actors, listeners, metrics, signals, graceful shutdown.
+
+use crate::cmd::table::table;
+use crate::config::Config;
+use crate::gateway::listener;
+use crate::node::Node;
+use crate::shard::{ShardActor, ShardArgs, ShardState};
+use crate::slots::SlotRoute;
+use ractor::Actor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Listen(#[from] listener::ListenError),
+    #[error("cannot start shard actor {shard}: {message}")]
+    Shard { shard: usize, message: String },
+    #[error("cannot bind metrics endpoint {addr}: {source}")]
+    Metrics { addr: String, source: std::io::Error },
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// The node id persisted in the data directory, created on first start. A node that cannot
+/// write its data directory still runs, with an id for this run only.
+fn node_id(dir: &Path) -> String {
+    let path = dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return id.to_string();
+        }
+    }
+    let id = crate::util::random_hex40();
+    let saved = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, format!("{id}\n")));
+    if let Err(e) = saved {
+        warn!(path = %path.display(), error = %e, "cannot persist node id; it will change on restart");
+    }
+    id
+}
+
+/// Runs a node until SIGTERM, SIGINT or SHUTDOWN, then drains connections and returns.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let listeners = listener::bind(&config.bind, config.port).await?;
+    let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(config.port);
+    let route = Arc::new(SlotRoute::even(config.shards));
+    let mut shard_refs = Vec::new();
+    let mut shard_handles = Vec::new();
+    for i in 0..config.shards {
+        let state = Box::new(ShardState::new(i, config.databases, table().stat_slots()));
+        let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { state, route: route.clone() })
+            .await
+            .map_err(|e| ServerError::Shard { shard: i, message: e.to_string() })?;
+        shard_refs.push(actor);
+        shard_handles.push(handle);
+    }
+    let id = node_id(&config.data_dir);
+    let metrics_addr = (config.metrics_port != 0).then(|| format!("{}:{}", config.metrics_bind, config.metrics_port));
+    let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
+    let node = Arc::new(Node::new(config, shard_refs, route, id));
+    node.port.store(port, std::sync::atomic::Ordering::Relaxed);
+    if let Some(addr) = metrics_addr {
+        let l = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Metrics { addr: addr.clone(), source })?;
+        tokio::spawn(crate::metrics::serve(node.clone(), l));
+    }
+    for l in listeners {
+        tokio::spawn(listener::accept_loop(node.clone(), l));
+    }
+    info!(
+        port,
+        shards = node.shards.len(),
+        node_id = %node.node_id,
+        version = env!("CARGO_PKG_VERSION"),
+        "ready to accept connections"
+    );
+
+    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+    let mut requested = node.shutdown.subscribe();
+    tokio::select! {
+        _ = term.recv() => info!("received SIGTERM, shutting down"),
+        _ = int.recv() => info!("received SIGINT, shutting down"),
+        _ = requested.changed() => {}
+    }
+    node.shutdown.send_replace(true);
+
+    // Connections stop reading, finish what they parsed and close.
+    let deadline = Instant::now() + shutdown_timeout;
+    while node.clients.count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if node.clients.count() > 0 {
+        warn!(clients = node.clients.count(), "shutdown timeout reached with clients still connected");
+    }
+    for s in &node.shards {
+        s.stop(None);
+    }
+    for h in shard_handles {
+        let _ = h.await;
+    }
+    info!("shutdown complete");
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! One logical database inside a shard: the key table plus an index of keys by expiry time,
+//! so active expiry removes exactly the keys that are due instead of sampling for them.
+
+use super::bytes::SmallBytes;
+use super::dict::{Dict, EntryId, Removed};
+use super::value::Value;
+use std::collections::BTreeSet;
+
+pub struct Db {
+    pub dict: Dict,
+    expires: BTreeSet<(u64, SmallBytes)>,
+    /// Sum of the expiry times in `expires`, for INFO's avg_ttl.
+    expire_sum: u128,
+}
+
+impl Db {
+    pub fn new(seed: u64) -> Db {
+        Db { dict: Dict::new(seed), expires: BTreeSet::new(), expire_sum: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Average remaining TTL of keys with an expiry, in ms (INFO keyspace's avg_ttl).
+    pub fn avg_ttl(&self, now: u64) -> u64 {
+        if self.expires.is_empty() {
+            return 0;
+        }
+        let avg = (self.expire_sum / self.expires.len() as u128) as u64;
+        avg.saturating_sub(now)
+    }
+
+    pub fn find(&mut self, key: &[u8]) -> Option<EntryId> {
+        self.dict.find(key)
+    }
+
+    /// Sets `key` to `value`. `expire_at`: `Some(0)` clears the TTL, `Some(t)` sets it, `None`
+    /// keeps the current one (KEEPTTL).
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) -> EntryId {
+        match self.dict.find(key) {
+            Some(id) => {
+                self.dict.entry_mut(id).value = value;
+                if let Some(at) = expire_at {
+                    self.set_expire(id, at);
+                }
+                id
+            }
+            None => {
+                let at = expire_at.unwrap_or(0);
+                let k = SmallBytes::new(key);
+                if at != 0 {
+                    self.index_add(at, k.clone());
+                }
+                self.dict.insert_new(k, value, at)
+            }
+        }
+    }
+
+    /// Inserts a key known to be absent, keeping an owned key without copying it again.
+    pub fn insert(&mut self, key: SmallBytes, value: Value, expire_at: u64) -> EntryId {
+        if expire_at != 0 {
+            self.index_add(expire_at, key.clone());
+        }
+        self.dict.insert_new(key, value, expire_at)
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
+        let r = self.dict.remove(key)?;
+        if r.expire_at != 0 {
+            self.index_remove(r.expire_at, &r.key);
+        }
+        Some(r)
+    }
+
+    /// Sets (or with 0, clears) the expiry of an entry.
+    pub fn set_expire(&mut self, id: EntryId, at: u64) {
+        let e = self.dict.entry(id);
+        let old = e.expire_at;
+        if old == at {
+            return;
+        }
+        let key = e.key_owned().clone();
+        if old != 0 {
+            self.index_remove(old, &key);
+        }
+        if at != 0 {
+            self.index_add(at, key);
+        }
+        self.dict.entry_mut(id).expire_at = at;
+    }
+
+    fn index_add(&mut self, at: u64, key: SmallBytes) {
+        self.expire_sum += at as u128;
+        self.expires.insert((at, key));
+    }
+
+    fn index_remove(&mut self, at: u64, key: &SmallBytes) {
+        // The key is cloned into the probe; short keys are inline so this does not allocate.
+        if self.expires.remove(&(at, key.clone())) {
+            self.expire_sum -= at as u128;
+        }
+    }
+
+    /// The earliest-expiring key if it is due at `now`.
+    pub fn next_due(&self, now: u64) -> Option<SmallBytes> {
+        self.expires.first().filter(|(at, _)| *at <= now).map(|(_, k)| k.clone())
+    }
+
+    pub fn clear(&mut self) {
+        self.dict.clear();
+        self.expires.clear();
+        self.expire_sum = 0;
+    }
+
+    /// Empties the database and returns its contents, to be dropped off the shard's thread.
+    pub fn take(&mut self) -> Db {
+        let seed_dict = self.dict.take();
+        let expires = std::mem::take(&mut self.expires);
+        let sum = std::mem::take(&mut self.expire_sum);
+        Db { dict: seed_dict, expires, expire_sum: sum }
+    }
+
+    /// Approximate structural overhead in bytes (table, slab and expiry index).
+    pub fn overhead_bytes(&self) -> usize {
+        self.dict.overhead_bytes() + self.expires.len() * 40
+    }
+}

@@ -1,0 +1,285 @@
+//! Shard actors. Each owns the keys of its hash slots in every database; nothing else touches
+//! them, so there are no locks around data. Work arrives as messages:
+//!
+//! - `Batch`: the single-shard commands one pipeline read produced, answered with their
+//!   replies already encoded, in order.
+//! - `Lease`: lends the whole shard state to a multi-shard command. The borrower takes the
+//!   shards it needs in ascending id order (so two borrowers cannot deadlock), runs, and the
+//!   `Lease` returns the state when dropped. The shard processes nothing else meanwhile, which
+//!   is what makes MSET, RENAME or FLUSHALL atomic across shards.
+//! - `Run`: a closure over the state (DBSIZE, KEYS, INFO and other gateway broadcasts).
+//! - `Tick`: active expiry, incremental rehash, table shrinking.
+//!
+//! Mailboxes are unbounded in ractor; they stay bounded because a connection never has more
+//! than one message in flight per shard (it awaits its replies before it reads again), so a
+//! shard's queue is at most one message per connection plus its ticks.
+
+pub mod bytes;
+pub mod change;
+pub mod db;
+pub mod dict;
+pub mod stats;
+pub mod value;
+
+use crate::argv;
+use crate::cmd::exec::{Exec, ExecSettings};
+use crate::cmd::table::{CommandSpec, Handler};
+use crate::slots::SlotRoute;
+use crate::util::now_ms;
+use ::bytes::BytesMut;
+use change::ChangeLog;
+use db::Db;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use shoal_proto::{reply, Protocol, Request};
+use stats::ShardStats;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::error;
+
+/// How often the tick runs (Redis's default `hz 10`).
+pub const TICK: Duration = Duration::from_millis(100);
+/// Longest a tick may spend before yielding to queued commands.
+const TICK_BUDGET: Duration = Duration::from_millis(1);
+
+pub struct ShardState {
+    pub id: usize,
+    pub dbs: Vec<Db>,
+    pub stats: ShardStats,
+    pub changes: ChangeLog,
+    /// Access clock in seconds since start, stamped on entries when they are read.
+    pub clock: u32,
+    pub active_expire: bool,
+    start: Instant,
+}
+
+impl ShardState {
+    pub fn new(id: usize, databases: usize, commands: usize) -> ShardState {
+        let seed: u64 = rand::random();
+        ShardState {
+            id,
+            dbs: (0..databases).map(|i| Db::new(seed ^ i as u64)).collect(),
+            stats: ShardStats::new(commands),
+            changes: ChangeLog::default(),
+            clock: 0,
+            active_expire: true,
+            start: Instant::now(),
+        }
+    }
+
+    fn update_clock(&mut self) {
+        self.clock = self.start.elapsed().as_secs() as u32;
+    }
+
+    /// Removes keys whose time has come, within `budget`; true if some remain due.
+    pub fn expire_due(&mut self, now: u64, budget: Duration) -> bool {
+        let started = Instant::now();
+        let mut n = 0u32;
+        for dbi in 0..self.dbs.len() {
+            while let Some(key) = self.dbs[dbi].next_due(now) {
+                self.dbs[dbi].remove(&key);
+                self.stats.expired_keys += 1;
+                self.changes.emit(dbi, || argv!["DEL", key]);
+                n += 1;
+                if n.is_multiple_of(64) && started.elapsed() > budget {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Moves rehashes forward and shrinks sparse tables; true if a rehash is unfinished.
+    fn maintain_tables(&mut self, budget: Duration) -> bool {
+        let started = Instant::now();
+        for db in self.dbs.iter_mut() {
+            db.dict.shrink_if_needed();
+            while db.dict.is_rehashing() {
+                db.dict.rehash(100);
+                if started.elapsed() > budget {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Runs one command against this shard alone, writing its reply to `out`.
+    pub fn execute(&mut self, route: &SlotRoute, job: &mut ExecJob<'_>, spec: &CommandSpec, req: &Request) -> bool {
+        let Handler::Shard(f) = spec.handler else {
+            reply::error(job.out, b"ERR command cannot run in a shard");
+            return true;
+        };
+        let mut shards = [self];
+        let mut ex = Exec {
+            shards: &mut shards,
+            route,
+            db: job.db,
+            proto: job.proto,
+            out: job.out,
+            now: job.now,
+            settings: job.settings,
+            failed: false,
+        };
+        run_guarded(&mut ex, f, req, spec)
+    }
+}
+
+/// Runs a handler, turning a panic (a bug, never client input) into an error reply.
+pub fn run_guarded(ex: &mut Exec<'_, '_>, f: crate::cmd::table::ShardFn, req: &Request, spec: &CommandSpec) -> bool {
+    let mark = ex.out.len();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(ex, req))) {
+        Ok(()) => ex.failed,
+        Err(_) => {
+            error!(command = %spec.full_name, "command handler panicked");
+            ex.out.truncate(mark);
+            reply::error(ex.out, b"ERR internal error");
+            true
+        }
+    }
+}
+
+/// Per-batch inputs of a command.
+pub struct ExecJob<'a> {
+    pub db: usize,
+    pub proto: Protocol,
+    pub out: &'a mut BytesMut,
+    pub now: u64,
+    pub settings: ExecSettings,
+}
+
+/// Commands for one shard from one pipeline read, sent back with their replies.
+pub struct Batch {
+    pub db: usize,
+    pub proto: Protocol,
+    pub settings: ExecSettings,
+    pub cmds: Vec<(&'static CommandSpec, Request)>,
+    /// Replies, back to back; `ends[i]` is where reply `i` ends.
+    pub out: BytesMut,
+    pub ends: Vec<u32>,
+    pub reply: Option<oneshot::Sender<Box<Batch>>>,
+}
+
+impl Batch {
+    pub fn new(settings: ExecSettings) -> Box<Batch> {
+        Box::new(Batch {
+            db: 0,
+            proto: Protocol::Resp2,
+            settings,
+            cmds: Vec::new(),
+            out: BytesMut::with_capacity(4096),
+            ends: Vec::new(),
+            reply: None,
+        })
+    }
+}
+
+/// The shard state lent to a multi-shard command; returned to the shard when dropped.
+pub struct Lease {
+    state: Option<Box<ShardState>>,
+    back: Option<oneshot::Sender<Box<ShardState>>>,
+}
+
+impl Lease {
+    pub fn state(&mut self) -> &mut ShardState {
+        self.state.as_mut().expect("lease holds the state until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(s), Some(back)) = (self.state.take(), self.back.take()) {
+            let _ = back.send(s);
+        }
+    }
+}
+
+pub type RunFn = Box<dyn FnOnce(&mut ShardState) + Send>;
+
+pub enum ShardMsg {
+    Batch(Box<Batch>),
+    Lease(oneshot::Sender<Lease>),
+    Run(RunFn),
+    Tick,
+}
+
+pub struct ShardActor;
+
+pub struct ShardArgs {
+    pub state: Box<ShardState>,
+    pub route: Arc<SlotRoute>,
+}
+
+pub struct ShardCell {
+    state: Option<Box<ShardState>>,
+    route: Arc<SlotRoute>,
+}
+
+impl Actor for ShardActor {
+    type Msg = ShardMsg;
+    type State = ShardCell;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(&self, myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardCell, ActorProcessingErr> {
+        myself.send_interval(TICK, || ShardMsg::Tick);
+        Ok(ShardCell { state: Some(args.state), route: args.route })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        msg: ShardMsg,
+        cell: &mut ShardCell,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardMsg::Batch(mut batch) => {
+                let state = cell.state.as_mut().expect("state present outside leases");
+                run_batch(state, &cell.route, &mut batch);
+                if let Some(tx) = batch.reply.take() {
+                    let _ = tx.send(batch);
+                }
+            }
+            ShardMsg::Lease(tx) => {
+                let (back_tx, back_rx) = oneshot::channel();
+                let lease = Lease { state: cell.state.take(), back: Some(back_tx) };
+                // If the borrower is gone, the lease is dropped here and comes straight back.
+                let _ = tx.send(lease);
+                let state = back_rx.await.map_err(|_| "shard state lost during a lease")?;
+                cell.state = Some(state);
+            }
+            ShardMsg::Run(f) => {
+                let state = cell.state.as_mut().expect("state present outside leases");
+                if std::panic::catch_unwind(AssertUnwindSafe(|| f(state))).is_err() {
+                    error!(shard = state.id, "shard task panicked");
+                }
+            }
+            ShardMsg::Tick => {
+                let state = cell.state.as_mut().expect("state present outside leases");
+                state.update_clock();
+                let more_expiry = state.active_expire && state.expire_due(now_ms(), TICK_BUDGET);
+                let more_rehash = state.maintain_tables(TICK_BUDGET);
+                if more_expiry || more_rehash {
+                    // Continue after whatever is queued, so commands are never starved.
+                    let _ = myself.cast(ShardMsg::Tick);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
+    let now = now_ms();
+    b.out.clear();
+    b.ends.clear();
+    let mut t = Instant::now();
+    for (spec, req) in b.cmds.drain(..) {
+        let mut job = ExecJob { db: b.db, proto: b.proto, out: &mut b.out, now, settings: b.settings };
+        let failed = state.execute(route, &mut job, spec, &req);
+        let t2 = Instant::now();
+        state.stats.record(spec.id, (t2 - t).as_nanos() as u64, failed);
+        t = t2;
+        b.ends.push(b.out.len() as u32);
+    }
+}

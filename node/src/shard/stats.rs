@@ -1,0 +1,94 @@
+//! Counters a shard keeps for itself, without atomics; the gateway sums them on demand for
+//! INFO and /metrics.
+
+/// Upper bounds (microseconds) of the command latency histogram buckets.
+pub const LATENCY_BUCKETS_US: [u64; 16] =
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000];
+
+#[derive(Clone, Default, Debug)]
+pub struct CommandStat {
+    pub calls: u64,
+    /// Total time in nanoseconds (INFO reports microseconds).
+    pub nanos: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ShardStats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub commands: Vec<CommandStat>,
+    /// Error replies by their code (`ERR`, `WRONGTYPE`, ...).
+    pub errors: Vec<(String, u64)>,
+    /// Cumulative-by-bucket latency counts (last slot is +Inf) and the sum in µs.
+    pub latency: [u64; LATENCY_BUCKETS_US.len() + 1],
+    pub latency_sum_ns: u64,
+}
+
+impl ShardStats {
+    pub fn new(commands: usize) -> Self {
+        ShardStats {
+            keyspace_hits: 0,
+            keyspace_misses: 0,
+            expired_keys: 0,
+            commands: vec![CommandStat::default(); commands],
+            errors: Vec::new(),
+            latency: [0; LATENCY_BUCKETS_US.len() + 1],
+            latency_sum_ns: 0,
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, cmd: usize, nanos: u64, failed: bool) {
+        let c = &mut self.commands[cmd];
+        c.calls += 1;
+        c.nanos += nanos;
+        c.failed += failed as u64;
+        let usec = nanos / 1000;
+        let b = LATENCY_BUCKETS_US.iter().position(|&ub| usec <= ub).unwrap_or(LATENCY_BUCKETS_US.len());
+        self.latency[b] += 1;
+        self.latency_sum_ns += nanos;
+    }
+
+    pub fn record_error(&mut self, code: &str) {
+        match self.errors.iter().position(|(c, _)| c == code) {
+            Some(i) => self.errors[i].1 += 1,
+            // Bounded like Redis's errorstats (128 codes): past that, new codes are dropped.
+            None if self.errors.len() < 128 => self.errors.push((code.to_string(), 1)),
+            None => {}
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &ShardStats) {
+        self.keyspace_hits += other.keyspace_hits;
+        self.keyspace_misses += other.keyspace_misses;
+        self.expired_keys += other.expired_keys;
+        if self.commands.len() < other.commands.len() {
+            self.commands.resize(other.commands.len(), CommandStat::default());
+        }
+        for (a, b) in self.commands.iter_mut().zip(&other.commands) {
+            a.calls += b.calls;
+            a.nanos += b.nanos;
+            a.rejected += b.rejected;
+            a.failed += b.failed;
+        }
+        for (code, n) in &other.errors {
+            match self.errors.iter_mut().find(|(c, _)| c == code) {
+                Some((_, m)) => *m += n,
+                None => self.errors.push((code.clone(), *n)),
+            }
+        }
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a += b;
+        }
+        self.latency_sum_ns += other.latency_sum_ns;
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&mut self) {
+        *self = ShardStats::new(self.commands.len());
+    }
+}

@@ -1,0 +1,83 @@
+//! Redis-exact float parsing (`strtod`/`strtold`) and INCRBYFLOAT arithmetic on a C long
+//! double, through the shim in `csrc/float.c`.
+
+use std::os::raw::{c_char, c_int};
+
+extern "C" {
+    fn shoal_string2d(s: *const c_char, slen: usize, dp: *mut f64) -> c_int;
+    fn shoal_incrbyfloat(
+        cur: *const c_char,
+        curlen: usize,
+        incr: *const c_char,
+        incrlen: usize,
+        out: *mut c_char,
+        outlen: *mut usize,
+    ) -> c_int;
+}
+
+const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
+
+/// Parses a double as Redis's `string2d`.
+pub fn string2d(s: &[u8]) -> Option<f64> {
+    let mut d = 0f64;
+    // SAFETY: the shim reads exactly `slen` bytes from `s` and writes one f64 to `d`.
+    let ok = unsafe { shoal_string2d(s.as_ptr() as *const c_char, s.len(), &mut d) };
+    (ok == 1).then_some(d)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum IncrFloatError {
+    ValueNotFloat,
+    IncrNotFloat,
+    NanOrInfinity,
+}
+
+/// `current + incr` on long doubles, formatted as INCRBYFLOAT replies (`%.17Lf`, trailing
+/// zeros removed). `current` is `None` for a missing key (0).
+pub fn incr_by_float(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, IncrFloatError> {
+    let mut out = vec![0u8; MAX_LONG_DOUBLE_CHARS];
+    let mut len = 0usize;
+    let (cp, cl) = match current {
+        Some(c) => (c.as_ptr() as *const c_char, c.len()),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: pointers and lengths describe live slices; `out` has the capacity the shim needs.
+    let rc = unsafe {
+        shoal_incrbyfloat(cp, cl, incr.as_ptr() as *const c_char, incr.len(), out.as_mut_ptr() as *mut c_char, &mut len)
+    };
+    match rc {
+        0 => {
+            out.truncate(len);
+            Ok(out)
+        }
+        1 => Err(IncrFloatError::ValueNotFloat),
+        2 => Err(IncrFloatError::IncrNotFloat),
+        _ => Err(IncrFloatError::NanOrInfinity),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incrbyfloat_prints_like_redis() {
+        assert_eq!(incr_by_float(Some(b"10.50"), b"0.1").unwrap(), b"10.6");
+        assert_eq!(incr_by_float(Some(b"5.0e3"), b"2.0e2").unwrap(), b"5200");
+        assert_eq!(incr_by_float(None, b"-5").unwrap(), b"-5");
+        assert_eq!(incr_by_float(Some(b"abc"), b"1"), Err(IncrFloatError::ValueNotFloat));
+        assert_eq!(incr_by_float(Some(b"1"), b" 1"), Err(IncrFloatError::IncrNotFloat));
+        assert_eq!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInfinity));
+    }
+
+    #[test]
+    fn string2d_rules() {
+        assert_eq!(string2d(b"1.5"), Some(1.5));
+        assert_eq!(string2d(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(string2d(b"nan"), None);
+        assert_eq!(string2d(b" 1"), None);
+        assert_eq!(string2d(b"1 "), None);
+        assert_eq!(string2d(b""), None);
+        assert_eq!(string2d(b"1\x002"), None);
+    }
+}

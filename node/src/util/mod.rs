@@ -1,0 +1,42 @@
+//! Small helpers shared across the node: glob matching, float parsing and formatting, time.
+
+pub mod float;
+pub mod glob;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix time in milliseconds.
+#[inline]
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Unix time in microseconds.
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Bytes in Redis's human form (`1.50M`).
+pub fn bytes_human(n: u64) -> String {
+    let n = n as f64;
+    let units = [
+        (1024f64.powi(5), "P"),
+        (1024f64.powi(4), "T"),
+        (1024f64.powi(3), "G"),
+        (1024f64 * 1024.0, "M"),
+        (1024.0, "K"),
+    ];
+    for (size, unit) in units {
+        if n >= size {
+            return format!("{:.2}{unit}", n / size);
+        }
+    }
+    format!("{}B", n as u64)
+}
+
+/// A random 40-character hex identifier (run ids, node ids).
+pub fn random_hex40() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..40).map(|_| char::from_digit(rng.gen_range(0..16), 16).expect("hex digit")).collect()
+}
