@@ -40,6 +40,10 @@ pub struct Cli {
     #[arg(long, env = "SHOAL_SHARDS")]
     pub shards: Option<usize>,
 
+    /// Worker threads that run connections and shards [default: number of CPU cores].
+    #[arg(long, env = "SHOAL_THREADS")]
+    pub threads: Option<usize>,
+
     /// Number of logical databases for SELECT [default: 16].
     #[arg(long, env = "SHOAL_DATABASES")]
     pub databases: Option<usize>,
@@ -107,6 +111,7 @@ struct FileConfig {
     bind: Option<BindValue>,
     port: Option<u16>,
     shards: Option<usize>,
+    threads: Option<usize>,
     databases: Option<usize>,
     data_dir: Option<PathBuf>,
     metrics_port: Option<u16>,
@@ -152,6 +157,7 @@ pub struct Config {
     pub bind: Vec<String>,
     pub port: u16,
     pub shards: usize,
+    pub threads: usize,
     pub databases: usize,
     pub data_dir: PathBuf,
     pub metrics_port: u16,
@@ -252,6 +258,10 @@ impl Config {
         if !(1..=1024).contains(&shards) {
             return Err(ConfigError::Invalid { name: "shards", message: "must be between 1 and 1024".into() });
         }
+        let threads = cli.threads.or(file.threads).unwrap_or(cores);
+        if !(1..=1024).contains(&threads) {
+            return Err(ConfigError::Invalid { name: "threads", message: "must be between 1 and 1024".into() });
+        }
         let databases = cli.databases.or(file.databases).unwrap_or(16);
         if !(1..=65536).contains(&databases) {
             return Err(ConfigError::Invalid { name: "databases", message: "must be between 1 and 65536".into() });
@@ -279,6 +289,7 @@ impl Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
             shards,
+            threads,
             databases,
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("shoal-data")),
             metrics_port: cli.metrics_port.or(file.metrics_port).unwrap_or(0),

@@ -16,7 +16,11 @@ fn main() -> anyhow::Result<()> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("shoal").build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
+        .enable_all()
+        .thread_name("shoal")
+        .build()?;
     runtime.block_on(shoal_node::server::run(config))?;
     Ok(())
 }

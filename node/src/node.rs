@@ -7,13 +7,15 @@ use crate::config::Config;
 use crate::shard::stats::{CommandStat, ShardStats, LATENCY_BUCKETS_US};
 use crate::shard::{Lease, ShardMsg, ShardState};
 use crate::slots::SlotRoute;
+use crate::util::counter::Striped;
 use ractor::ActorRef;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
 /// Configuration that can change while running (CONFIG SET).
 pub struct LiveConfig {
@@ -24,6 +26,8 @@ pub struct LiveConfig {
     pub client_query_buffer_limit: AtomicU64,
     pub maxmemory: AtomicU64,
     pub maxmemory_policy: RwLock<String>,
+    /// Whether the policy is an LFU one (read on every batch, so kept apart from the name).
+    pub lfu: AtomicBool,
     /// Parameters accepted and reported for compatibility but not acted on yet.
     pub passive: RwLock<BTreeMap<&'static str, String>>,
 }
@@ -33,10 +37,10 @@ pub struct LiveConfig {
 pub struct NodeStats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub total_reads_processed: AtomicU64,
-    pub total_writes_processed: AtomicU64,
+    pub net_input_bytes: Striped,
+    pub net_output_bytes: Striped,
+    pub total_reads_processed: Striped,
+    pub total_writes_processed: Striped,
     pub protocol_errors: AtomicU64,
     /// Per command: calls, nanoseconds, failed, rejected.
     commands: Vec<[AtomicU64; 4]>,
@@ -50,10 +54,10 @@ impl NodeStats {
         NodeStats {
             total_connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            net_input_bytes: AtomicU64::new(0),
-            net_output_bytes: AtomicU64::new(0),
-            total_reads_processed: AtomicU64::new(0),
-            total_writes_processed: AtomicU64::new(0),
+            net_input_bytes: Striped::default(),
+            net_output_bytes: Striped::default(),
+            total_reads_processed: Striped::default(),
+            total_writes_processed: Striped::default(),
             protocol_errors: AtomicU64::new(0),
             commands: (0..table().stat_slots()).map(|_| Default::default()).collect(),
             errors: Mutex::new(Vec::new()),
@@ -120,13 +124,13 @@ impl NodeStats {
             l.store(0, Relaxed);
         }
         self.latency_sum_ns.store(0, Relaxed);
-        for a in [
-            &self.total_connections_received,
-            &self.rejected_connections,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
-        ] {
+        for a in [&self.total_connections_received, &self.rejected_connections] {
             a.store(0, Relaxed);
+        }
+        for c in
+            [&self.net_input_bytes, &self.net_output_bytes, &self.total_reads_processed, &self.total_writes_processed]
+        {
+            c.reset();
         }
     }
 }
@@ -148,13 +152,34 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     pub qbuf: AtomicUsize,
     pub killed: AtomicBool,
-    pub kill: Notify,
+    /// The socket, while the connection owns it. Killing a client shuts the socket down,
+    /// which ends its pending read; the connection clears this under the lock before it
+    /// closes the socket, so a reused descriptor is never touched.
+    pub fd: Mutex<Option<RawFd>>,
 }
 
 impl ClientHandle {
+    /// CLIENT KILL: the connection ends at its next read.
     pub fn kill(&self) {
         self.killed.store(true, Relaxed);
-        self.kill.notify_one();
+        self.shutdown_socket(libc::SHUT_RDWR);
+    }
+
+    /// Node shutdown: no more requests are read; replies in progress are still written.
+    pub fn stop_reading(&self) {
+        self.shutdown_socket(libc::SHUT_RD);
+    }
+
+    fn shutdown_socket(&self, how: i32) {
+        if let Some(fd) = *self.fd.lock().expect("fd lock") {
+            // SAFETY: the descriptor is open: its owner clears `fd` under this lock first.
+            unsafe { libc::shutdown(fd, how) };
+        }
+    }
+
+    /// Called by the connection before it closes its socket.
+    pub fn release_socket(&self) {
+        self.fd.lock().expect("fd lock").take();
     }
 }
 
@@ -165,7 +190,7 @@ pub struct ClientRegistry {
 }
 
 impl ClientRegistry {
-    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, started: Instant) -> Arc<ClientHandle> {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: Option<RawFd>) -> Arc<ClientHandle> {
         let id = self.next_id.fetch_add(1, Relaxed) + 1;
         let h = Arc::new(ClientHandle {
             id,
@@ -178,12 +203,12 @@ impl ClientRegistry {
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_cmd: AtomicUsize::new(usize::MAX),
-            last_interaction: AtomicU64::new(started.elapsed().as_millis() as u64),
+            last_interaction: AtomicU64::new(crate::util::coarse_ms()),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            fd: Mutex::new(fd),
         });
         self.clients.lock().expect("clients lock").insert(id, h.clone());
         h
@@ -226,6 +251,8 @@ pub struct Node {
     pub port: AtomicU16,
     pub shutdown: watch::Sender<bool>,
     pub pause: watch::Sender<Pause>,
+    /// `pause.until_ms`, readable without a lock on every command; 0 when not paused.
+    pub pause_until: AtomicU64,
     pub active_expire: AtomicBool,
     pub stat_peak_memory: AtomicU64,
 }
@@ -240,6 +267,7 @@ impl Node {
             client_query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
             maxmemory: AtomicU64::new(config.maxmemory),
             maxmemory_policy: RwLock::new(config.maxmemory_policy.clone()),
+            lfu: AtomicBool::new(config.maxmemory_policy.ends_with("-lfu")),
             passive: RwLock::new(crate::cmd::config::passive_defaults()),
         };
         Node {
@@ -255,6 +283,7 @@ impl Node {
             port: AtomicU16::new(config.port),
             shutdown: watch::channel(false).0,
             pause: watch::channel(Pause::default()).0,
+            pause_until: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             stat_peak_memory: AtomicU64::new(0),
             config,
@@ -265,12 +294,12 @@ impl Node {
         self.started.elapsed().as_millis() as u64
     }
 
+    #[inline]
     pub fn exec_settings(&self) -> ExecSettings {
-        let policy = self.live.maxmemory_policy.read().expect("config lock");
         ExecSettings {
             proto_max_bulk_len: self.live.proto_max_bulk_len.load(Relaxed) as usize,
             databases: self.config.databases,
-            lfu: policy.ends_with("-lfu"),
+            lfu: self.live.lfu.load(Relaxed),
         }
     }
 
@@ -341,6 +370,14 @@ impl Node {
         }
         self.stats.merge_into(&mut agg);
         agg
+    }
+
+    /// Sets the CLIENT PAUSE state.
+    pub fn set_pause(&self, f: impl FnOnce(&mut Pause)) {
+        self.pause.send_modify(|p| {
+            f(p);
+            self.pause_until.store(p.until_ms, Relaxed);
+        });
     }
 
     pub fn is_shutting_down(&self) -> bool {

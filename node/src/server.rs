@@ -69,6 +69,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .map_err(|source| ServerError::Metrics { addr: addr.clone(), source })?;
         tokio::spawn(crate::metrics::serve(node.clone(), l));
     }
+    tokio::spawn(crate::util::run_coarse_clock());
     for l in listeners {
         tokio::spawn(listener::accept_loop(node.clone(), l));
     }
@@ -89,6 +90,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         _ = requested.changed() => {}
     }
     node.shutdown.send_replace(true);
+    for c in node.clients.all() {
+        c.stop_reading();
+    }
 
     // Connections stop reading, finish what they parsed and close.
     let deadline = Instant::now() + shutdown_timeout;

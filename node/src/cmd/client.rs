@@ -55,7 +55,8 @@ pub fn setinfo(ctx: &mut GwCtx<'_>, req: &Request) {
 /// One CLIENT LIST line, with Redis 7's fields.
 pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
     let age = c.created.elapsed().as_secs();
-    let idle = now_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
+    let idle = crate::util::coarse_ms().saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
+    let _ = now_ms;
     let cmd = match c.last_cmd.load(Relaxed) {
         usize::MAX => "NULL".to_string(),
         id => table().name_of(id).to_string(),
@@ -226,7 +227,7 @@ pub fn pause(ctx: &mut GwCtx<'_>, req: &Request) {
     };
     let now = ctx.node.uptime_ms();
     let until_ms = now.saturating_add(timeout);
-    ctx.node.pause.send_modify(|p| {
+    ctx.node.set_pause(|p| {
         // As in Redis, a pause in force keeps its stricter type and its later end.
         let active = p.until_ms > now;
         *p = if active {
@@ -239,7 +240,7 @@ pub fn pause(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub fn unpause(ctx: &mut GwCtx<'_>) {
-    ctx.node.pause.send_replace(Pause::default());
+    ctx.node.set_pause(|p| *p = Pause::default());
     reply::ok(ctx.out);
 }
 

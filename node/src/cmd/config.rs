@@ -129,6 +129,7 @@ fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
             if !POLICIES.contains(&v.as_str()) {
                 return Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, cache".into());
             }
+            l.lfu.store(v.ends_with("-lfu"), Relaxed);
             *l.maxmemory_policy.write().expect("config lock") = v;
         }
         _ => {

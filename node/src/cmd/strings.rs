@@ -6,7 +6,6 @@ use crate::argv;
 use crate::shard::dict::EntryId;
 use crate::shard::value::Value;
 use crate::util::float::{incr_by_float, IncrFloatError};
-use bytes::Bytes;
 use shoal_proto::{reply, Request};
 
 /// What a write does to the key's TTL.
@@ -150,11 +149,10 @@ fn set_with_ttl(ctx: &mut Exec<'_, '_>, key: &[u8], value: &[u8], ttl: Ttl) {
             ctx.delete(key);
         }
     }
-    let v = Bytes::copy_from_slice(value);
     ctx.emit(key, || match ttl {
-        Ttl::At(at) => argv!["SET", key, v, "PXAT", at.to_string()],
-        Ttl::Keep => argv!["SET", key, v, "KEEPTTL"],
-        Ttl::Clear => argv!["SET", key, v],
+        Ttl::At(at) => argv!["SET", key, value, "PXAT", at.to_string()],
+        Ttl::Keep => argv!["SET", key, value, "KEEPTTL"],
+        Ttl::Clear => argv!["SET", key, value],
     });
 }
 

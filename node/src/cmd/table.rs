@@ -430,7 +430,7 @@ fn declare() -> Vec<CommandSpec> {
 
 pub struct CommandTable {
     commands: Vec<CommandSpec>,
-    by_name: HashMap<Vec<u8>, usize>,
+    by_name: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     /// Every command and subcommand by id, for statistics.
     names_by_id: Vec<String>,
 }
@@ -447,7 +447,8 @@ impl CommandTable {
                 names_by_id.push(sub.full_name.clone());
             }
         }
-        let by_name = commands.iter().enumerate().map(|(i, c)| (c.name.as_bytes().to_vec(), i)).collect();
+        let by_name: HashMap<Vec<u8>, usize, foldhash::fast::RandomState> =
+            commands.iter().enumerate().map(|(i, c)| (c.name.as_bytes().to_vec(), i)).collect();
         CommandTable { commands, by_name, names_by_id }
     }
 

@@ -16,6 +16,7 @@ use bytes::BytesMut;
 use shoal_proto::{reply, Limits, ProtocolError, Request, RequestParser};
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,11 +52,11 @@ pub struct Connection<S> {
     done: Vec<Option<(Box<Batch>, usize)>>,
 }
 
-pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr)
+pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr, fd: Option<RawFd>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let handle = node.clients.register(addr, laddr, node.started);
+    let handle = node.clients.register(addr, laddr, fd);
     let id = handle.id;
     let limits = Limits {
         max_bulk_len: node.live.proto_max_bulk_len.load(Relaxed) as usize,
@@ -79,14 +80,18 @@ where
         done: (0..shards).map(|_| None).collect(),
     };
     debug!(client = id, %addr, "client connected");
+    // A node that began shutting down before this client registered must not miss it.
+    if node.is_shutting_down() {
+        conn.session.handle.stop_reading();
+    }
     conn.run().await;
+    conn.session.handle.release_socket();
     node.clients.unregister(id);
     debug!(client = id, %addr, "client disconnected");
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn run(&mut self) {
-        let mut shutdown = self.node.shutdown.subscribe();
         let handle = self.session.handle.clone();
         loop {
             let free = self.rbuf.capacity() - self.rbuf.len();
@@ -98,20 +103,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 _ => {}
             }
             let timeout = self.node.live.timeout.load(Relaxed);
-            let read = tokio::select! {
-                biased;
-                _ = handle.kill.notified() => break,
-                _ = shutdown.changed() => break,
-                r = read_with_timeout(&mut self.stream, &mut self.rbuf, timeout) => r,
-            };
-            let n = match read {
-                Some(Ok(n)) if n > 0 => n,
+            // Kills and shutdown end this read by shutting the socket down (see ClientHandle).
+            let n = match read_with_timeout(&mut self.stream, &mut self.rbuf, timeout).await {
+                Some(Ok(n)) if n > 0 && !handle.killed.load(Relaxed) => n,
                 _ => break,
             };
             let node = &self.node;
-            node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
-            node.stats.total_reads_processed.fetch_add(1, Relaxed);
-            handle.last_interaction.store(node.uptime_ms(), Relaxed);
+            node.stats.net_input_bytes.add(n as u64);
+            node.stats.total_reads_processed.add(1);
+            handle.last_interaction.store(crate::util::coarse_ms(), Relaxed);
             let parsed = self.parser.parse(&mut self.rbuf, &mut self.reqs);
             handle.qbuf.store(self.rbuf.len(), Relaxed);
             self.process().await;
@@ -128,8 +128,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if self.stream.write_all(&self.wbuf).await.is_err() {
                     break;
                 }
-                self.node.stats.net_output_bytes.fetch_add(self.wbuf.len() as u64, Relaxed);
-                self.node.stats.total_writes_processed.fetch_add(1, Relaxed);
+                self.node.stats.net_output_bytes.add(self.wbuf.len() as u64);
+                self.node.stats.total_writes_processed.add(1);
                 self.wbuf.clear();
                 // A large reply should not pin a large buffer for the connection's life.
                 if self.wbuf.capacity() > 1 << 20 {
@@ -240,7 +240,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Some(spec.id)
     }
 
+    #[inline]
     fn paused_for(&self, spec: &CommandSpec) -> bool {
+        if self.node.pause_until.load(Relaxed) == 0 {
+            return false;
+        }
         let p = *self.node.pause.borrow();
         p.until_ms != 0 && self.node.uptime_ms() < p.until_ms && (!p.writes_only || spec.is_write())
     }

@@ -99,5 +99,6 @@ async fn handle(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
     }
     let laddr = stream.local_addr().unwrap_or(addr);
-    connection::serve(node, stream, addr, laddr).await;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    connection::serve(node, stream, addr, laddr, Some(fd)).await;
 }

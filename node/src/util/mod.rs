@@ -1,7 +1,32 @@
 //! Small helpers shared across the node: glob matching, float parsing and formatting, time.
 
+pub mod counter;
 pub mod float;
 pub mod glob;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+static COARSE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Unix time in ms, updated every 10 ms by [`run_coarse_clock`]: for idle times and other
+/// figures that do not need a clock read on every request.
+#[inline]
+pub fn coarse_ms() -> u64 {
+    match COARSE_MS.load(Relaxed) {
+        0 => now_ms(),
+        t => t,
+    }
+}
+
+/// Keeps [`coarse_ms`] current; runs for the life of the process.
+pub async fn run_coarse_clock() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        COARSE_MS.store(now_ms(), Relaxed);
+    }
+}
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
