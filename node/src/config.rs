@@ -90,12 +90,13 @@ pub struct Cli {
     #[arg(long, env = "SHOAL_CLIENT_QUERY_BUFFER_LIMIT", value_name = "BYTES")]
     pub client_query_buffer_limit: Option<String>,
 
-    /// Memory limit for data, e.g. "4gb"; 0 means no limit [default: 0].
+    /// Memory limit for data, e.g. "4gb"; 0 means no limit [default: 0]. Reported by INFO and
+    /// CONFIG GET; not enforced yet (eviction and -OOM come with persistence and eviction work).
     #[arg(long, env = "SHOAL_MAXMEMORY", value_name = "BYTES")]
     pub maxmemory: Option<String>,
 
-    /// What happens at the memory limit: noeviction or cache (or a Redis policy name)
-    /// [default: noeviction].
+    /// Eviction policy: noeviction or cache, or a Redis policy name [default: noeviction].
+    /// Selects LRU or LFU access tracking (OBJECT IDLETIME/FREQ) today; not enforced yet.
     #[arg(long, env = "SHOAL_MAXMEMORY_POLICY", value_name = "POLICY")]
     pub maxmemory_policy: Option<String>,
 

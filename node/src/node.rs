@@ -254,6 +254,8 @@ pub struct Node {
     /// `pause.until_ms`, readable without a lock on every command; 0 when not paused.
     pub pause_until: AtomicU64,
     pub active_expire: AtomicBool,
+    /// Connections admitted and not yet closed; checked against maxclients at accept time.
+    pub admitted: AtomicUsize,
     pub stat_peak_memory: AtomicU64,
 }
 
@@ -285,6 +287,7 @@ impl Node {
             pause: watch::channel(Pause::default()).0,
             pause_until: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
+            admitted: AtomicUsize::new(0),
             stat_peak_memory: AtomicU64::new(0),
             config,
         }

@@ -283,7 +283,8 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
                     }
                     let id = st.dbs[db].dict.find_no_step(&key)?;
                     let e = st.dbs[db].dict.entry(id);
-                    let ser = crate::persist::dump::dump(&e.value).len() - 10;
+                    // Redis counts the encoded value alone: no type byte, no version or checksum.
+                    let ser = crate::persist::dump::dump(&e.value).len() - 11;
                     Some(format!(
                         "Value at:{:#x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
                         e as *const _ as usize,

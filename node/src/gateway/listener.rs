@@ -81,17 +81,34 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             }
         };
         node.stats.total_connections_received.fetch_add(1, Relaxed);
+        // Admission is decided here, in order, so a burst of connects cannot overshoot.
         let node = node.clone();
-        tokio::spawn(async move { handle(node, stream, addr).await });
+        if node.admitted.fetch_add(1, Relaxed) >= node.live.maxclients.load(Relaxed) {
+            node.admitted.fetch_sub(1, Relaxed);
+            node.stats.rejected_connections.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            });
+            continue;
+        }
+        tokio::spawn(async move {
+            let _admitted = Admitted(node.clone());
+            handle(node, stream, addr).await
+        });
     }
 }
 
-async fn handle(node: Arc<Node>, mut stream: TcpStream, addr: SocketAddr) {
-    if node.clients.count() >= node.live.maxclients.load(Relaxed) {
-        node.stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-        return;
+/// Releases a connection's admission slot when the connection ends, however it ends.
+struct Admitted(Arc<Node>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.admitted.fetch_sub(1, Relaxed);
     }
+}
+
+async fn handle(node: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let keepalive = node.live.tcp_keepalive.load(Relaxed);
     if keepalive > 0 {

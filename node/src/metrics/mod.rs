@@ -166,8 +166,12 @@ pub async fn render(node: &Node) -> String {
     for (name, help, v) in gauges {
         fams.push(family(name, help, MetricType::GAUGE, vec![gauge(v, &[])]));
     }
+    // The encoder rejects a family without samples (and stops there), so leave those out.
+    fams.retain(|f| !f.get_metric().is_empty());
     let mut buf = Vec::new();
-    let _ = TextEncoder::new().encode(&fams, &mut buf);
+    if let Err(e) = TextEncoder::new().encode(&fams, &mut buf) {
+        tracing::warn!(error = %e, "cannot encode metrics");
+    }
     String::from_utf8(buf).unwrap_or_default()
 }
 

@@ -283,3 +283,102 @@ fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
         b.ends.push(b.out.len() as u32);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::table::table;
+
+    fn settings() -> ExecSettings {
+        ExecSettings { proto_max_bulk_len: 512 << 20, databases: 16, lfu: false }
+    }
+
+    /// Runs one command on a lone shard at time `now`, returning the reply bytes.
+    fn run(st: &mut ShardState, route: &SlotRoute, db: usize, now: u64, args: &[&str]) -> Vec<u8> {
+        let req = Request::from_args(args);
+        let mut spec = table().lookup(req.arg(0)).expect("known command");
+        if !spec.subcommands.is_empty() {
+            spec = spec.subcommand(req.arg(1)).expect("known subcommand");
+        }
+        let mut out = BytesMut::new();
+        let mut job = ExecJob { db, proto: Protocol::Resp2, out: &mut out, now, settings: settings() };
+        st.execute(route, &mut job, spec, &req);
+        out.to_vec()
+    }
+
+    /// Every key with its value bytes and expiry, for comparing keyspaces.
+    fn dump_state(st: &ShardState) -> Vec<(usize, Vec<u8>, Vec<u8>, Option<u64>)> {
+        let mut all = Vec::new();
+        for (i, db) in st.dbs.iter().enumerate() {
+            for e in db.dict.iter() {
+                all.push((i, e.key().to_vec(), e.value.to_vec(), e.expire_at()));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn writes_produce_deterministic_effect_records_that_replay_to_the_same_state() {
+        let route = SlotRoute::even(1);
+        let mut st = ShardState::new(0, 16, table().stat_slots());
+        st.changes.set_enabled(true);
+        let t0 = 1_700_000_000_000;
+        let script: &[&[&str]] = &[
+            &["SET", "a", "1", "EX", "100"],
+            &["SET", "b", "x"],
+            &["APPEND", "b", "yz"],
+            &["INCRBYFLOAT", "f", "1.5"],
+            &["INCR", "c"],
+            &["SETEX", "s", "10", "v"],
+            &["PEXPIRE", "b", "5000"],
+            &["GETEX", "a", "PERSIST"],
+            &["SETRANGE", "b", "1", "Q"],
+            &["MSET", "m1", "1", "m2", "2"],
+            &["RENAME", "m1", "m3"],
+            &["COPY", "m2", "m4", "DB", "3"],
+            &["MOVE", "m3", "2"],
+            &["DEL", "m2"],
+            &["SET", "gone", "v", "PX", "1"],
+        ];
+        for cmd in script {
+            run(&mut st, &route, 0, t0, cmd);
+        }
+        // Time passes: reading an expired key deletes it, and that is a write too.
+        assert_eq!(run(&mut st, &route, 0, t0 + 2, &["GET", "gone"]), b"$-1\r\n");
+        let records = st.changes.drain();
+        let texts: Vec<String> = records.iter().map(|c| c.args_str().join(" ")).collect();
+        assert_eq!(texts[0], format!("SET a 1 PXAT {}", t0 + 100_000), "relative expiry becomes absolute");
+        assert!(texts.contains(&format!("SET s v PXAT {}", t0 + 10_000)));
+        assert!(texts.contains(&format!("PEXPIREAT b {}", t0 + 5000)));
+        assert!(texts.contains(&"SET f 1.5 KEEPTTL".to_string()), "float increments replay as their result");
+        assert_eq!(texts.last().unwrap(), "DEL gone", "lazy expiry is recorded as a DEL");
+
+        // Replaying the records on an empty shard gives the same keyspace.
+        let mut replica = ShardState::new(0, 16, table().stat_slots());
+        for rec in &records {
+            let args: Vec<String> = rec.args_str();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&mut replica, &route, rec.db, t0, &args);
+        }
+        assert_eq!(dump_state(&replica), dump_state(&st));
+        assert_eq!(st.changes.dirty, records.len() as u64, "each write is one record");
+    }
+
+    #[test]
+    fn active_expiry_removes_exactly_the_due_keys() {
+        let route = SlotRoute::even(1);
+        let mut st = ShardState::new(0, 16, table().stat_slots());
+        let t0 = 1_700_000_000_000;
+        for i in 0..1000 {
+            run(&mut st, &route, 0, t0, &["SET", &format!("k{i}"), "v", "PX", &format!("{}", 1 + i % 10)]);
+        }
+        run(&mut st, &route, 0, t0, &["SET", "forever", "v"]);
+        assert!(!st.expire_due(t0 + 5, Duration::from_secs(1)));
+        assert_eq!(st.dbs[0].len(), 1 + 500);
+        assert_eq!(st.stats.expired_keys, 500);
+        st.expire_due(t0 + 10, Duration::from_secs(1));
+        assert_eq!(st.dbs[0].len(), 1);
+        assert_eq!(st.dbs[0].expires_len(), 0);
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the black-box tests talk to Shoal with: redis-cli (Debian's redis-tools),
+# redis-server for the side-by-side benchmarks, and redis-py. Safe to run repeatedly.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+if ! command -v redis-cli >/dev/null || ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools redis-server >/dev/null
+  # The package starts a system redis-server on 6379; the tests do not need it.
+  $SUDO systemctl stop redis-server >/dev/null 2>&1 || $SUDO service redis-server stop >/dev/null 2>&1 || true
+fi
+
+if ! python3 -c "import redis" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check "redis>=5"
+fi

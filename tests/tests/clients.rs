@@ -1,0 +1,69 @@
+//! Ecosystem clients other than the `redis` crate: redis-cli and redis-py.
+
+use shoal_tests::Server;
+use std::process::Command;
+
+fn redis_cli(s: &Server, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(s.port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn redis_cli_basic_session() {
+    let s = Server::start();
+    assert_eq!(redis_cli(&s, &["PING"]).trim(), "PONG");
+    assert_eq!(redis_cli(&s, &["SET", "a", "1"]).trim(), "OK");
+    assert_eq!(redis_cli(&s, &["GET", "a"]).trim(), "1");
+    // --no-raw: the formatted view redis-cli shows on a terminal, where a RESP3 map is
+    // rendered as numbered key => value lines.
+    let hello = redis_cli(&s, &["--no-raw", "-3", "HELLO", "3"]);
+    assert!(hello.starts_with("1# \"server\" => \"redis\"\n"), "RESP3 map rendering: {hello}");
+    assert!(hello.contains("3# \"proto\" => (integer) 3"), "{hello}");
+    assert!(redis_cli(&s, &["INFO", "server"]).contains("redis_version:7.0.15"));
+    // redis-cli reads commands from stdin as a script, as operators pipe them.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf 'SET b 2\\nGET b\\nDBSIZE\\n' | redis-cli -p {}", s.port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\n2\n2\n");
+}
+
+#[test]
+fn redis_cli_pipe_mode_mass_insert() {
+    let s = Server::start();
+    let mut proto = String::new();
+    for i in 0..10_000 {
+        let (k, v) = (format!("mass:{i}"), i.to_string());
+        proto.push_str(&format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()));
+    }
+    let path = s.dir.join("mass.txt");
+    std::fs::write(&path, proto).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("redis-cli -p {} --pipe < {}", s.port, path.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("errors: 0, replies: 10000"), "{text}");
+    assert_eq!(redis_cli(&s, &["DBSIZE"]).trim(), "10000");
+}
+
+#[test]
+fn redis_py_plain_pipelined_resp3_and_cluster_clients() {
+    let s = Server::start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/compat_redis_py.py");
+    let out = Command::new("python3").arg(script).arg(s.port.to_string()).output().expect("python3 is installed");
+    assert!(
+        out.status.success(),
+        "redis-py compatibility failed (is `pip install redis` done?):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
