@@ -12,6 +12,8 @@ fn map_get<'a>(f: &'a Frame, key: &str) -> Option<&'a Frame> {
 }
 
 #[test]
+// 3.141 is the sample value DEBUG PROTOCOL sends, not an approximation of pi.
+#[allow(clippy::approx_constant)]
 fn hello_switches_to_resp3_and_replies_change_shape() {
     let s = Server::start();
     let mut r = s.raw();

@@ -306,8 +306,11 @@ mod tests {
         out.to_vec()
     }
 
+    /// (db, key, value, expiry) of every key.
+    type Contents = Vec<(usize, Vec<u8>, Vec<u8>, Option<u64>)>;
+
     /// Every key with its value bytes and expiry, for comparing keyspaces.
-    fn dump_state(st: &ShardState) -> Vec<(usize, Vec<u8>, Vec<u8>, Option<u64>)> {
+    fn dump_state(st: &ShardState) -> Contents {
         let mut all = Vec::new();
         for (i, db) in st.dbs.iter().enumerate() {
             for e in db.dict.iter() {
