@@ -254,6 +254,8 @@ pub struct Node {
     /// `pause.until_ms`, readable without a lock on every command; 0 when not paused.
     pub pause_until: AtomicU64,
     pub active_expire: AtomicBool,
+    /// Serializes the enqueueing of lease requests (see `lease`).
+    lease_order: Mutex<()>,
     /// Connections admitted and not yet closed; checked against maxclients at accept time.
     pub admitted: AtomicUsize,
     pub stat_peak_memory: AtomicU64,
@@ -288,6 +290,7 @@ impl Node {
             pause_until: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             admitted: AtomicUsize::new(0),
+            lease_order: Mutex::new(()),
             stat_peak_memory: AtomicU64::new(0),
             config,
         }
@@ -306,16 +309,29 @@ impl Node {
         }
     }
 
-    /// Borrows the states of the given shards, in ascending order so concurrent borrowers
-    /// never deadlock. The states go back when the leases are dropped.
+    /// Borrows the states of the given shards for one atomic multi-shard command. The states
+    /// go back when the leases are dropped.
+    ///
+    /// Deadlock freedom: the lease requests of one command are put in the shards' mailboxes
+    /// under one global lock, so every shard sees the lease requests of all commands in the
+    /// same order (mailboxes are FIFO), and no two borrowers can each hold what the other
+    /// waits for. This is ascending-order locking without its cost: the shards are asked all
+    /// at once and answer in parallel, one round trip instead of one per shard.
     pub async fn lease(&self, ids: &[usize]) -> Vec<Lease> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let mut leases = Vec::with_capacity(ids.len());
-        for id in ids {
-            let (tx, rx) = oneshot::channel();
-            self.shards[id].cast(ShardMsg::Lease(tx)).expect("shard actor alive");
+        let mut pending = Vec::with_capacity(ids.len());
+        {
+            let _order = self.lease_order.lock().expect("lease order lock");
+            for &id in &ids {
+                let (tx, rx) = oneshot::channel();
+                self.shards[id].cast(ShardMsg::Lease(tx)).expect("shard actor alive");
+                pending.push(rx);
+            }
+        }
+        let mut leases = Vec::with_capacity(pending.len());
+        for rx in pending {
             leases.push(rx.await.expect("shard actor answers leases"));
         }
         leases

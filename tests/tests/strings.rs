@@ -204,3 +204,66 @@ fn lcs_matches_redis_examples() {
         err("ERR If you want both the length and indexes, please just use IDX.")
     );
 }
+
+#[test]
+fn concurrent_multi_shard_commands_never_deadlock() {
+    // Overlapping key sets from many clients, in every order, over four shards.
+    let s = Server::start_with(&["--shards", "4"]);
+    let url = s.url();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in 0..300 {
+                    let a = format!("dl{}", (w * 7 + i) % 16);
+                    let b = format!("dl{}", (w * 3 + i * 5) % 16);
+                    let _: () = c.mset(&[(&a, i), (&b, w)]).unwrap();
+                    let _: Option<i64> =
+                        redis::cmd("COPY").arg(&a).arg(format!("cp{w}")).arg("REPLACE").query(&mut c).unwrap();
+                    let _: i64 = c.del(&[format!("cp{w}"), b.clone()]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for h in workers {
+        h.join().unwrap();
+    }
+    assert!(start.elapsed() < shoal_tests::DEADLINE);
+    let mut c = s.redis();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert!(n <= 16);
+}
+
+#[test]
+fn pipelines_mixing_single_and_multi_shard_commands_keep_their_order() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut r = s.raw();
+    let mut wire = Vec::new();
+    let cmds: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["MSET", "a", "2", "b", "2", "c", "2"],
+        &["GET", "a"],
+        &["SET", "a", "3"],
+        &["MGET", "a", "b", "c"],
+        &["DEL", "b", "c"],
+        &["EXISTS", "a", "b", "c"],
+        &["PING"],
+        &["GET", "a"],
+    ];
+    for c in cmds {
+        let a: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
+        wire.extend(shoal_tests::Raw::encode(&a));
+    }
+    r.send(&wire);
+    assert_eq!(r.read(), ok());
+    assert_eq!(r.read(), ok());
+    assert_eq!(r.read(), bulk("2"));
+    assert_eq!(r.read(), ok());
+    assert_eq!(r.read(), Frame::Array(vec![bulk("3"), bulk("2"), bulk("2")]));
+    assert_eq!(r.read(), int(2));
+    assert_eq!(r.read(), int(1));
+    assert_eq!(r.read(), Frame::Simple("PONG".into()));
+    assert_eq!(r.read(), bulk("3"));
+}

@@ -1,9 +1,11 @@
 //! One client connection: read, parse every complete request, send each shard one batch of
 //! the commands for its keys, write all replies back in request order with one write.
 //!
-//! Commands that are not single-shard (keys in several shards, connection state, broadcasts)
-//! act as barriers: the batches before them are flushed first, so a client always observes
-//! its own commands in order.
+//! Commands that are not single-shard act as barriers: the batches before them are flushed
+//! first, so a client always observes its own commands in order. A command with keys in
+//! several shards starts a *locked segment*: it and the key commands after it in the same
+//! read run together under one lease of the union of their shards, so a pipeline of MSETs
+//! costs one round trip to the shards, not one per command.
 
 use super::session::{ReplyMode, Session};
 use crate::cmd::exec::Exec;
@@ -25,6 +27,8 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Most commands one locked segment may hold; other clients wait for it to finish.
+const MAX_LOCKED_SEGMENT: usize = 256;
 
 /// Where a reply in the current run of batched commands comes from.
 enum Src {
@@ -50,6 +54,9 @@ pub struct Connection<S> {
     seq: Vec<Src>,
     in_flight: Vec<(usize, oneshot::Receiver<Box<Batch>>)>,
     done: Vec<Option<(Box<Batch>, usize)>>,
+    /// The locked segment being collected: commands with their reply suppression.
+    locked: Vec<(&'static CommandSpec, Request, bool)>,
+    locked_shards: Vec<usize>,
 }
 
 pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr, fd: Option<RawFd>)
@@ -78,6 +85,8 @@ where
         seq: Vec::new(),
         in_flight: Vec::new(),
         done: (0..shards).map(|_| None).collect(),
+        locked: Vec::new(),
+        locked_shards: Vec::new(),
     };
     debug!(client = id, %addr, "client connected");
     // A node that began shutting down before this client registered must not miss it.
@@ -156,7 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         self.reqs = reqs;
-        self.flush().await;
+        self.drain().await;
         if let Some(id) = last_cmd {
             self.session.handle.last_cmd.store(id, Relaxed);
         }
@@ -214,7 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return None;
         }
         if self.paused_for(spec) {
-            self.flush().await;
+            self.drain().await;
             self.wait_unpaused(spec).await;
         }
         match spec.handler {
@@ -229,12 +238,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         many.get_or_insert_with(|| vec![first]).push(s);
                     }
                 }
-                match many {
-                    None => self.enqueue(first, spec, req),
-                    Some(ids) => self.run_multi(spec, req, &ids).await,
+                if many.is_none() && self.locked.is_empty() {
+                    self.enqueue(first, spec, req);
+                } else {
+                    if self.locked.is_empty() {
+                        // Commands queued before the segment run first.
+                        self.flush().await;
+                    }
+                    let suppress = self.suppress_next();
+                    self.locked_shards.push(first);
+                    self.locked_shards.extend(many.unwrap_or_default());
+                    self.locked.push((spec, req, suppress));
+                    if self.locked.len() >= MAX_LOCKED_SEGMENT {
+                        self.run_locked().await;
+                    }
                 }
             }
-            Handler::Gateway(g) => self.run_gateway(g, spec, req).await,
+            Handler::Gateway(g) => {
+                self.drain().await;
+                self.run_gateway(g, spec, req).await
+            }
             Handler::Container => unreachable!("containers resolve to a subcommand"),
         }
         Some(spec.id)
@@ -339,38 +362,52 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// A command whose keys live in several shards: lease them all, run, give them back.
-    async fn run_multi(&mut self, spec: &'static CommandSpec, req: Request, ids: &[usize]) {
-        let Handler::Shard(f) = spec.handler else { return };
-        let suppress = self.suppress_next();
+    /// Runs everything scheduled so far: the pending batches, then the locked segment.
+    async fn drain(&mut self) {
         self.flush().await;
-        let mut leases = self.node.lease(ids).await;
-        let started = Instant::now();
+        self.run_locked().await;
+    }
+
+    /// Runs the locked segment: lease the shards it touches, run its commands in order, give
+    /// the shards back. Each command is atomic across its shards; so is the whole segment.
+    async fn run_locked(&mut self) {
+        if self.locked.is_empty() {
+            return;
+        }
+        let mut leases = self.node.lease(&self.locked_shards).await;
         let mut states: Vec<&mut crate::shard::ShardState> = leases.iter_mut().map(|l| l.state()).collect();
-        let mark = self.wbuf.len();
-        let mut ex = Exec {
-            shards: &mut states,
-            route: &self.node.route,
-            db: self.session.db,
-            proto: self.session.proto,
-            out: &mut self.wbuf,
-            now: now_ms(),
-            settings: self.node.exec_settings(),
-            failed: false,
-        };
-        let failed = run_guarded(&mut ex, f, &req, spec);
+        let settings = self.node.exec_settings();
+        let now = now_ms();
+        let mut t = Instant::now();
+        for (spec, req, suppress) in self.locked.drain(..) {
+            let Handler::Shard(f) = spec.handler else { continue };
+            let mark = self.wbuf.len();
+            let mut ex = Exec {
+                shards: &mut states,
+                route: &self.node.route,
+                db: self.session.db,
+                proto: self.session.proto,
+                out: &mut self.wbuf,
+                now,
+                settings,
+                failed: false,
+            };
+            let failed = run_guarded(&mut ex, f, &req, spec);
+            let t2 = Instant::now();
+            self.node.stats.record(spec.id, (t2 - t).as_nanos() as u64, failed);
+            t = t2;
+            if suppress {
+                self.wbuf.truncate(mark);
+            }
+        }
         drop(states);
         drop(leases);
-        self.node.stats.record(spec.id, started.elapsed().as_nanos() as u64, failed);
-        if suppress {
-            self.wbuf.truncate(mark);
-        }
+        self.locked_shards.clear();
     }
 
     async fn run_gateway(&mut self, g: Gw, spec: &'static CommandSpec, req: Request) {
         // CLIENT REPLY decides its own reply; everything else obeys the reply mode.
         let suppress = if g == Gw::ClientReply { false } else { self.suppress_next() };
-        self.flush().await;
         let started = Instant::now();
         let mark = self.wbuf.len();
         let mut ctx = GwCtx { node: &self.node, session: &mut self.session, out: &mut self.wbuf, spec, failed: false };

@@ -3,9 +3,9 @@
 //!
 //! - `Batch`: the single-shard commands one pipeline read produced, answered with their
 //!   replies already encoded, in order.
-//! - `Lease`: lends the whole shard state to a multi-shard command. The borrower takes the
-//!   shards it needs in ascending id order (so two borrowers cannot deadlock), runs, and the
-//!   `Lease` returns the state when dropped. The shard processes nothing else meanwhile, which
+//! - `Lease`: lends the whole shard state to a multi-shard command. The borrower asks every
+//!   shard it needs at once, in a global order (see `Node::lease`, so two borrowers cannot
+//!   deadlock), runs, and the `Lease` returns the state when dropped. The shard processes nothing else meanwhile, which
 //!   is what makes MSET, RENAME or FLUSHALL atomic across shards.
 //! - `Run`: a closure over the state (DBSIZE, KEYS, INFO and other gateway broadcasts).
 //! - `Tick`: active expiry, incremental rehash, table shrinking.
