@@ -16,20 +16,9 @@ ROUNDS=${ROUNDS:-3}
 TESTS=${TESTS:-set,get,incr,mset}
 REDIS_PORT=${REDIS_PORT:-16379}
 SHOAL_PORT=${SHOAL_PORT:-16380}
-OUT=$(mktemp -d)
-trap 'kill $(cat "$OUT"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$OUT"' EXIT
-
-scripts/install-test-deps.sh
-cargo build --release --quiet --bin shoal
-
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-  --logfile "$OUT/redis.log" & echo $! > "$OUT/redis.pid"
-# shellcheck disable=SC2086
-target/release/shoal --port "$SHOAL_PORT" --bind 127.0.0.1 --data-dir "$OUT/shoal-data" --log-level warn ${SHOAL_ARGS:-} &
-echo $! > "$OUT/shoal.pid"
-for p in "$REDIS_PORT" "$SHOAL_PORT"; do
-  for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
-done
+# shellcheck source=scripts/lib/bench-common.sh
+. scripts/lib/bench-common.sh
+start_servers "$REDIS_PORT" "$SHOAL_PORT"
 
 run() { # server port pipeline threads
   local n=200000
@@ -53,7 +42,7 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS done" >&2
 done
 
-redis_version=$(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/')
+redis_version=$(redis_version)
 python3 - "$OUT/results.csv" "$ROUNDS" "$redis_version" <<'PY' > "$OUT/table.md"
 import collections, math, statistics, sys, platform, os
 path, rounds, redis_version = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -82,18 +71,4 @@ for threads in (1, 2):
 PY
 cat "$OUT/table.md"
 
-doc=docs/BENCHMARKS.md
-[ -f "$doc" ] || printf '# Benchmarks\n' > "$doc"
-python3 - "$doc" "$OUT/table.md" <<'PY'
-import sys
-doc, table = sys.argv[1], open(sys.argv[2]).read()
-text = open(doc).read()
-begin, end = "<!-- bench-vs-redis:begin -->", "<!-- bench-vs-redis:end -->"
-block = f"{begin}\n{table}{end}"
-if begin in text:
-    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-else:
-    text += f"\n## Throughput against redis-server\n\n{block}\n"
-open(doc, "w").write(text)
-PY
-echo "wrote $doc" >&2
+write_doc_section bench-vs-redis "Throughput against redis-server" "$OUT/table.md"

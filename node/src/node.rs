@@ -253,7 +253,6 @@ pub struct Node {
     pub pause: watch::Sender<Pause>,
     /// `pause.until_ms`, readable without a lock on every command; 0 when not paused.
     pub pause_until: AtomicU64,
-    pub active_expire: AtomicBool,
     /// Serializes the enqueueing of lease requests (see `lease`).
     lease_order: Mutex<()>,
     /// Connections admitted and not yet closed; checked against maxclients at accept time.
@@ -288,7 +287,6 @@ impl Node {
             shutdown: watch::channel(false).0,
             pause: watch::channel(Pause::default()).0,
             pause_until: AtomicU64::new(0),
-            active_expire: AtomicBool::new(true),
             admitted: AtomicUsize::new(0),
             lease_order: Mutex::new(()),
             stat_peak_memory: AtomicU64::new(0),

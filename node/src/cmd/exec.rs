@@ -95,7 +95,12 @@ impl<'a, 'b> Exec<'a, 'b> {
                 let sh = &mut *self.shards[s];
                 sh.stats.keyspace_hits += 1;
                 let clock = sh.clock;
-                sh.dbs[self.db].dict.entry_mut(id).access = clock;
+                let e = sh.dbs[self.db].dict.entry_mut(id);
+                // The clock ticks once a second: skip the store (and dirtying the cache line,
+                // which the next reader on another core would have to fetch) when unchanged.
+                if e.access != clock {
+                    e.access = clock;
+                }
             }
             None => {
                 let s = self.shard_idx(key);

@@ -10,7 +10,6 @@ use crate::shard::ShardState;
 use crate::util::glob::glob_match;
 use crate::util::now_ms;
 use shoal_proto::{reply, Request};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tracing::info;
 
@@ -266,7 +265,6 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
         }
         ("set-active-expire", 3) => {
             let on = req.arg(2) != b"0";
-            ctx.node.active_expire.store(on, Relaxed);
             ctx.node.broadcast(move |st| st.active_expire = on).await;
             reply::ok(ctx.out);
         }

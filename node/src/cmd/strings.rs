@@ -28,9 +28,7 @@ impl Ttl {
 
 /// Stores a string value under `key`.
 pub fn store(ctx: &mut Exec<'_, '_>, key: &[u8], value: Value, ttl: Ttl) {
-    let db = ctx.db;
     ctx.db_of(key).set(key, value, ttl.as_option());
-    let _ = db;
 }
 
 /// Looks a key up for reading; `Err` when it holds a non-string (WRONGTYPE already sent).

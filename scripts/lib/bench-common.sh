@@ -1,0 +1,43 @@
+# Shared by the benchmark scripts: start redis-server and Shoal side by side, and write a
+# result table into docs/BENCHMARKS.md between named markers. Source it; it sets OUT.
+
+OUT=$(mktemp -d)
+trap 'kill $(cat "$OUT"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+# start_servers REDIS_PORT SHOAL_PORT: both listen on 127.0.0.1, with no persistence.
+start_servers() {
+  scripts/install-test-deps.sh
+  cargo build --release --quiet --bin shoal
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --logfile "$OUT/redis.log" &
+  echo $! > "$OUT/redis.pid"
+  # shellcheck disable=SC2086
+  target/release/shoal --port "$2" --bind 127.0.0.1 --data-dir "$OUT/shoal-data" --log-level warn ${SHOAL_ARGS:-} &
+  echo $! > "$OUT/shoal.pid"
+  local p
+  for p in "$1" "$2"; do
+    for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+}
+
+redis_version() {
+  redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'
+}
+
+# write_doc_section NAME TITLE TABLE_FILE: replaces the NAME block of docs/BENCHMARKS.md.
+write_doc_section() {
+  local doc=docs/BENCHMARKS.md
+  [ -f "$doc" ] || printf '# Benchmarks\n' > "$doc"
+  python3 - "$doc" "$1" "$2" "$3" <<'PY'
+import sys
+doc, name, title, table = sys.argv[1], sys.argv[2], sys.argv[3], open(sys.argv[4]).read()
+text = open(doc).read()
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+block = f"{begin}\n{table}{end}"
+if begin in text:
+    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+else:
+    text += f"\n## {title}\n\n{block}\n"
+open(doc, "w").write(text)
+PY
+  echo "wrote $doc" >&2
+}
