@@ -230,3 +230,20 @@ fn databases_are_separate_and_swappable() {
     assert_eq!(r.cmd(&["DBSIZE"]), int(0));
     assert_eq!(r.cmd(&["FLUSHALL", "LATER"]), err("ERR syntax error"));
 }
+
+#[test]
+fn database_index_errors_distinguish_non_integers_from_out_of_range() {
+    let s = Server::start();
+    let mut r = s.raw();
+    let range = "ERR value is out of range, value must between -2147483648 and 2147483647";
+    assert_eq!(r.cmd(&["SELECT", "99999999999"]), err(range));
+    assert_eq!(r.cmd(&["SELECT", "abc"]), err("ERR value is not an integer or out of range"));
+    assert_eq!(r.cmd(&["SET", "a", "1"]), ok());
+    assert_eq!(r.cmd(&["MOVE", "a", "99999999999"]), err(range));
+    assert_eq!(r.cmd(&["COPY", "a", "b", "DB", "99999999999"]), err(range));
+    assert_eq!(r.cmd(&["SWAPDB", "99999999999", "1"]), err("ERR invalid first DB index"));
+    assert_eq!(
+        r.cmd(&["COMMAND", "GETKEYS", "SET"]),
+        err("ERR wrong number of arguments for 'command|getkeys' command")
+    );
+}

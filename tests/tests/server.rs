@@ -243,9 +243,13 @@ fn command_introspection() {
     assert_eq!(&mset[3..6], &[int(1), int(-1), int(2)]);
     assert_eq!(info[2], Frame::Null);
     assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"]), Frame::Array(vec![bulk("a"), bulk("b")]));
-    assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "PING"]), err("ERR The command has no key arguments"));
-    assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "NOSUCH"]), err("ERR Invalid command specified"));
-    assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "GET"]), err("ERR Invalid number of arguments specified for command"));
+    assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "PING", "x"]), err("ERR The command has no key arguments"));
+    assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "TIME", "x"]), err("ERR The command has no key arguments"));
+    assert_eq!(r.cmd(&["COMMAND", "GETKEYS", "NOSUCH", "x"]), err("ERR Invalid command specified"));
+    assert_eq!(
+        r.cmd(&["COMMAND", "GETKEYS", "GET", "a", "b"]),
+        err("ERR Invalid number of arguments specified for command")
+    );
     let Frame::Array(list) = r.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "config*"]) else { panic!("LIST") };
     assert!(list.contains(&bulk("config|get")));
     let Frame::Array(docs) = r.cmd(&["COMMAND", "DOCS", "get"]) else { panic!("DOCS") };

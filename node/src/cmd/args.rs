@@ -8,6 +8,17 @@ pub fn int(arg: &[u8]) -> Option<i64> {
     parse_i64(arg)
 }
 
+/// An `int` argument (Redis's `getIntFromObjectOrReply`): the error text differs for a
+/// non-integer and for an integer outside the 32-bit range.
+pub fn int32(arg: &[u8]) -> Result<i32, &'static str> {
+    match parse_i64(arg) {
+        None => Err(super::exec::NOT_INTEGER),
+        Some(n) => {
+            i32::try_from(n).map_err(|_| "ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
+    }
+}
+
 /// Case-insensitive comparison with an ASCII keyword.
 #[inline]
 pub fn is(arg: &[u8], word: &str) -> bool {

@@ -7,14 +7,23 @@ use crate::util::glob::glob_match;
 use bytes::BytesMut;
 use shoal_proto::{reply, Protocol, Request};
 
+/// Key-spec flags as Redis writes them: the access kind upper case, the operation lower.
+fn key_flags(c: &CommandSpec) -> &'static [&'static [u8]] {
+    if c.is_write() {
+        &[b"RW", b"update"]
+    } else {
+        &[b"RO", b"access"]
+    }
+}
+
 fn key_spec(out: &mut BytesMut, p: Protocol, c: &CommandSpec) {
     if c.first_key <= 0 {
-        return reply::array_len(out, 0);
+        return reply::set_len(out, p, 0);
     }
-    reply::array_len(out, 1);
+    reply::set_len(out, p, 1);
     reply::map_len(out, p, 3);
     reply::bulk(out, b"flags");
-    let flags: &[&[u8]] = if c.is_write() { &[b"RW", b"UPDATE"] } else { &[b"RO", b"ACCESS"] };
+    let flags = key_flags(c);
     reply::set_len(out, p, flags.len());
     for f in flags {
         reply::simple(out, f);
@@ -61,7 +70,7 @@ fn write_info(out: &mut BytesMut, p: Protocol, c: &CommandSpec) {
     }
     reply::set_len(out, p, 0);
     key_spec(out, p, c);
-    reply::array_len(out, c.subcommands.len());
+    reply::set_len(out, p, c.subcommands.len());
     for s in &c.subcommands {
         write_info(out, p, s);
     }
@@ -175,20 +184,21 @@ pub fn getkeys(ctx: &mut GwCtx<'_>, req: &Request, with_flags: bool) {
             c = sub;
         }
     }
+    // Redis's order: a keyless command is reported as such before its arity is checked.
+    if c.first_key <= 0 {
+        return ctx.err("ERR The command has no key arguments");
+    }
     let argc = (req.len() - 2) as i32;
     if (c.arity > 0 && argc != c.arity) || argc < -c.arity {
         return ctx.err("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<usize> = c.key_positions(req.len() - 2).collect();
-    if keys.is_empty() {
-        return ctx.err("ERR The command has no key arguments");
-    }
     reply::array_len(ctx.out, keys.len());
     for k in keys {
         if with_flags {
             reply::array_len(ctx.out, 2);
             reply::bulk(ctx.out, req.arg(k + 2));
-            let flags: &[&[u8]] = if c.is_write() { &[b"RW", b"UPDATE"] } else { &[b"RO", b"ACCESS"] };
+            let flags = key_flags(c);
             reply::set_len(ctx.out, ctx.session.proto, flags.len());
             for f in flags {
                 reply::simple(ctx.out, f);

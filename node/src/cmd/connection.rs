@@ -1,7 +1,7 @@
 //! Connection commands: PING, HELLO, AUTH, SELECT.
 
 use super::args::{self, is};
-use super::exec::{DB_OUT_OF_RANGE, NOT_INTEGER};
+use super::exec::DB_OUT_OF_RANGE;
 use super::gateway::GwCtx;
 use shoal_proto::{reply, Protocol, Request};
 
@@ -83,15 +83,12 @@ pub fn auth(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub fn select(ctx: &mut GwCtx<'_>, req: &Request) {
-    match args::int(req.arg(1)) {
-        Some(n) if n >= i32::MIN as i64 && n <= i32::MAX as i64 => {
-            if n < 0 || n as usize >= ctx.node.config.databases {
-                ctx.err(DB_OUT_OF_RANGE)
-            } else {
-                ctx.session.set_db(n as usize);
-                reply::ok(ctx.out)
-            }
+    match args::int32(req.arg(1)) {
+        Ok(n) if n < 0 || n as usize >= ctx.node.config.databases => ctx.err(DB_OUT_OF_RANGE),
+        Ok(n) => {
+            ctx.session.set_db(n as usize);
+            reply::ok(ctx.out)
         }
-        _ => ctx.err(NOT_INTEGER),
+        Err(e) => ctx.err(e),
     }
 }

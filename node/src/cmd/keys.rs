@@ -172,17 +172,14 @@ pub fn renamenx(ctx: &mut Exec<'_, '_>, req: &Request) {
 
 /// A database index argument: integer in range.
 fn db_index(ctx: &mut Exec<'_, '_>, arg: &[u8]) -> Option<usize> {
-    match args::int(arg) {
-        Some(n) if n >= i32::MIN as i64 && n <= i32::MAX as i64 => {
-            if n < 0 || n as usize >= ctx.settings.databases {
-                ctx.err(DB_OUT_OF_RANGE);
-                None
-            } else {
-                Some(n as usize)
-            }
+    match args::int32(arg) {
+        Ok(n) if n < 0 || n as usize >= ctx.settings.databases => {
+            ctx.err(DB_OUT_OF_RANGE);
+            None
         }
-        _ => {
-            ctx.err(NOT_INTEGER);
+        Ok(n) => Some(n as usize),
+        Err(e) => {
+            ctx.err(e);
             None
         }
     }

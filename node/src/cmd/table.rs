@@ -400,8 +400,8 @@ fn declare() -> Vec<CommandSpec> {
                 c("count", 2, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Returns a count of commands.", G(Gw::CommandCount)),
                 c("info", -2, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Returns information about one, multiple or all commands.", G(Gw::CommandInfo)),
                 c("docs", -2, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Returns documentary information about one, multiple or all commands.", G(Gw::CommandDocs)),
-                c("getkeys", -3, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Extracts the key names from an arbitrary command.", G(Gw::CommandGetKeys)),
-                c("getkeysandflags", -3, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Extracts the key names and access flags for an arbitrary command.", G(Gw::CommandGetKeysAndFlags)),
+                c("getkeys", -4, "loading stale", NOKEY, "@connection", srv, "2.8.13", "Extracts the key names from an arbitrary command.", G(Gw::CommandGetKeys)),
+                c("getkeysandflags", -4, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Extracts the key names and access flags for an arbitrary command.", G(Gw::CommandGetKeysAndFlags)),
                 c("list", -2, "loading stale", NOKEY, "@connection", srv, "7.0.0", "Returns a list of command names.", G(Gw::CommandList)),
                 c("help", 2, "loading stale", NOKEY, "@connection", srv, "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
             ]);
