@@ -83,11 +83,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+    // `wait_for` looks at the current value first: a SHUTDOWN that arrived while the node
+    // was still starting is not missed.
     let mut requested = node.shutdown.subscribe();
     tokio::select! {
         _ = term.recv() => info!("received SIGTERM, shutting down"),
         _ = int.recv() => info!("received SIGINT, shutting down"),
-        _ = requested.changed() => {}
+        _ = requested.wait_for(|&stop| stop) => {}
     }
     node.shutdown.send_replace(true);
     for c in node.clients.all() {

@@ -22,6 +22,10 @@ fn metrics_endpoint_reports_commands_clients_keys() {
     assert_eq!(r.cmd(&["GET", "a"]), bulk("1"));
     assert_eq!(r.cmd(&["GET", "nope"]), Frame::Null);
     let port = s.metrics_port.unwrap();
+    // The harness's readiness probe may still be closing: wait until only `r` remains.
+    shoal_tests::wait_for("probe connection to close", || {
+        http_get(port, "/metrics").1.contains("shoal_connected_clients 1\n")
+    });
     let (status, body) = http_get(port, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
     for want in [

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use shoal_proto::Frame;
-use shoal_tests::{bulk, err, int, ok, simple, Server};
+use shoal_tests::{bulk, err, int, ok, simple, wait_for, Server};
 
 fn map_get<'a>(f: &'a Frame, key: &str) -> Option<&'a Frame> {
     match f {
@@ -100,6 +100,8 @@ fn ping_echo_time_select_reset_quit() {
 fn info_sections_have_redis_fields() {
     let s = Server::start();
     let mut r = s.raw();
+    // The harness's readiness probe may still be closing: wait until only `r` remains.
+    wait_for("probe connection to close", || s.info_field("connected_clients") == "2");
     assert_eq!(r.cmd(&["SET", "a", "1"]), ok());
     assert_eq!(r.cmd(&["GET", "a"]), bulk("1"));
     assert_eq!(r.cmd(&["GET", "b"]), Frame::Null);

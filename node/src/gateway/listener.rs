@@ -68,7 +68,7 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
     let mut shutdown = node.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.wait_for(|&stop| stop) => break,
             r = listener.accept() => r,
         };
         let (stream, addr) = match accepted {

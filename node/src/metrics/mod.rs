@@ -181,7 +181,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let mut shutdown = node.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.wait_for(|&stop| stop) => break,
             r = listener.accept() => r,
         };
         if let Ok((stream, _)) = accepted {
