@@ -30,6 +30,14 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Most commands one locked segment may hold; other clients wait for it to finish.
 const MAX_LOCKED_SEGMENT: usize = 256;
 
+/// What scheduling a request came to.
+enum Step {
+    /// Queued for its shard, or answered with an error; the command id if it will run.
+    Done(Option<usize>),
+    /// Must run after everything before it; with its shards when it is a key command.
+    Later(&'static CommandSpec, Request, Option<Vec<usize>>),
+}
+
 /// Where a reply in the current run of batched commands comes from.
 enum Src {
     /// The next reply of this shard's batch.
@@ -160,8 +168,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.session.close_after_reply {
                 break;
             }
-            if let Some(id) = self.schedule(req).await {
-                last_cmd = Some(id);
+            // The common case (a single-shard command) is scheduled without building a future.
+            match self.schedule(req) {
+                Step::Done(id) => last_cmd = id.or(last_cmd),
+                Step::Later(spec, req, many) => {
+                    self.schedule_barrier(spec, req, many).await;
+                    last_cmd = Some(spec.id);
+                }
             }
         }
         self.reqs = reqs;
@@ -189,12 +202,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.seq.push(Src::Local(start..self.local.len(), suppress));
     }
 
-    /// Resolves, checks and routes one request. Returns the command id it ran as.
-    async fn schedule(&mut self, req: Request) -> Option<usize> {
+    /// Finds the command, checks it, and queues it when it is single-shard; everything that
+    /// must wait for the commands before it is handed back as `Step::Later`.
+    fn schedule(&mut self, req: Request) -> Step {
         let t = table();
         let Some(mut spec) = t.lookup(req.arg(0)) else {
             self.local_error(&unknown_command_error(&req), None);
-            return None;
+            return Step::Done(None);
         };
         if !spec.subcommands.is_empty() && (req.len() >= 2 || matches!(spec.handler, Handler::Container)) {
             if req.len() < 2 {
@@ -202,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     &format!("ERR wrong number of arguments for '{}' command", spec.full_name),
                     Some(spec.id),
                 );
-                return None;
+                return Step::Done(None);
             }
             match spec.subcommand(req.arg(1)) {
                 Some(sub) => spec = sub,
@@ -213,45 +227,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         spec.name.to_ascii_uppercase()
                     );
                     self.local_error(&msg, None);
-                    return None;
+                    return Step::Done(None);
                 }
             }
         }
         let argc = req.len() as i32;
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
             self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
-            return None;
+            return Step::Done(None);
         }
+        if !matches!(spec.handler, Handler::Shard(_)) || self.paused_for(spec) {
+            return Step::Later(spec, req, None);
+        }
+        let route = &self.node.route;
+        let mut keys = spec.key_positions(req.len());
+        let first = keys.next().map(|i| route.shard_of_key(req.arg(i))).unwrap_or(0);
+        let mut shards: Option<Vec<usize>> = None;
+        for i in keys {
+            let s = route.shard_of_key(req.arg(i));
+            if s != first {
+                shards.get_or_insert_with(|| vec![first]).push(s);
+            }
+        }
+        if shards.is_none() && self.locked.is_empty() {
+            self.enqueue(first, spec, req);
+            return Step::Done(Some(spec.id));
+        }
+        Step::Later(spec, req, Some(shards.unwrap_or_else(|| vec![first])))
+    }
+
+    /// Commands that wait for everything before them: a paused command, a command joining or
+    /// starting a locked segment (`shards` given), or a gateway command.
+    async fn schedule_barrier(&mut self, spec: &'static CommandSpec, req: Request, shards: Option<Vec<usize>>) {
         if self.paused_for(spec) {
             self.drain().await;
             self.wait_unpaused(spec).await;
         }
         match spec.handler {
             Handler::Shard(_) => {
-                let route = &self.node.route;
-                let mut keys = spec.key_positions(req.len());
-                let first = keys.next().map(|i| route.shard_of_key(req.arg(i))).unwrap_or(0);
-                let mut many: Option<Vec<usize>> = None;
-                for i in keys {
-                    let s = route.shard_of_key(req.arg(i));
-                    if s != first {
-                        many.get_or_insert_with(|| vec![first]).push(s);
+                let shards = shards.unwrap_or_else(|| {
+                    let route = &self.node.route;
+                    let mut v: Vec<usize> =
+                        spec.key_positions(req.len()).map(|i| route.shard_of_key(req.arg(i))).collect();
+                    if v.is_empty() {
+                        v.push(0);
                     }
+                    v
+                });
+                if shards.len() == 1 && self.locked.is_empty() {
+                    return self.enqueue(shards[0], spec, req);
                 }
-                if many.is_none() && self.locked.is_empty() {
-                    self.enqueue(first, spec, req);
-                } else {
-                    if self.locked.is_empty() {
-                        // Commands queued before the segment run first.
-                        self.flush().await;
-                    }
-                    let suppress = self.suppress_next();
-                    self.locked_shards.push(first);
-                    self.locked_shards.extend(many.unwrap_or_default());
-                    self.locked.push((spec, req, suppress));
-                    if self.locked.len() >= MAX_LOCKED_SEGMENT {
-                        self.run_locked().await;
-                    }
+                if self.locked.is_empty() {
+                    // Commands queued before the segment run first.
+                    self.flush().await;
+                }
+                let suppress = self.suppress_next();
+                self.locked_shards.extend(shards);
+                self.locked.push((spec, req, suppress));
+                if self.locked.len() >= MAX_LOCKED_SEGMENT {
+                    self.run_locked().await;
                 }
             }
             Handler::Gateway(g) => {
@@ -260,7 +294,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Handler::Container => unreachable!("containers resolve to a subcommand"),
         }
-        Some(spec.id)
     }
 
     #[inline]
@@ -411,7 +444,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let started = Instant::now();
         let mark = self.wbuf.len();
         let mut ctx = GwCtx { node: &self.node, session: &mut self.session, out: &mut self.wbuf, spec, failed: false };
-        gateway::execute(g, &mut ctx, &req).await;
+        // Boxed: the gateway's futures are large, and would otherwise be moved into place as
+        // part of every command's future.
+        Box::pin(gateway::execute(g, &mut ctx, &req)).await;
         let failed = ctx.failed;
         self.node.stats.record(spec.id, started.elapsed().as_nanos() as u64, failed);
         if suppress {
