@@ -286,6 +286,17 @@ impl Config {
                 message: "must be between 1mb and 2gb".into(),
             });
         }
+        let client_query_buffer_limit = size(
+            "client-query-buffer-limit",
+            cli.client_query_buffer_limit.or(file.client_query_buffer_limit.map(SizeValue::text)),
+            1024 * 1024 * 1024,
+        )?;
+        if !(1024 * 1024..=crate::cmd::config::MAX_QUERY_BUFFER).contains(&client_query_buffer_limit) {
+            return Err(ConfigError::Invalid {
+                name: "client-query-buffer-limit",
+                message: "must be between 1mb and 2gb".into(),
+            });
+        }
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -301,11 +312,7 @@ impl Config {
             timeout: cli.timeout.or(file.timeout).unwrap_or(0),
             tcp_keepalive: cli.tcp_keepalive.or(file.tcp_keepalive).unwrap_or(300),
             proto_max_bulk_len,
-            client_query_buffer_limit: size(
-                "client-query-buffer-limit",
-                cli.client_query_buffer_limit.or(file.client_query_buffer_limit.map(SizeValue::text)),
-                1024 * 1024 * 1024,
-            )?,
+            client_query_buffer_limit,
             maxmemory: size("maxmemory", cli.maxmemory.or(file.maxmemory.map(SizeValue::text)), 0)?,
             maxmemory_policy: policy,
             shutdown_timeout: cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(10),

@@ -270,3 +270,18 @@ fn flushall_empties_every_shard() {
     assert_eq!(r.cmd(&["FLUSHALL"]), ok());
     assert_eq!(r.cmd(&["DBSIZE"]), int(0));
 }
+
+#[test]
+fn config_set_limits_apply_to_open_connections() {
+    let s = Server::start();
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(s.raw().cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]), ok());
+    // This connection was open before the change; a 2 MB bulk is now over the limit.
+    r.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n");
+    assert_eq!(r.read(), err("ERR Protocol error: invalid bulk length"));
+    assert_eq!(
+        s.raw().cmd(&["CONFIG", "SET", "client-query-buffer-limit", "8gb"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'client-query-buffer-limit') - argument must be between 1048576 and 2147483647 inclusive")
+    );
+}

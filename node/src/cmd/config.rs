@@ -44,6 +44,9 @@ pub fn passive_defaults() -> BTreeMap<&'static str, String> {
     .collect()
 }
 
+/// Requests address their arguments with 32-bit offsets, so no pending request may exceed this.
+pub const MAX_QUERY_BUFFER: u64 = u32::MAX as u64 / 2;
+
 /// Parameters with a real effect or fixed value: (name, mutable).
 const ACTIVE: &[(&str, bool)] = &[
     ("bind", false),
@@ -122,7 +125,13 @@ fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
             }
             l.proto_max_bulk_len.store(v, Relaxed)
         }
-        "client-query-buffer-limit" => l.client_query_buffer_limit.store(mem()?, Relaxed),
+        "client-query-buffer-limit" => {
+            let v = mem()?;
+            if !(1024 * 1024..=MAX_QUERY_BUFFER).contains(&v) {
+                return Err("argument must be between 1048576 and 2147483647 inclusive".into());
+            }
+            l.client_query_buffer_limit.store(v, Relaxed)
+        }
         "maxmemory" => l.maxmemory.store(mem()?, Relaxed),
         "maxmemory-policy" => {
             let v = value.to_ascii_lowercase();

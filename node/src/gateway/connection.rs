@@ -129,6 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             node.stats.net_input_bytes.add(n as u64);
             node.stats.total_reads_processed.add(1);
             handle.last_interaction.store(crate::util::coarse_ms(), Relaxed);
+            self.refresh_limits();
             let parsed = self.parser.parse(&mut self.rbuf, &mut self.reqs);
             handle.qbuf.store(self.rbuf.len(), Relaxed);
             self.process().await;
@@ -158,6 +159,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Applies CONFIG SET changes to the size limits, as Redis does for open connections.
+    fn refresh_limits(&mut self) {
+        let live = &self.node.live;
+        let bulk = live.proto_max_bulk_len.load(Relaxed) as usize;
+        let query = live.client_query_buffer_limit.load(Relaxed) as usize;
+        let l = self.parser.limits();
+        if l.max_bulk_len != bulk || l.max_request_bytes != query {
+            self.parser.set_limits(Limits { max_bulk_len: bulk, max_request_bytes: query, ..l.clone() });
+        }
     }
 
     /// Runs every parsed request in order.
