@@ -68,6 +68,8 @@ mod tests {
         assert_eq!(incr_by_float(Some(b"abc"), b"1"), Err(IncrFloatError::ValueNotFloat));
         assert_eq!(incr_by_float(Some(b"1"), b" 1"), Err(IncrFloatError::IncrNotFloat));
         assert_eq!(incr_by_float(Some(b"1"), b"inf"), Err(IncrFloatError::NanOrInfinity));
+        // A NUL inside the value must not end the number early (Redis 7.0's string2ld).
+        assert_eq!(incr_by_float(Some(b"1\x002"), b"1"), Err(IncrFloatError::ValueNotFloat));
     }
 
     #[test]
