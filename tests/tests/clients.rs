@@ -67,3 +67,45 @@ fn redis_py_plain_pipelined_resp3_and_cluster_clients() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A redis-server on a free port, stopped when dropped.
+struct RedisServer(std::process::Child, u16);
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = shoal_tests::free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        shoal_tests::wait_for("redis-server to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        RedisServer(child, port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn random_commands_answer_exactly_like_redis_server() {
+    let redis = RedisServer::start();
+    let s = Server::start_with(&["--shards", "3"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/differential.py");
+    for seed in ["1", "2", "3"] {
+        let out = Command::new("python3")
+            .args([script, &redis.1.to_string(), &s.port.to_string(), "20000", seed])
+            .output()
+            .expect("python3 is installed");
+        assert!(
+            out.status.success(),
+            "seed {seed}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

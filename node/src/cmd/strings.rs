@@ -3,6 +3,7 @@
 use super::args::{self, expire_at, is, TimeUnit};
 use super::exec::{Exec, NOT_INTEGER, STRING_TOO_LONG};
 use crate::argv;
+use crate::shard::bytes::SmallBytes;
 use crate::shard::dict::EntryId;
 use crate::shard::value::Value;
 use crate::util::float::{incr_by_float, IncrFloatError};
@@ -491,9 +492,12 @@ pub fn incrbyfloat(ctx: &mut Exec<'_, '_>, req: &Request) {
         Err(IncrFloatError::NanOrInfinity) => return ctx.err("ERR increment would produce NaN or Infinity"),
         Err(_) => return ctx.err(super::exec::NOT_FLOAT),
     };
+    // Redis keeps the result as a string even when it reads as an integer ("3"): it reports
+    // embstr, and INCR on it parses it again.
+    let value = Value::Str(SmallBytes::new(&result));
     match found {
-        Some((s, id)) => ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).value = Value::string(&result),
-        None => store(ctx, key, Value::string(&result), Ttl::Clear),
+        Some((s, id)) => ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).value = value,
+        None => store(ctx, key, value, Ttl::Clear),
     }
     reply::bulk(ctx.out, &result);
     ctx.emit(key, || argv!["SET", key, result, "KEEPTTL"]);
