@@ -44,13 +44,22 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// Waits until `cond` holds or the deadline passes.
-pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `f` until it yields a value, failing the test at the deadline. The one place tests
+/// wait: every other wait is built on it.
+pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
-    while !cond() {
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits until `cond` holds or the deadline passes.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    wait_until(what, || cond().then_some(()))
 }
 
 /// A running `shoal` process, killed when dropped.
@@ -88,17 +97,18 @@ impl Server {
                 cmd.args(["--metrics-port", &mp.to_string()]);
             }
             let mut child = cmd.spawn().expect("spawn shoal");
-            let start = Instant::now();
-            loop {
+            let listening = wait_until(&format!("shoal to listen on {port}"), || {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Server { child: Some(child), port, metrics_port, dir };
+                    Some(true)
+                } else {
+                    // An exited process lost a race for the port: try another.
+                    matches!(child.try_wait(), Ok(Some(_))).then_some(false)
                 }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost a race for the port; try another
-                }
-                assert!(start.elapsed() < DEADLINE, "shoal did not start listening on {port}");
-                std::thread::sleep(Duration::from_millis(5));
+            });
+            if listening {
+                return Server { child: Some(child), port, metrics_port, dir };
             }
+            let _ = child.wait();
         }
         panic!("could not start shoal");
     }
@@ -133,14 +143,7 @@ impl Server {
         let mut child = self.child.take().expect("running");
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
-        let start = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                return st;
-            }
-            assert!(start.elapsed() < DEADLINE, "shoal did not exit after signal {sig}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(&format!("shoal to exit after signal {sig}"), || child.try_wait().expect("wait"))
     }
 
     /// One field of INFO.

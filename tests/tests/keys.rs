@@ -63,13 +63,13 @@ fn debug_set_active_expire_turns_background_expiry_off() {
     let mut r = s.raw();
     assert_eq!(r.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), ok());
     assert_eq!(r.cmd(&["SET", "k", "v", "PX", "1"]), ok());
-    // With active expiry off the key stays in memory until touched. This checks that
-    // something does *not* happen, so there is no condition to wait for: give the node three
-    // expiry ticks (100 ms each) in which it would have removed the key.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(r.cmd(&["DBSIZE"]), int(1));
+    assert_eq!(r.cmd(&["SET", "probe", "v"]), ok());
+    // The shards' periodic tick advances the access clock every second: once the probe has
+    // been idle a second, about ten ticks have run, any of which would have expired `k`.
+    wait_for("a second of ticks", || matches!(r.cmd(&["OBJECT", "IDLETIME", "probe"]), Frame::Integer(n) if n >= 1));
+    assert_eq!(r.cmd(&["DBSIZE"]), int(2), "with active expiry off the key stays until touched");
     assert_eq!(r.cmd(&["EXISTS", "k"]), int(0));
-    assert_eq!(r.cmd(&["DBSIZE"]), int(0));
+    assert_eq!(r.cmd(&["DBSIZE"]), int(1));
 }
 
 #[test]

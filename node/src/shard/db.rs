@@ -11,11 +11,13 @@ pub struct Db {
     expires: BTreeSet<(u64, SmallBytes)>,
     /// Sum of the expiry times in `expires`, for INFO's avg_ttl.
     expire_sum: u128,
+    /// The shard's access clock, stamped on keys as they are created.
+    pub clock: u32,
 }
 
 impl Db {
     pub fn new(seed: u64) -> Db {
-        Db { dict: Dict::new(seed), expires: BTreeSet::new(), expire_sum: 0 }
+        Db { dict: Dict::new(seed), expires: BTreeSet::new(), expire_sum: 0, clock: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -60,7 +62,7 @@ impl Db {
                 if at != 0 {
                     self.index_add(at, k.clone());
                 }
-                self.dict.insert_new(k, value, at)
+                self.dict.insert_new(k, value, at, self.clock)
             }
         }
     }
@@ -70,7 +72,7 @@ impl Db {
         if expire_at != 0 {
             self.index_add(expire_at, key.clone());
         }
-        self.dict.insert_new(key, value, expire_at)
+        self.dict.insert_new(key, value, expire_at, self.clock)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
@@ -126,7 +128,7 @@ impl Db {
         let seed_dict = self.dict.take();
         let expires = std::mem::take(&mut self.expires);
         let sum = std::mem::take(&mut self.expire_sum);
-        Db { dict: seed_dict, expires, expire_sum: sum }
+        Db { dict: seed_dict, expires, expire_sum: sum, clock: self.clock }
     }
 
     /// Approximate structural overhead in bytes (table, slab and expiry index).

@@ -166,15 +166,15 @@ impl Dict {
         None
     }
 
-    /// Inserts a key known to be absent.
-    pub fn insert_new(&mut self, key: SmallBytes, value: Value, expire_at: u64) -> EntryId {
+    /// Inserts a key known to be absent, last accessed at `access`.
+    pub fn insert_new(&mut self, key: SmallBytes, value: Value, expire_at: u64, access: u32) -> EntryId {
         self.rehash_step();
         self.expand_if_needed();
         let h = self.hash(&key) as usize;
         let t = if self.rehash_idx.is_some() { 1 } else { 0 };
         let bucket = h & self.ht[t].mask();
         let head = self.ht[t].buckets[bucket];
-        let id = self.alloc(Entry { next: head, access: 0, expire_at, key, value });
+        let id = self.alloc(Entry { next: head, access, expire_at, key, value });
         self.ht[t].buckets[bucket] = id;
         self.ht[t].used += 1;
         id
@@ -433,7 +433,7 @@ mod tests {
     fn insert_find_remove_through_resizes() {
         let mut d = Dict::new(7);
         for i in 0..10_000 {
-            d.insert_new(key(i), Value::Int(i as i64), 0);
+            d.insert_new(key(i), Value::Int(i as i64), 0, 0);
         }
         assert_eq!(d.len(), 10_000);
         for i in 0..10_000 {
@@ -456,7 +456,7 @@ mod tests {
     fn scan_returns_every_stable_key_across_a_resize() {
         let mut d = Dict::new(1);
         for i in 0..1000 {
-            d.insert_new(key(i), Value::Int(0), 0);
+            d.insert_new(key(i), Value::Int(0), 0, 0);
         }
         let mut seen = HashSet::new();
         let mut cursor = 0;
@@ -469,7 +469,7 @@ mod tests {
             // Grow the table in the middle of the scan.
             if steps == 50 {
                 for i in 1000..5000 {
-                    d.insert_new(key(i), Value::Int(0), 0);
+                    d.insert_new(key(i), Value::Int(0), 0, 0);
                 }
             }
             if cursor == 0 {
@@ -485,7 +485,7 @@ mod tests {
     fn emptied_table_releases_its_slab() {
         let mut d = Dict::new(3);
         for i in 0..5000 {
-            d.insert_new(key(i), Value::Int(0), 0);
+            d.insert_new(key(i), Value::Int(0), 0, 0);
         }
         for i in 0..5000 {
             d.remove(&key(i));

@@ -69,7 +69,15 @@ impl ShardState {
     }
 
     fn update_clock(&mut self) {
-        self.clock = self.start.elapsed().as_secs() as u32;
+        self.set_clock(self.start.elapsed().as_secs() as u32);
+    }
+
+    /// Sets the access clock, which new keys and reads are stamped with.
+    pub fn set_clock(&mut self, secs: u32) {
+        self.clock = secs;
+        for db in self.dbs.iter_mut() {
+            db.clock = secs;
+        }
     }
 
     /// Removes keys whose time has come, within `budget`; true if some remain due.
@@ -366,6 +374,20 @@ mod tests {
         }
         assert_eq!(dump_state(&replica), dump_state(&st));
         assert_eq!(st.changes.dirty, records.len() as u64, "each write is one record");
+    }
+
+    #[test]
+    fn new_keys_start_idle_at_zero_however_long_the_node_has_run() {
+        let route = SlotRoute::even(1);
+        let mut st = ShardState::new(0, 16, table().stat_slots());
+        st.set_clock(500);
+        let t0 = 1_700_000_000_000;
+        run(&mut st, &route, 0, t0, &["SET", "k", "v"]);
+        run(&mut st, &route, 0, t0, &["COPY", "k", "k2"]);
+        assert_eq!(run(&mut st, &route, 0, t0, &["OBJECT", "IDLETIME", "k"]), b":0\r\n");
+        assert_eq!(run(&mut st, &route, 0, t0, &["OBJECT", "IDLETIME", "k2"]), b":0\r\n");
+        st.set_clock(503);
+        assert_eq!(run(&mut st, &route, 0, t0, &["OBJECT", "IDLETIME", "k"]), b":3\r\n");
     }
 
     #[test]
