@@ -113,17 +113,35 @@ fn config_file_and_environment_are_read() {
 #[test]
 fn maxclients_refuses_the_next_client() {
     let s = Server::start_with(&["--maxclients", "3"]);
-    // Connect all at once: admission must hold under a burst, not only one by one.
+    // Connect all at once: admission must hold under a burst, not only one by one. The
+    // harness's own readiness probe may still hold a slot for a moment after it hangs up, so
+    // a client refused in the burst tries again; each held client has seen a PONG, which
+    // proves it was admitted.
     let held: Vec<Raw> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..3).map(|_| sc.spawn(|| s.raw())).collect();
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut admitted = None;
+                    shoal_tests::wait_for("a held client admitted", || {
+                        let mut c = s.raw();
+                        c.send(b"PING\r\n");
+                        let ok = c.try_read() == Some(simple("PONG"));
+                        if ok {
+                            admitted = Some(c);
+                        }
+                        ok
+                    });
+                    admitted.expect("admitted")
+                })
+            })
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     // The refusal is written at accept; a probe that sent data first could see the close
     // as a reset that discards it (as with Redis), so it only reads.
-    shoal_tests::wait_for("clients registered", || {
-        let mut probe = Raw::connect(s.addr());
-        probe.try_read() == Some(Frame::Error("ERR max number of clients reached".into()))
-    });
+    let mut probe = Raw::connect(s.addr());
+    assert_eq!(probe.try_read(), Some(Frame::Error("ERR max number of clients reached".into())));
+    assert!(probe.is_closed(), "a refused client is disconnected");
     drop(held);
     shoal_tests::wait_for("a slot frees up", || {
         let mut probe = Raw::connect(s.addr());
