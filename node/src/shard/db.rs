@@ -76,7 +76,7 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
-        let r = self.dict.remove(key)?;
+        let r = self.dict.remove(key)?.into_removed();
         if r.expire_at != 0 {
             self.index_remove(r.expire_at, &r.key);
         }

@@ -4,6 +4,10 @@
 //!
 //! Entries live in a slab of fixed-size chunks and are linked by `u32` index, not by pointer:
 //! a key costs its 64-byte entry plus 4 bytes of bucket, with no allocation per key.
+//!
+//! The table is generic over its entry (`Slot`): the keyspace stores `Entry`, and the large
+//! forms of hashes, sets and sorted sets store their fields and members the same way, so
+//! HSCAN/SSCAN/ZSCAN get the same cursor guarantees as SCAN.
 
 use super::bytes::SmallBytes;
 use super::value::Value;
@@ -18,6 +22,15 @@ const MIN_FILL_PERCENT: usize = 10;
 
 /// Index of an entry in the slab; stable until the entry is removed.
 pub type EntryId = u32;
+
+/// What a table entry must provide: its key and the link to the next entry of its chain.
+pub trait Slot {
+    fn key(&self) -> &[u8];
+    fn next(&self) -> u32;
+    fn set_next(&mut self, next: u32);
+    /// A free-list placeholder pointing at `next`.
+    fn vacant(next: u32) -> Self;
+}
 
 /// A key with its value and metadata. 64 bytes.
 pub struct Entry {
@@ -46,12 +59,30 @@ impl Entry {
         (self.expire_at != 0).then_some(self.expire_at)
     }
 
+    pub fn into_removed(self) -> Removed {
+        Removed { key: self.key, value: self.value, expire_at: self.expire_at }
+    }
+}
+
+impl Slot for Entry {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        self.key.as_slice()
+    }
+    #[inline]
+    fn next(&self) -> u32 {
+        self.next
+    }
+    #[inline]
+    fn set_next(&mut self, next: u32) {
+        self.next = next;
+    }
     fn vacant(next: u32) -> Entry {
         Entry { next, access: 0, expire_at: 0, key: SmallBytes::EMPTY, value: Value::Int(0) }
     }
 }
 
-/// A removed entry's contents.
+/// A removed key's contents.
 pub struct Removed {
     pub key: SmallBytes,
     pub value: Value,
@@ -74,17 +105,24 @@ impl Table {
     }
 }
 
-pub struct Dict {
+pub struct Dict<E: Slot = Entry> {
     ht: [Table; 2],
     /// Next bucket of `ht[0]` to move into `ht[1]`, while a rehash is under way.
     rehash_idx: Option<usize>,
-    chunks: Vec<Vec<Entry>>,
+    chunks: Vec<Vec<E>>,
     free_head: u32,
     hasher: foldhash::fast::FixedState,
 }
 
-impl Dict {
-    pub fn new(seed: u64) -> Dict {
+impl Dict<Entry> {
+    /// Inserts a key known to be absent, last accessed at `access`.
+    pub fn insert_new(&mut self, key: SmallBytes, value: Value, expire_at: u64, access: u32) -> EntryId {
+        self.insert(Entry { next: NIL, access, expire_at, key, value })
+    }
+}
+
+impl<E: Slot> Dict<E> {
+    pub fn new(seed: u64) -> Dict<E> {
         Dict {
             ht: [Table::default(), Table::default()],
             rehash_idx: None,
@@ -114,7 +152,7 @@ impl Dict {
 
     /// Bytes this table holds for its structure: buckets and slab slots.
     pub fn overhead_bytes(&self) -> usize {
-        self.bucket_count() * 4 + self.chunks.iter().map(|c| c.capacity()).sum::<usize>() * std::mem::size_of::<Entry>()
+        self.bucket_count() * 4 + self.chunks.iter().map(|c| c.capacity()).sum::<usize>() * std::mem::size_of::<E>()
     }
 
     #[inline]
@@ -123,12 +161,12 @@ impl Dict {
     }
 
     #[inline]
-    pub fn entry(&self, id: EntryId) -> &Entry {
+    pub fn entry(&self, id: EntryId) -> &E {
         &self.chunks[(id >> CHUNK_SHIFT) as usize][id as usize & (CHUNK - 1)]
     }
 
     #[inline]
-    pub fn entry_mut(&mut self, id: EntryId) -> &mut Entry {
+    pub fn entry_mut(&mut self, id: EntryId) -> &mut E {
         &mut self.chunks[(id >> CHUNK_SHIFT) as usize][id as usize & (CHUNK - 1)]
     }
 
@@ -157,7 +195,7 @@ impl Dict {
                 if e.key() == key {
                     return Some(id);
                 }
-                id = e.next;
+                id = e.next();
             }
             if self.rehash_idx.is_none() {
                 break;
@@ -166,21 +204,21 @@ impl Dict {
         None
     }
 
-    /// Inserts a key known to be absent, last accessed at `access`.
-    pub fn insert_new(&mut self, key: SmallBytes, value: Value, expire_at: u64, access: u32) -> EntryId {
+    /// Inserts an entry whose key is known to be absent.
+    pub fn insert(&mut self, mut e: E) -> EntryId {
         self.rehash_step();
         self.expand_if_needed();
-        let h = self.hash(&key) as usize;
+        let h = self.hash(e.key()) as usize;
         let t = if self.rehash_idx.is_some() { 1 } else { 0 };
         let bucket = h & self.ht[t].mask();
-        let head = self.ht[t].buckets[bucket];
-        let id = self.alloc(Entry { next: head, access, expire_at, key, value });
+        e.set_next(self.ht[t].buckets[bucket]);
+        let id = self.alloc(e);
         self.ht[t].buckets[bucket] = id;
         self.ht[t].used += 1;
         id
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<E> {
         if self.is_empty() {
             return None;
         }
@@ -194,12 +232,12 @@ impl Dict {
             let mut prev = NIL;
             let mut id = self.ht[t].buckets[bucket];
             while id != NIL {
-                let next = self.entry(id).next;
+                let next = self.entry(id).next();
                 if self.entry(id).key() == key {
                     if prev == NIL {
                         self.ht[t].buckets[bucket] = next;
                     } else {
-                        self.entry_mut(prev).next = next;
+                        self.entry_mut(prev).set_next(next);
                     }
                     self.ht[t].used -= 1;
                     let removed = self.release(id);
@@ -223,7 +261,7 @@ impl Dict {
     }
 
     /// Takes every entry out, leaving the table empty (FLUSHDB ASYNC frees the result elsewhere).
-    pub fn take(&mut self) -> Dict {
+    pub fn take(&mut self) -> Dict<E> {
         std::mem::replace(self, Dict { hasher: self.hasher, ..Dict::new(0) })
     }
 
@@ -234,11 +272,11 @@ impl Dict {
         }
     }
 
-    fn alloc(&mut self, e: Entry) -> EntryId {
+    fn alloc(&mut self, e: E) -> EntryId {
         if self.free_head != NIL {
             let id = self.free_head;
             let slot = self.entry_mut(id);
-            let next_free = slot.next;
+            let next_free = slot.next();
             *slot = e;
             self.free_head = next_free;
             return id;
@@ -253,11 +291,11 @@ impl Dict {
         ((ci as u32) << CHUNK_SHIFT) | (chunk.len() as u32 - 1)
     }
 
-    fn release(&mut self, id: EntryId) -> Removed {
+    fn release(&mut self, id: EntryId) -> E {
         let free_head = self.free_head;
-        let e = std::mem::replace(self.entry_mut(id), Entry::vacant(free_head));
+        let e = std::mem::replace(self.entry_mut(id), E::vacant(free_head));
         self.free_head = id;
-        Removed { key: e.key, value: e.value, expire_at: e.expire_at }
+        e
     }
 
     fn expand_if_needed(&mut self) {
@@ -313,9 +351,10 @@ impl Dict {
             let mut id = std::mem::replace(&mut self.ht[0].buckets[idx], NIL);
             let mask1 = self.ht[1].mask();
             while id != NIL {
-                let next = self.entry(id).next;
+                let next = self.entry(id).next();
                 let h = self.hash(self.entry(id).key()) as usize & mask1;
-                self.entry_mut(id).next = self.ht[1].buckets[h];
+                let head = self.ht[1].buckets[h];
+                self.entry_mut(id).set_next(head);
                 self.ht[1].buckets[h] = id;
                 self.ht[0].used -= 1;
                 self.ht[1].used += 1;
@@ -335,17 +374,17 @@ impl Dict {
 
     /// Redis's `dictScan`: visits the bucket(s) at `cursor` and returns the next cursor, 0 when
     /// the scan is complete.
-    pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&E)) -> u64 {
         if self.is_empty() {
             return 0;
         }
         let mut v = cursor;
-        let walk = |t: &Table, b: usize, visit: &mut dyn FnMut(&Entry)| {
+        let walk = |t: &Table, b: usize, visit: &mut dyn FnMut(&E)| {
             let mut id = t.buckets[b];
             while id != NIL {
                 let e = self.entry(id);
                 visit(e);
-                id = e.next;
+                id = e.next();
             }
         };
         if self.rehash_idx.is_none() {
@@ -372,7 +411,7 @@ impl Dict {
     }
 
     /// Every entry, in bucket order.
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &E> + '_ {
         let tables = if self.rehash_idx.is_some() { 2 } else { 1 };
         self.ht[..tables].iter().flat_map(move |t| {
             t.buckets.iter().flat_map(move |&head| {
@@ -382,7 +421,7 @@ impl Dict {
                         return None;
                     }
                     let e = self.entry(id);
-                    id = e.next;
+                    id = e.next();
                     Some(e)
                 })
             })
@@ -406,7 +445,7 @@ impl Dict {
             let mut id = table.buckets[b];
             while id != NIL {
                 chain.push(id);
-                id = self.entry(id).next;
+                id = self.entry(id).next();
             }
             if !chain.is_empty() {
                 return Some(chain[rng.gen_range(0..chain.len())]);
@@ -431,7 +470,7 @@ mod tests {
 
     #[test]
     fn insert_find_remove_through_resizes() {
-        let mut d = Dict::new(7);
+        let mut d: Dict = Dict::new(7);
         for i in 0..10_000 {
             d.insert_new(key(i), Value::Int(i as i64), 0, 0);
         }
@@ -454,7 +493,7 @@ mod tests {
 
     #[test]
     fn scan_returns_every_stable_key_across_a_resize() {
-        let mut d = Dict::new(1);
+        let mut d: Dict = Dict::new(1);
         for i in 0..1000 {
             d.insert_new(key(i), Value::Int(0), 0, 0);
         }
@@ -483,7 +522,7 @@ mod tests {
 
     #[test]
     fn emptied_table_releases_its_slab() {
-        let mut d = Dict::new(3);
+        let mut d: Dict = Dict::new(3);
         for i in 0..5000 {
             d.insert_new(key(i), Value::Int(0), 0, 0);
         }

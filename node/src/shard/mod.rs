@@ -19,6 +19,7 @@ pub mod change;
 pub mod db;
 pub mod dict;
 pub mod stats;
+pub mod types;
 pub mod value;
 
 use crate::argv;

@@ -2,6 +2,10 @@
 //! (Redis's `int` encoding), so counters cost no string parsing.
 
 use super::bytes::SmallBytes;
+use super::types::hash::Hash;
+use super::types::set::Set;
+use super::types::zset::ZSet;
+use super::types::List;
 use bytes::BytesMut;
 use shoal_proto::request::parse_i64;
 
@@ -12,19 +16,38 @@ pub enum Value {
     /// A string that was appended to or overwritten in place: it keeps spare capacity so
     /// repeated APPEND is amortised O(1) per byte, like Redis's `raw` sds strings.
     Raw(Box<Vec<u8>>),
+    Hash(Hash),
+    List(Box<List>),
+    Set(Set),
+    ZSet(ZSet),
 }
 
 /// The type names `TYPE` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     String,
+    Hash,
+    List,
+    Set,
+    ZSet,
 }
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::Hash => "hash",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
+    }
+
+    /// The type name SCAN's TYPE option matches.
+    pub fn parse(name: &[u8]) -> Option<Kind> {
+        [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet]
+            .into_iter()
+            .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -56,6 +79,10 @@ impl Value {
     pub fn kind(&self) -> Kind {
         match self {
             Value::Str(_) | Value::Int(_) | Value::Raw(_) => Kind::String,
+            Value::Hash(_) => Kind::Hash,
+            Value::List(_) => Kind::List,
+            Value::Set(_) => Kind::Set,
+            Value::ZSet(_) => Kind::ZSet,
         }
     }
 
@@ -80,6 +107,7 @@ impl Value {
             Value::Str(s) => Some(s.as_slice()),
             Value::Raw(v) => Some(v.as_slice()),
             Value::Int(n) => Some(scratch.format(*n).as_bytes()),
+            _ => None,
         }
     }
 
@@ -94,6 +122,7 @@ impl Value {
             Value::Str(s) => s.len(),
             Value::Raw(v) => v.len(),
             Value::Int(n) => itoa::Buffer::new().format(*n).len(),
+            _ => 0,
         }
     }
 
@@ -104,6 +133,7 @@ impl Value {
             Value::Str(s) => shoal_proto::reply::bulk(out, s),
             Value::Raw(v) => shoal_proto::reply::bulk(out, v),
             Value::Int(n) => shoal_proto::reply::bulk_integer(out, *n),
+            _ => debug_assert!(false, "write_bulk of a non-string"),
         }
     }
 
@@ -113,6 +143,10 @@ impl Value {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) | Value::Raw(_) => "raw",
+            Value::Hash(h) => h.encoding(),
+            Value::List(_) => "quicklist",
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -122,6 +156,23 @@ impl Value {
             Value::Str(s) => s.heap_size(),
             Value::Raw(v) => v.capacity() + 24,
             Value::Int(_) => 0,
+            Value::Hash(h) => h.heap_size(),
+            Value::List(l) => {
+                std::mem::size_of::<List>() + l.capacity() * 24 + l.iter().map(|e| e.heap_size()).sum::<usize>()
+            }
+            Value::Set(s) => s.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
+        }
+    }
+
+    /// Number of elements of a collection (1 for a string), for lazy-free decisions.
+    pub fn element_count(&self) -> usize {
+        match self {
+            Value::Hash(h) => h.len(),
+            Value::List(l) => l.len(),
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
+            _ => 1,
         }
     }
 }
