@@ -1,6 +1,7 @@
 //! The state a running node shares between its connections: shards, configuration that
 //! CONFIG SET may change, the client registry, gateway statistics, pause and shutdown signals.
 
+use crate::shard::types::Encodings;
 use crate::cmd::exec::ExecSettings;
 use crate::cmd::table::table;
 use crate::config::Config;
@@ -30,6 +31,40 @@ pub struct LiveConfig {
     pub lfu: AtomicBool,
     /// Parameters accepted and reported for compatibility but not acted on yet.
     pub passive: RwLock<BTreeMap<&'static str, String>>,
+    /// Collection encoding thresholds, indexed as `ENCODING_PARAMS`.
+    pub encodings: [AtomicUsize; ENCODING_PARAMS.len()],
+}
+
+/// The collection-size settings, with Redis 7.0's older `ziplist` names as aliases.
+pub const ENCODING_PARAMS: [(&str, &str); 7] = [
+    ("hash-max-listpack-entries", "hash-max-ziplist-entries"),
+    ("hash-max-listpack-value", "hash-max-ziplist-value"),
+    ("set-max-intset-entries", ""),
+    ("set-max-listpack-entries", ""),
+    ("set-max-listpack-value", ""),
+    ("zset-max-listpack-entries", "zset-max-ziplist-entries"),
+    ("zset-max-listpack-value", "zset-max-ziplist-value"),
+];
+
+impl LiveConfig {
+    pub fn encodings(&self) -> Encodings {
+        let v = |i: usize| self.encodings[i].load(Relaxed);
+        Encodings {
+            hash_entries: v(0),
+            hash_value: v(1),
+            set_intset_entries: v(2),
+            set_entries: v(3),
+            set_value: v(4),
+            zset_entries: v(5),
+            zset_value: v(6),
+        }
+    }
+}
+
+fn encoding_defaults() -> [AtomicUsize; ENCODING_PARAMS.len()] {
+    let d = Encodings::default();
+    [d.hash_entries, d.hash_value, d.set_intset_entries, d.set_entries, d.set_value, d.zset_entries, d.zset_value]
+        .map(AtomicUsize::new)
 }
 
 /// Counters kept by the gateway itself (commands that do not run in a shard, connections,
@@ -272,6 +307,7 @@ impl Node {
             maxmemory_policy: RwLock::new(config.maxmemory_policy.clone()),
             lfu: AtomicBool::new(config.maxmemory_policy.ends_with("-lfu")),
             passive: RwLock::new(crate::cmd::config::passive_defaults()),
+            encodings: encoding_defaults(),
         };
         Node {
             live,
@@ -304,6 +340,7 @@ impl Node {
             proto_max_bulk_len: self.live.proto_max_bulk_len.load(Relaxed) as usize,
             databases: self.config.databases,
             lfu: self.live.lfu.load(Relaxed),
+            enc: self.live.encodings(),
         }
     }
 

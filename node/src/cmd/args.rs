@@ -51,3 +51,50 @@ pub fn expire_at(value: i64, unit: TimeUnit, absolute: bool, now: u64) -> Option
         ms.checked_add(now as i64)
     }
 }
+
+/// The options of SCAN, HSCAN, SSCAN and ZSCAN.
+pub struct ScanOptions {
+    pub cursor: u64,
+    pub count: usize,
+    pub pattern: Option<Vec<u8>>,
+    pub type_filter: Option<Vec<u8>>,
+    pub novalues: bool,
+}
+
+/// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `at`; TYPE only for SCAN,
+/// NOVALUES only for HSCAN. Errors are Redis's texts.
+pub fn scan_options(req: &shoal_proto::Request, at: usize, scan: bool, hscan: bool) -> Result<ScanOptions, &'static str> {
+    let cursor =
+        std::str::from_utf8(req.arg(at)).ok().and_then(|s| s.parse().ok()).ok_or("ERR invalid cursor")?;
+    let mut o = ScanOptions { cursor, count: 10, pattern: None, type_filter: None, novalues: false };
+    let mut j = at + 1;
+    while j < req.len() {
+        let more = j + 1 < req.len();
+        let a = req.arg(j);
+        if is(a, "COUNT") && more {
+            match int(req.arg(j + 1)) {
+                None => return Err(super::exec::NOT_INTEGER),
+                Some(c) if c < 1 => return Err(super::exec::SYNTAX),
+                Some(c) => o.count = c.min(1 << 20) as usize,
+            }
+            j += 2;
+        } else if is(a, "MATCH") && more {
+            o.pattern = Some(req.arg(j + 1).to_vec());
+            j += 2;
+        } else if scan && is(a, "TYPE") && more {
+            o.type_filter = Some(req.arg(j + 1).to_vec());
+            j += 2;
+        } else if hscan && is(a, "NOVALUES") {
+            o.novalues = true;
+            j += 1;
+        } else {
+            return Err(super::exec::SYNTAX);
+        }
+    }
+    Ok(o)
+}
+
+/// Whether a scanned element passes the MATCH pattern.
+pub fn scan_match(o: &ScanOptions, elem: &[u8]) -> bool {
+    o.pattern.as_ref().is_none_or(|p| p.as_slice() == b"*" || crate::util::glob::glob_match(p, elem, false))
+}

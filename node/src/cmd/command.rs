@@ -185,14 +185,18 @@ pub fn getkeys(ctx: &mut GwCtx<'_>, req: &Request, with_flags: bool) {
         }
     }
     // Redis's order: a keyless command is reported as such before its arity is checked.
-    if c.first_key <= 0 {
+    if c.first_key <= 0 && c.keys_fn.is_none() {
         return ctx.err("ERR The command has no key arguments");
     }
     let argc = (req.len() - 2) as i32;
     if (c.arity > 0 && argc != c.arity) || argc < -c.arity {
         return ctx.err("ERR Invalid number of arguments specified for command");
     }
-    let keys: Vec<usize> = c.key_positions(req.len() - 2).collect();
+    let sub = Request::from_args(req.args().skip(2));
+    let keys: Vec<usize> = c.keys_of(&sub).collect();
+    if keys.is_empty() {
+        return ctx.err("ERR Invalid arguments specified for command");
+    }
     reply::array_len(ctx.out, keys.len());
     for k in keys {
         if with_flags {

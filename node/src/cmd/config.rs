@@ -2,7 +2,7 @@
 
 use super::gateway::GwCtx;
 use crate::config::{parse_memory, POLICIES};
-use crate::node::Node;
+use crate::node::{Node, ENCODING_PARAMS};
 use crate::util::glob::glob_match;
 use shoal_proto::{reply, Request};
 use std::collections::BTreeMap;
@@ -26,11 +26,6 @@ pub fn passive_defaults() -> BTreeMap<&'static str, String> {
         ("lua-time-limit", "5000"),
         ("busy-reply-threshold", "5000"),
         ("list-max-listpack-size", "-2"),
-        ("hash-max-listpack-entries", "128"),
-        ("hash-max-listpack-value", "64"),
-        ("set-max-intset-entries", "512"),
-        ("zset-max-listpack-entries", "128"),
-        ("zset-max-listpack-value", "64"),
         ("stream-node-max-bytes", "4096"),
         ("stream-node-max-entries", "100"),
         ("activedefrag", "no"),
@@ -64,8 +59,25 @@ const ACTIVE: &[(&str, bool)] = &[
     ("io-threads", false),
 ];
 
+/// Index into `LiveConfig::encodings` of a collection-size setting or its alias.
+fn encoding_param(name: &str) -> Option<usize> {
+    ENCODING_PARAMS.iter().position(|(n, alias)| *n == name || (!alias.is_empty() && *alias == name))
+}
+
+/// Every parameter name CONFIG GET can match.
+fn active_names() -> impl Iterator<Item = &'static str> {
+    ACTIVE.iter().map(|(n, _)| *n).chain(ENCODING_PARAMS.iter().flat_map(|(n, a)| [*n, *a]).filter(|n| !n.is_empty()))
+}
+
+fn is_active(name: &str) -> Option<bool> {
+    ACTIVE.iter().find(|(n, _)| *n == name).map(|(_, m)| *m).or(encoding_param(name).map(|_| true))
+}
+
 fn active_value(node: &Node, name: &str) -> String {
     let l = &node.live;
+    if let Some(i) = encoding_param(name) {
+        return l.encodings[i].load(Relaxed).to_string();
+    }
     match name {
         "bind" => node.config.bind.join(" "),
         "port" => node.port.load(Relaxed).to_string(),
@@ -92,7 +104,7 @@ pub fn get(ctx: &mut GwCtx<'_>, req: &Request) {
     let mut found: BTreeMap<String, String> = BTreeMap::new();
     for i in 2..req.len() {
         let pat = req.arg(i);
-        for (name, _) in ACTIVE {
+        for name in active_names() {
             if glob_match(pat, name.as_bytes(), true) {
                 found.insert(name.to_string(), active_value(ctx.node, name));
             }
@@ -114,6 +126,14 @@ fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
     let l = &node.live;
     let num = || value.parse::<u64>().map_err(|_| "argument couldn't be parsed into an integer".to_string());
     let mem = || parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string());
+    if let Some(i) = encoding_param(name) {
+        let v = value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+        if v < 0 {
+            return Err("argument must be between 0 and 9223372036854775807 inclusive".into());
+        }
+        l.encodings[i].store(v as usize, Relaxed);
+        return Ok(());
+    }
     match name {
         "maxclients" => l.maxclients.store(num()?.max(1) as usize, Relaxed),
         "timeout" => l.timeout.store(num()?, Relaxed),
@@ -160,11 +180,7 @@ pub fn set(ctx: &mut GwCtx<'_>, req: &Request) {
     for i in (2..req.len()).step_by(2) {
         let name = String::from_utf8_lossy(req.arg(i)).to_ascii_lowercase();
         let value = String::from_utf8_lossy(req.arg(i + 1)).into_owned();
-        let known = ACTIVE
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, m)| *m)
-            .or(passive.contains_key(name.as_str()).then_some(true));
+        let known = is_active(&name).or(passive.contains_key(name.as_str()).then_some(true));
         match known {
             None => {
                 return ctx.err(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
@@ -194,7 +210,7 @@ pub fn set(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 fn current(node: &Node, name: &str) -> String {
-    if ACTIVE.iter().any(|(n, _)| *n == name) {
+    if is_active(name).is_some() {
         active_value(node, name)
     } else {
         node.live.passive.read().expect("config lock").get(name).cloned().unwrap_or_default()

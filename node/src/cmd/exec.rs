@@ -4,7 +4,9 @@
 
 use crate::argv;
 use crate::shard::db::Db;
+use crate::shard::bytes::SmallBytes;
 use crate::shard::dict::EntryId;
+use crate::shard::value::{Kind, Value};
 use crate::shard::ShardState;
 use crate::slots::SlotRoute;
 use bytes::{Bytes, BytesMut};
@@ -16,7 +18,11 @@ pub struct ExecSettings {
     pub proto_max_bulk_len: usize,
     pub databases: usize,
     pub lfu: bool,
+    pub enc: crate::shard::types::Encodings,
 }
+
+/// Where a found key lives: index into `Exec::shards`, and its entry.
+pub type Loc = (usize, EntryId);
 
 pub struct Exec<'a, 'b> {
     pub shards: &'a mut [&'b mut ShardState],
@@ -131,6 +137,67 @@ impl<'a, 'b> Exec<'a, 'b> {
         let s = self.shard_idx(key);
         let db = self.db;
         self.shards[s].changes.emit(db, argv);
+    }
+
+    /// Records a deterministic write as the request itself.
+    pub fn emit_req(&mut self, key: &[u8], req: &shoal_proto::Request) {
+        self.emit(key, || (0..req.len()).map(|i| req.arg_bytes(i)).collect());
+    }
+
+    #[inline]
+    pub fn value(&self, loc: Loc) -> &Value {
+        &self.shards[loc.0].dbs[self.db].dict.entry(loc.1).value
+    }
+
+    /// A found value together with the reply buffer, for replies that quote the value.
+    #[inline]
+    pub fn value_and_out(&mut self, loc: Loc) -> (&Value, &mut BytesMut) {
+        (&self.shards[loc.0].dbs[self.db].dict.entry(loc.1).value, &mut *self.out)
+    }
+
+    #[inline]
+    pub fn value_mut(&mut self, loc: Loc) -> &mut Value {
+        &mut self.shards[loc.0].dbs[self.db].dict.entry_mut(loc.1).value
+    }
+
+    /// Finds a key of type `kind` for reading (counting a hit or miss). `Err` means it holds
+    /// another type and WRONGTYPE has been sent.
+    pub fn read_typed(&mut self, key: &[u8], kind: Kind) -> Result<Option<Loc>, ()> {
+        let found = self.read(key);
+        self.check_kind(found, kind)
+    }
+
+    /// Finds a key of type `kind` for writing (no hit/miss counted).
+    pub fn write_typed(&mut self, key: &[u8], kind: Kind) -> Result<Option<Loc>, ()> {
+        let found = self.lookup(key);
+        self.check_kind(found, kind)
+    }
+
+    fn check_kind(&mut self, found: Option<Loc>, kind: Kind) -> Result<Option<Loc>, ()> {
+        match found {
+            Some(loc) if self.value(loc).kind() != kind => {
+                self.wrongtype();
+                Err(())
+            }
+            f => Ok(f),
+        }
+    }
+
+    /// Creates a key known to be absent (no TTL).
+    pub fn create(&mut self, key: &[u8], value: Value) -> Loc {
+        let s = self.shard_idx(key);
+        let id = self.shards[s].dbs[self.db].insert(SmallBytes::new(key), value, 0);
+        (s, id)
+    }
+
+    /// Deletes a key whose collection a write has emptied, as Redis never keeps empty
+    /// collections. True if it was deleted.
+    pub fn drop_if_empty(&mut self, key: &[u8], loc: Loc) -> bool {
+        if self.value(loc).element_count() == 0 {
+            self.delete(key);
+            return true;
+        }
+        false
     }
 
     /// Deletes a key (no expiry check); true if it existed.

@@ -334,7 +334,7 @@ pub fn restore(ctx: &mut Exec<'_, '_>, req: &Request) {
         Some(t) if t < 0 => return ctx.err("ERR Invalid TTL value, must be >= 0"),
         Some(t) => t,
     };
-    let value = match dump::restore(req.arg(3)) {
+    let value = match dump::restore(req.arg(3), &ctx.settings.enc) {
         Ok(v) => v,
         Err(e) => return ctx.err(&format!("ERR {e}")),
     };

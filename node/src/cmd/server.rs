@@ -2,7 +2,7 @@
 //! RANDOMKEY, DEBUG and SHUTDOWN.
 
 use super::args::{self, is};
-use super::exec::{DB_OUT_OF_RANGE, NOT_INTEGER, NO_SUCH_KEY};
+use super::exec::{DB_OUT_OF_RANGE, NO_SUCH_KEY};
 use super::gateway::GwCtx;
 use crate::argv;
 use crate::shard::db::Db;
@@ -130,29 +130,12 @@ fn expire_if_due(st: &mut ShardState, db: usize, key: &[u8], now: u64) -> bool {
 }
 
 pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
-    let cursor: u64 = match std::str::from_utf8(req.arg(1)).ok().and_then(|s| s.parse().ok()) {
-        Some(c) => c,
-        None => return ctx.err("ERR invalid cursor"),
+    let o = match args::scan_options(req, 1, true, false) {
+        Ok(o) => o,
+        Err(e) => return ctx.err(e),
     };
-    let (mut count, mut pattern, mut type_filter) = (10usize, None::<Vec<u8>>, None::<String>);
-    let mut j = 2;
-    while j < req.len() {
-        let more = j + 1 < req.len();
-        if is(req.arg(j), "COUNT") && more {
-            match args::int(req.arg(j + 1)) {
-                None => return ctx.err(NOT_INTEGER),
-                Some(c) if c < 1 => return ctx.syntax(),
-                Some(c) => count = c.min(1 << 20) as usize,
-            }
-        } else if is(req.arg(j), "MATCH") && more {
-            pattern = Some(req.arg(j + 1).to_vec());
-        } else if is(req.arg(j), "TYPE") && more {
-            type_filter = Some(String::from_utf8_lossy(req.arg(j + 1)).to_ascii_lowercase());
-        } else {
-            return ctx.syntax();
-        }
-        j += 2;
-    }
+    let (cursor, count) = (o.cursor, o.count);
+    let type_filter = o.type_filter.as_deref().map(|t| String::from_utf8_lossy(t).to_ascii_lowercase());
     let shards = ctx.node.shards.len() as u64;
     let mut shard = cursor & ((1 << SCAN_SHARD_BITS) - 1);
     let inner = cursor >> SCAN_SHARD_BITS;
@@ -178,7 +161,7 @@ pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
                     if expire_if_due(st, db, k, now) {
                         return false;
                     }
-                    if pattern.as_ref().is_some_and(|p| !glob_match(p, k, false)) {
+                    if !args::scan_match(&o, k) {
                         return false;
                     }
                     match &type_filter {

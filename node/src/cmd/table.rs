@@ -9,6 +9,28 @@ use std::sync::OnceLock;
 /// A handler that runs inside a shard (or across leased shards) with the keyspace at hand.
 pub type ShardFn = fn(&mut Exec<'_, '_>, &Request);
 
+/// Finds the key arguments of a command whose keys move (`numkeys` forms): argument
+/// positions, empty when the arguments are malformed (the handler then replies the error
+/// without touching a key).
+pub type KeysFn = fn(&Request) -> Vec<usize>;
+
+/// Key positions of one request: a fixed range, or what a `KeysFn` found.
+pub enum KeyPositions {
+    Range(std::iter::StepBy<std::ops::Range<usize>>),
+    Listed(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range(r) => r.next(),
+            KeyPositions::Listed(l) => l.next(),
+        }
+    }
+}
+
 /// Commands the gateway answers itself: they touch connection state, every shard, or no key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gw {
@@ -164,6 +186,8 @@ pub struct CommandSpec {
     pub subcommands: Vec<CommandSpec>,
     /// Index into per-command statistics.
     pub id: usize,
+    /// For commands with movable keys: where the keys are.
+    pub keys_fn: Option<KeysFn>,
     pub parent: Option<&'static str>,
 }
 
@@ -189,12 +213,24 @@ impl CommandSpec {
             .collect()
     }
 
-    /// Positions of the key arguments in `argc` arguments (the command name is position 0).
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+    /// Positions of the key arguments of `req` (the command name is position 0).
+    #[inline]
+    pub fn keys_of(&self, req: &Request) -> KeyPositions {
+        if let Some(f) = self.keys_fn {
+            return KeyPositions::Listed(f(req).into_iter());
+        }
+        let argc = req.len();
         let (first, step) = (self.first_key, self.key_step.max(1) as usize);
         let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key };
         let range = if first <= 0 || last < first { 0..0 } else { first as usize..(last as usize + 1).min(argc) };
-        range.step_by(step)
+        KeyPositions::Range(range.step_by(step))
+    }
+
+    /// Declares the command's keys movable, found by `f`.
+    fn movable(mut self, f: KeysFn) -> CommandSpec {
+        self.keys_fn = Some(f);
+        self.flags |= flags::MOVABLE_KEYS;
+        self
     }
 
     pub fn subcommand(&self, name: &[u8]) -> Option<&CommandSpec> {
@@ -265,6 +301,7 @@ fn c(
         subcommands: Vec::new(),
         id: 0,
         parent: None,
+        keys_fn: None,
     }
 }
 
@@ -286,18 +323,32 @@ fn container(
     spec
 }
 
+/// The keys after a `numkeys` argument at position `at`, when it is valid.
+fn after_numkeys(req: &Request, at: usize) -> Vec<usize> {
+    match shoal_proto::request::parse_i64(req.arg(at)) {
+        Some(n) if n > 0 && n as u64 <= (req.len() - at - 1) as u64 => (at + 1..=at + n as usize).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn keys_numkeys_at_1(req: &Request) -> Vec<usize> {
+    after_numkeys(req, 1)
+}
+
 const NOKEY: (i32, i32, i32) = (0, 0, 0);
 const KEY1: (i32, i32, i32) = (1, 1, 1);
 const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 
 fn declare() -> Vec<CommandSpec> {
-    use super::{keys as k, strings as s};
+    use super::{hashes as h, keys as k, sets as st_, strings as s};
     use Handler::{Gateway as G, Shard as S};
     let st = "string";
     let gen = "generic";
     let conn = "connection";
     let srv = "server";
     let cl = "cluster";
+    let hs = "hash";
+    let se = "set";
     vec![
         // strings
         c("get", 2, "readonly fast", KEY1, "@string", st, "1.0.0", "Returns the string value of a key.", S(s::get)),
@@ -322,6 +373,41 @@ fn declare() -> Vec<CommandSpec> {
         c("decrby", 3, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", S(s::decrby)),
         c("incrbyfloat", 3, "write denyoom fast", KEY1, "@string", st, "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", S(s::incrbyfloat)),
         c("lcs", -3, "readonly", (1, 2, 1), "@string", st, "7.0.0", "Finds the longest common substring.", S(s::lcs)),
+        // hashes
+        c("hset", -4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Creates or modifies the value of a field in a hash.", S(h::hset)),
+        c("hsetnx", 4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", S(h::hsetnx)),
+        c("hget", 3, "readonly fast", KEY1, "@hash", hs, "2.0.0", "Returns the value of a field in a hash.", S(h::hget)),
+        c("hmget", -3, "readonly fast", KEY1, "@hash", hs, "2.0.0", "Returns the values of all fields in a hash.", S(h::hmget)),
+        c("hmset", -4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Sets the values of multiple fields.", S(h::hmset)),
+        c("hdel", -3, "write fast", KEY1, "@hash", hs, "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", S(h::hdel)),
+        c("hlen", 2, "readonly fast", KEY1, "@hash", hs, "2.0.0", "Returns the number of fields in a hash.", S(h::hlen)),
+        c("hstrlen", 3, "readonly fast", KEY1, "@hash", hs, "3.2.0", "Returns the length of the value of a field.", S(h::hstrlen)),
+        c("hexists", 3, "readonly fast", KEY1, "@hash", hs, "2.0.0", "Determines whether a field exists in a hash.", S(h::hexists)),
+        c("hkeys", 2, "readonly", KEY1, "@hash", hs, "2.0.0", "Returns all fields in a hash.", S(h::hkeys)),
+        c("hvals", 2, "readonly", KEY1, "@hash", hs, "2.0.0", "Returns all values in a hash.", S(h::hvals)),
+        c("hgetall", 2, "readonly", KEY1, "@hash", hs, "2.0.0", "Returns all fields and values in a hash.", S(h::hgetall)),
+        c("hincrby", 4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", S(h::hincrby)),
+        c("hincrbyfloat", 4, "write denyoom fast", KEY1, "@hash", hs, "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", S(h::hincrbyfloat)),
+        c("hrandfield", -2, "readonly", KEY1, "@hash", hs, "6.2.0", "Returns one or more random fields from a hash.", S(h::hrandfield)),
+        c("hscan", -3, "readonly", KEY1, "@hash", hs, "2.8.0", "Iterates over fields and values of a hash.", S(h::hscan)),
+        // sets
+        c("sadd", -3, "write denyoom fast", KEY1, "@set", se, "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", S(st_::sadd)),
+        c("srem", -3, "write fast", KEY1, "@set", se, "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", S(st_::srem)),
+        c("scard", 2, "readonly fast", KEY1, "@set", se, "1.0.0", "Returns the number of members in a set.", S(st_::scard)),
+        c("sismember", 3, "readonly fast", KEY1, "@set", se, "1.0.0", "Determines whether a member belongs to a set.", S(st_::sismember)),
+        c("smismember", -3, "readonly fast", KEY1, "@set", se, "6.2.0", "Determines whether multiple members belong to a set.", S(st_::smismember)),
+        c("smembers", 2, "readonly", KEY1, "@set", se, "1.0.0", "Returns all members of a set.", S(st_::smembers)),
+        c("spop", -2, "write fast", KEY1, "@set", se, "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", S(st_::spop)),
+        c("srandmember", -2, "readonly", KEY1, "@set", se, "1.0.0", "Get one or multiple random members from a set", S(st_::srandmember)),
+        c("smove", 4, "write fast", (1, 2, 1), "@set", se, "1.0.0", "Moves a member from one set to another.", S(st_::smove)),
+        c("sinter", -2, "readonly", ALLKEYS, "@set", se, "1.0.0", "Returns the intersect of multiple sets.", S(st_::sinter)),
+        c("sintercard", -3, "readonly", NOKEY, "@set", se, "7.0.0", "Returns the number of members of the intersect of multiple sets.", S(st_::sintercard)).movable(keys_numkeys_at_1),
+        c("sunion", -2, "readonly", ALLKEYS, "@set", se, "1.0.0", "Returns the union of multiple sets.", S(st_::sunion)),
+        c("sdiff", -2, "readonly", ALLKEYS, "@set", se, "1.0.0", "Returns the difference of multiple sets.", S(st_::sdiff)),
+        c("sinterstore", -3, "write denyoom", ALLKEYS, "@set", se, "1.0.0", "Stores the intersect of multiple sets in a key.", S(st_::sinterstore)),
+        c("sunionstore", -3, "write denyoom", ALLKEYS, "@set", se, "1.0.0", "Stores the union of multiple sets in a key.", S(st_::sunionstore)),
+        c("sdiffstore", -3, "write denyoom", ALLKEYS, "@set", se, "1.0.0", "Stores the difference of multiple sets in a key.", S(st_::sdiffstore)),
+        c("sscan", -3, "readonly", KEY1, "@set", se, "2.0.0", "Iterates over members of a set.", S(st_::sscan)),
         // keys
         c("del", -2, "write", ALLKEYS, "@keyspace", gen, "1.0.0", "Deletes one or more keys.", S(k::del)),
         c("unlink", -2, "write fast", ALLKEYS, "@keyspace", gen, "4.0.0", "Asynchronously deletes one or more keys.", S(k::del)),

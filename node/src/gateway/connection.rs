@@ -252,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Step::Later(spec, req, None);
         }
         let route = &self.node.route;
-        let mut keys = spec.key_positions(req.len());
+        let mut keys = spec.keys_of(&req);
         let first = keys.next().map(|i| route.shard_of_key(req.arg(i))).unwrap_or(0);
         let mut shards: Option<Vec<usize>> = None;
         for i in keys {
@@ -280,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let shards = shards.unwrap_or_else(|| {
                     let route = &self.node.route;
                     let mut v: Vec<usize> =
-                        spec.key_positions(req.len()).map(|i| route.shard_of_key(req.arg(i))).collect();
+                        spec.keys_of(&req).map(|i| route.shard_of_key(req.arg(i))).collect();
                     if v.is_empty() {
                         v.push(0);
                     }

@@ -2,10 +2,18 @@
 //! version (10) and a CRC-64 of both, so keys can move between Redis and Shoal.
 
 use super::crc64::crc64;
+use crate::shard::types::hash::Hash;
+use crate::shard::types::set::Set;
+use crate::shard::types::zset::ZSet;
+use crate::shard::types::{Encodings, List};
 use crate::shard::value::Value;
 
 pub const RDB_VERSION: u16 = 10;
 const RDB_TYPE_STRING: u8 = 0;
+const RDB_TYPE_LIST: u8 = 1;
+const RDB_TYPE_SET: u8 = 2;
+const RDB_TYPE_HASH: u8 = 4;
+const RDB_TYPE_ZSET_2: u8 = 5;
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
 const ENC_INT32: u8 = 2;
@@ -62,15 +70,47 @@ fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// Serializes a value as DUMP does.
+/// Serializes a value as DUMP does. Collections use the plain RDB types (every Redis
+/// version loads them) rather than Redis's listpack images.
 pub fn dump(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.str_len() + 16);
-    out.push(RDB_TYPE_STRING);
     match value {
+        Value::Hash(h) => {
+            out.push(RDB_TYPE_HASH);
+            put_len(&mut out, h.len() as u64);
+            h.for_each(|f, v| {
+                put_string(&mut out, f);
+                put_string(&mut out, v);
+            });
+        }
+        Value::List(l) => {
+            out.push(RDB_TYPE_LIST);
+            put_len(&mut out, l.len() as u64);
+            l.iter().for_each(|e| put_string(&mut out, e));
+        }
+        Value::Set(s) => {
+            out.push(RDB_TYPE_SET);
+            put_len(&mut out, s.len() as u64);
+            s.for_each(|e| put_string(&mut out, &e.to_vec()));
+        }
+        Value::ZSet(z) => {
+            out.push(RDB_TYPE_ZSET_2);
+            put_len(&mut out, z.len() as u64);
+            let o = z.ordered();
+            // Redis writes from the highest score down, so a load inserts at the head.
+            o.visit(0, o.len(), true, |m, score| {
+                put_string(&mut out, m);
+                out.extend_from_slice(&score.to_le_bytes());
+            });
+        }
         Value::Int(n) if put_int(&mut Vec::new(), *n) => {
+            out.push(RDB_TYPE_STRING);
             put_int(&mut out, *n);
         }
-        v => put_string(&mut out, &v.to_vec()),
+        v => {
+            out.push(RDB_TYPE_STRING);
+            put_string(&mut out, &v.to_vec())
+        }
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -108,6 +148,15 @@ impl<'a> Reader<'a> {
             3 => Err(b & 0x3f),
             _ => return Err(DumpError::BadFormat),
         })
+    }
+
+    /// An element count, bounded by what the remaining bytes could hold.
+    fn count(&mut self) -> Result<u64, DumpError> {
+        let n = self.len()?.map_err(|_| DumpError::BadFormat)?;
+        if n > (self.data.len() - self.pos) as u64 {
+            return Err(DumpError::BadFormat);
+        }
+        Ok(n)
     }
 
     fn string(&mut self) -> Result<Vec<u8>, DumpError> {
@@ -170,7 +219,7 @@ fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, DumpError> {
 }
 
 /// Checks the footer and parses a DUMP payload back into a value.
-pub fn restore(payload: &[u8]) -> Result<Value, DumpError> {
+pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
     if payload.len() < 10 {
         return Err(DumpError::VersionOrChecksum);
     }
@@ -183,8 +232,55 @@ pub fn restore(payload: &[u8]) -> Result<Value, DumpError> {
     let mut r = Reader { data: body, pos: 0 };
     let value = match r.byte()? {
         RDB_TYPE_STRING => Value::string_from_vec(r.string()?),
+        RDB_TYPE_LIST => {
+            let n = r.count()?;
+            let mut l = List::new();
+            for _ in 0..n {
+                l.push_back(crate::shard::bytes::SmallBytes::from_vec(r.string()?));
+            }
+            Value::List(Box::new(l))
+        }
+        RDB_TYPE_SET => {
+            let n = r.count()?;
+            let mut s: Option<Set> = None;
+            for _ in 0..n {
+                let m = r.string()?;
+                let set = s.get_or_insert_with(|| Set::for_member(&m));
+                if !set.add(&m, enc) {
+                    return Err(DumpError::BadFormat);
+                }
+            }
+            Value::Set(s.ok_or(DumpError::BadFormat)?)
+        }
+        RDB_TYPE_HASH => {
+            let n = r.count()?;
+            let mut h = Hash::default();
+            for _ in 0..n {
+                let (f, v) = (r.string()?, r.string()?);
+                if !h.set(&f, &v, enc) {
+                    return Err(DumpError::BadFormat);
+                }
+            }
+            Value::Hash(h)
+        }
+        RDB_TYPE_ZSET_2 => {
+            let n = r.count()?;
+            let mut z = ZSet::default();
+            for _ in 0..n {
+                let m = r.string()?;
+                let score = f64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"));
+                if score.is_nan() || z.score(&m).is_some() {
+                    return Err(DumpError::BadFormat);
+                }
+                z.insert(&m, score, enc);
+            }
+            Value::ZSet(z)
+        }
         _ => return Err(DumpError::BadFormat),
     };
+    if value.element_count() == 0 {
+        return Err(DumpError::BadFormat);
+    }
     if r.pos != body.len() {
         return Err(DumpError::BadFormat);
     }
@@ -204,7 +300,7 @@ mod tests {
             Value::Int(i64::MAX),
             Value::string(&[7u8; 20000]),
         ] {
-            let back = restore(&dump(&v)).unwrap();
+            let back = restore(&dump(&v), &Encodings::default()).unwrap();
             assert_eq!(back.to_vec(), v.to_vec());
         }
     }
@@ -221,7 +317,7 @@ mod tests {
     fn rejects_corruption() {
         let mut d = dump(&Value::string(b"hello"));
         d[3] ^= 1;
-        assert_eq!(restore(&d).unwrap_err(), DumpError::VersionOrChecksum);
-        assert_eq!(restore(b"short").unwrap_err(), DumpError::VersionOrChecksum);
+        assert_eq!(restore(&d, &Encodings::default()).unwrap_err(), DumpError::VersionOrChecksum);
+        assert_eq!(restore(b"short", &Encodings::default()).unwrap_err(), DumpError::VersionOrChecksum);
     }
 }

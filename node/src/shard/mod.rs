@@ -299,7 +299,7 @@ mod tests {
     use crate::cmd::table::table;
 
     fn settings() -> ExecSettings {
-        ExecSettings { proto_max_bulk_len: 512 << 20, databases: 16, lfu: false }
+        ExecSettings { proto_max_bulk_len: 512 << 20, databases: 16, lfu: false, enc: Default::default() }
     }
 
     /// Runs one command on a lone shard at time `now`, returning the reply bytes.
