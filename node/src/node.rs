@@ -1,11 +1,11 @@
 //! The state a running node shares between its connections: shards, configuration that
 //! CONFIG SET may change, the client registry, gateway statistics, pause and shutdown signals.
 
-use crate::shard::types::Encodings;
 use crate::cmd::exec::ExecSettings;
 use crate::cmd::table::table;
 use crate::config::Config;
 use crate::shard::stats::{CommandStat, ShardStats, LATENCY_BUCKETS_US};
+use crate::shard::types::Encodings;
 use crate::shard::{Lease, ShardMsg, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::counter::Striped;

@@ -63,9 +63,13 @@ pub struct ScanOptions {
 
 /// Parses `cursor [MATCH p] [COUNT n] [TYPE t]` starting at `at`; TYPE only for SCAN,
 /// NOVALUES only for HSCAN. Errors are Redis's texts.
-pub fn scan_options(req: &shoal_proto::Request, at: usize, scan: bool, hscan: bool) -> Result<ScanOptions, &'static str> {
-    let cursor =
-        std::str::from_utf8(req.arg(at)).ok().and_then(|s| s.parse().ok()).ok_or("ERR invalid cursor")?;
+pub fn scan_options(
+    req: &shoal_proto::Request,
+    at: usize,
+    scan: bool,
+    hscan: bool,
+) -> Result<ScanOptions, &'static str> {
+    let cursor = std::str::from_utf8(req.arg(at)).ok().and_then(|s| s.parse().ok()).ok_or("ERR invalid cursor")?;
     let mut o = ScanOptions { cursor, count: 10, pattern: None, type_filter: None, novalues: false };
     let mut j = at + 1;
     while j < req.len() {

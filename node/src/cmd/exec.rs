@@ -3,8 +3,8 @@
 //! whether its keys sit in one shard (inside that shard's actor) or in several (leased).
 
 use crate::argv;
-use crate::shard::db::Db;
 use crate::shard::bytes::SmallBytes;
+use crate::shard::db::Db;
 use crate::shard::dict::EntryId;
 use crate::shard::value::{Kind, Value};
 use crate::shard::ShardState;
@@ -20,6 +20,10 @@ pub struct ExecSettings {
     pub lfu: bool,
     pub enc: crate::shard::types::Encodings,
 }
+
+/// The error of a helper that has already sent its error reply to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replied;
 
 /// Where a found key lives: index into `Exec::shards`, and its entry.
 pub type Loc = (usize, EntryId);
@@ -162,22 +166,22 @@ impl<'a, 'b> Exec<'a, 'b> {
 
     /// Finds a key of type `kind` for reading (counting a hit or miss). `Err` means it holds
     /// another type and WRONGTYPE has been sent.
-    pub fn read_typed(&mut self, key: &[u8], kind: Kind) -> Result<Option<Loc>, ()> {
+    pub fn read_typed(&mut self, key: &[u8], kind: Kind) -> Result<Option<Loc>, Replied> {
         let found = self.read(key);
         self.check_kind(found, kind)
     }
 
     /// Finds a key of type `kind` for writing (no hit/miss counted).
-    pub fn write_typed(&mut self, key: &[u8], kind: Kind) -> Result<Option<Loc>, ()> {
+    pub fn write_typed(&mut self, key: &[u8], kind: Kind) -> Result<Option<Loc>, Replied> {
         let found = self.lookup(key);
         self.check_kind(found, kind)
     }
 
-    fn check_kind(&mut self, found: Option<Loc>, kind: Kind) -> Result<Option<Loc>, ()> {
+    fn check_kind(&mut self, found: Option<Loc>, kind: Kind) -> Result<Option<Loc>, Replied> {
         match found {
             Some(loc) if self.value(loc).kind() != kind => {
                 self.wrongtype();
-                Err(())
+                Err(Replied)
             }
             f => Ok(f),
         }

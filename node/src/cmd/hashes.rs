@@ -1,7 +1,7 @@
 //! Hash commands: HSET and friends, counters, random fields, HSCAN.
 
 use super::args::{self, is};
-use super::exec::{Exec, Loc, NOT_INTEGER, SYNTAX};
+use super::exec::{Exec, Loc, Replied, NOT_INTEGER, SYNTAX};
 use crate::argv;
 use crate::shard::types::hash::Hash;
 use crate::shard::value::{Kind, Value};
@@ -29,14 +29,14 @@ fn hash_mut<'c>(ctx: &'c mut Exec<'_, '_>, loc: Loc) -> &'c mut Hash {
 /// The hash at `key` for a write, created empty when missing.
 fn hash_for_write(ctx: &mut Exec<'_, '_>, key: &[u8]) -> Option<Loc> {
     match ctx.write_typed(key, Kind::Hash) {
-        Err(()) => None,
+        Err(Replied) => None,
         Ok(Some(loc)) => Some(loc),
         Ok(None) => Some(ctx.create(key, Value::Hash(Hash::default()))),
     }
 }
 
 fn set_pairs(ctx: &mut Exec<'_, '_>, req: &Request) -> Option<i64> {
-    if req.len() % 2 != 0 {
+    if !req.len().is_multiple_of(2) {
         let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
         ctx.err(&format!("ERR wrong number of arguments for '{name}' command"));
         return None;

@@ -2,7 +2,7 @@
 //! with their STORE and CARD forms), whose keys may live in several shards.
 
 use super::args::{self, is};
-use super::exec::{Exec, Loc, NOT_INTEGER, SYNTAX};
+use super::exec::{Exec, Loc, Replied, NOT_INTEGER, SYNTAX};
 use super::hashes::random_count;
 use crate::argv;
 use crate::shard::types::set::{Elem, Set};
@@ -28,7 +28,7 @@ fn set_mut<'c>(ctx: &'c mut Exec<'_, '_>, loc: Loc) -> &'c mut Set {
 pub fn sadd(ctx: &mut Exec<'_, '_>, req: &Request) {
     let key = req.arg(1);
     let loc = match ctx.write_typed(key, Kind::Set) {
-        Err(()) => return,
+        Err(Replied) => return,
         Ok(Some(loc)) => loc,
         Ok(None) => ctx.create(key, Value::Set(Set::for_member(req.arg(2)))),
     };
@@ -215,7 +215,12 @@ enum Op {
 }
 
 /// Reads the sets at `keys` (missing keys are `None`); `Err` after WRONGTYPE.
-fn load(ctx: &mut Exec<'_, '_>, req: &Request, keys: std::ops::Range<usize>, write: bool) -> Result<Vec<Option<Loc>>, ()> {
+fn load(
+    ctx: &mut Exec<'_, '_>,
+    req: &Request,
+    keys: std::ops::Range<usize>,
+    write: bool,
+) -> Result<Vec<Option<Loc>>, Replied> {
     let mut locs = Vec::with_capacity(keys.len());
     for i in keys {
         let r = if write { ctx.write_typed(req.arg(i), Kind::Set) } else { ctx.read_typed(req.arg(i), Kind::Set) };
@@ -353,7 +358,7 @@ pub fn sintercard(ctx: &mut Exec<'_, '_>, req: &Request) {
     while j < req.len() {
         if is(req.arg(j), "LIMIT") && j + 1 < req.len() {
             match args::int(req.arg(j + 1)) {
-                None => return ctx.err(NOT_INTEGER),
+                None => return ctx.err("ERR LIMIT can't be negative"),
                 Some(l) if l < 0 => return ctx.err("ERR LIMIT can't be negative"),
                 Some(0) => limit = usize::MAX,
                 Some(l) => limit = l as usize,

@@ -1,7 +1,7 @@
 //! String commands: GET, SET and its variants, counters, ranges, APPEND, LCS.
 
 use super::args::{self, expire_at, is, TimeUnit};
-use super::exec::{Exec, NOT_INTEGER, STRING_TOO_LONG};
+use super::exec::{Exec, Replied, NOT_INTEGER, STRING_TOO_LONG};
 use crate::argv;
 use crate::shard::bytes::SmallBytes;
 use crate::shard::dict::EntryId;
@@ -33,13 +33,13 @@ pub fn store(ctx: &mut Exec<'_, '_>, key: &[u8], value: Value, ttl: Ttl) {
 }
 
 /// Looks a key up for reading; `Err` when it holds a non-string (WRONGTYPE already sent).
-fn read_string(ctx: &mut Exec<'_, '_>, key: &[u8]) -> Result<Option<(usize, EntryId)>, ()> {
+fn read_string(ctx: &mut Exec<'_, '_>, key: &[u8]) -> Result<Option<(usize, EntryId)>, Replied> {
     match ctx.read(key) {
         None => Ok(None),
         Some((s, id)) if ctx.shards[s].dbs[ctx.db].dict.entry(id).value.is_string() => Ok(Some((s, id))),
         Some(_) => {
             ctx.wrongtype();
-            Err(())
+            Err(Replied)
         }
     }
 }
@@ -167,7 +167,7 @@ pub fn set(ctx: &mut Exec<'_, '_>, req: &Request) {
     }
     let found = if o.get {
         match read_string(ctx, key) {
-            Err(()) => return,
+            Err(Replied) => return,
             Ok(None) => {
                 reply::null(ctx.out, ctx.proto);
                 false
@@ -256,7 +256,7 @@ pub fn msetnx(ctx: &mut Exec<'_, '_>, req: &Request) {
 pub fn getset(ctx: &mut Exec<'_, '_>, req: &Request) {
     let key = req.arg(1);
     match read_string(ctx, key) {
-        Err(()) => return,
+        Err(Replied) => return,
         Ok(None) => reply::null(ctx.out, ctx.proto),
         Ok(Some((s, id))) => value!(ctx, s, id).write_bulk(ctx.out),
     }
@@ -266,7 +266,7 @@ pub fn getset(ctx: &mut Exec<'_, '_>, req: &Request) {
 pub fn getdel(ctx: &mut Exec<'_, '_>, req: &Request) {
     let key = req.arg(1);
     match read_string(ctx, key) {
-        Err(()) => {}
+        Err(Replied) => {}
         Ok(None) => reply::null(ctx.out, ctx.proto),
         Ok(Some((s, id))) => {
             value!(ctx, s, id).write_bulk(ctx.out);
@@ -338,7 +338,7 @@ pub fn append(ctx: &mut Exec<'_, '_>, req: &Request) {
 
 pub fn strlen(ctx: &mut Exec<'_, '_>, req: &Request) {
     match read_string(ctx, req.arg(1)) {
-        Err(()) => {}
+        Err(Replied) => {}
         Ok(None) => reply::integer(ctx.out, 0),
         Ok(Some((s, id))) => {
             let n = value!(ctx, s, id).str_len() as i64;
@@ -352,7 +352,7 @@ pub fn getrange(ctx: &mut Exec<'_, '_>, req: &Request) {
         return ctx.err(NOT_INTEGER);
     };
     let (s, id) = match read_string(ctx, req.arg(1)) {
-        Err(()) => return,
+        Err(Replied) => return,
         Ok(None) => return reply::bulk(ctx.out, b""),
         Ok(Some(found)) => found,
     };

@@ -335,12 +335,21 @@ fn keys_numkeys_at_1(req: &Request) -> Vec<usize> {
     after_numkeys(req, 1)
 }
 
+/// A destination key, then `numkeys` source keys (ZUNIONSTORE and friends).
+fn keys_store_numkeys(req: &Request) -> Vec<usize> {
+    let mut k = after_numkeys(req, 2);
+    if !k.is_empty() {
+        k.insert(0, 1);
+    }
+    k
+}
+
 const NOKEY: (i32, i32, i32) = (0, 0, 0);
 const KEY1: (i32, i32, i32) = (1, 1, 1);
 const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 
 fn declare() -> Vec<CommandSpec> {
-    use super::{hashes as h, keys as k, sets as st_, strings as s};
+    use super::{hashes as h, keys as k, lists as l, sets as st_, strings as s, zsets as z};
     use Handler::{Gateway as G, Shard as S};
     let st = "string";
     let gen = "generic";
@@ -349,6 +358,8 @@ fn declare() -> Vec<CommandSpec> {
     let cl = "cluster";
     let hs = "hash";
     let se = "set";
+    let li = "list";
+    let zs = "sorted-set";
     vec![
         // strings
         c("get", 2, "readonly fast", KEY1, "@string", st, "1.0.0", "Returns the string value of a key.", S(s::get)),
@@ -408,6 +419,57 @@ fn declare() -> Vec<CommandSpec> {
         c("sunionstore", -3, "write denyoom", ALLKEYS, "@set", se, "1.0.0", "Stores the union of multiple sets in a key.", S(st_::sunionstore)),
         c("sdiffstore", -3, "write denyoom", ALLKEYS, "@set", se, "1.0.0", "Stores the difference of multiple sets in a key.", S(st_::sdiffstore)),
         c("sscan", -3, "readonly", KEY1, "@set", se, "2.0.0", "Iterates over members of a set.", S(st_::sscan)),
+        // lists
+        c("lpush", -3, "write denyoom fast", KEY1, "@list", li, "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", S(l::lpush)),
+        c("rpush", -3, "write denyoom fast", KEY1, "@list", li, "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist.", S(l::rpush)),
+        c("lpushx", -3, "write denyoom fast", KEY1, "@list", li, "2.2.0", "Prepends one or more elements to a list only when the list exists.", S(l::lpushx)),
+        c("rpushx", -3, "write denyoom fast", KEY1, "@list", li, "2.2.0", "Appends an element to a list only when the list exists.", S(l::rpushx)),
+        c("lpop", -2, "write fast", KEY1, "@list", li, "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", S(l::lpop)),
+        c("rpop", -2, "write fast", KEY1, "@list", li, "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", S(l::rpop)),
+        c("llen", 2, "readonly fast", KEY1, "@list", li, "1.0.0", "Returns the length of a list.", S(l::llen)),
+        c("lindex", 3, "readonly", KEY1, "@list", li, "1.0.0", "Returns an element from a list by its index.", S(l::lindex)),
+        c("linsert", 5, "write denyoom", KEY1, "@list", li, "2.2.0", "Inserts an element before or after another element in a list.", S(l::linsert)),
+        c("lrange", 4, "readonly", KEY1, "@list", li, "1.0.0", "Returns a range of elements from a list.", S(l::lrange)),
+        c("lrem", 4, "write", KEY1, "@list", li, "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed.", S(l::lrem)),
+        c("lset", 4, "write denyoom", KEY1, "@list", li, "1.0.0", "Sets the value of an element in a list by its index.", S(l::lset)),
+        c("ltrim", 4, "write", KEY1, "@list", li, "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", S(l::ltrim)),
+        c("lpos", -3, "readonly", KEY1, "@list", li, "6.0.6", "Returns the index of matching elements in a list.", S(l::lpos)),
+        c("lmove", 5, "write denyoom", (1, 2, 1), "@list", li, "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", S(l::lmove)),
+        c("rpoplpush", 3, "write denyoom", (1, 2, 1), "@list", li, "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", S(l::rpoplpush)),
+        c("lmpop", -4, "write", NOKEY, "@list", li, "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", S(l::lmpop)).movable(keys_numkeys_at_1),
+        // sorted sets
+        c("zadd", -4, "write denyoom fast", KEY1, "@sortedset", zs, "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", S(z::zadd)),
+        c("zincrby", 4, "write denyoom fast", KEY1, "@sortedset", zs, "1.2.0", "Increments the score of a member in a sorted set.", S(z::zincrby)),
+        c("zrem", -3, "write fast", KEY1, "@sortedset", zs, "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", S(z::zrem)),
+        c("zcard", 2, "readonly fast", KEY1, "@sortedset", zs, "1.2.0", "Returns the number of members in a sorted set.", S(z::zcard)),
+        c("zcount", 4, "readonly fast", KEY1, "@sortedset", zs, "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", S(z::zcount)),
+        c("zlexcount", 4, "readonly fast", KEY1, "@sortedset", zs, "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", S(z::zlexcount)),
+        c("zscore", 3, "readonly fast", KEY1, "@sortedset", zs, "1.2.0", "Returns the score of a member in a sorted set.", S(z::zscore)),
+        c("zmscore", -3, "readonly fast", KEY1, "@sortedset", zs, "6.2.0", "Returns the score of one or more members in a sorted set.", S(z::zmscore)),
+        c("zrank", -3, "readonly fast", KEY1, "@sortedset", zs, "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", S(z::zrank)),
+        c("zrevrank", -3, "readonly fast", KEY1, "@sortedset", zs, "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", S(z::zrevrank)),
+        c("zrange", -4, "readonly", KEY1, "@sortedset", zs, "1.2.0", "Returns members in a sorted set within a range of indexes.", S(z::zrange)),
+        c("zrangestore", -5, "write denyoom", (1, 2, 1), "@sortedset", zs, "6.2.0", "Stores a range of members from sorted set in a key.", S(z::zrangestore)),
+        c("zrevrange", -4, "readonly", KEY1, "@sortedset", zs, "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", S(z::zrevrange)),
+        c("zrangebyscore", -4, "readonly", KEY1, "@sortedset", zs, "1.0.5", "Returns members in a sorted set within a range of scores.", S(z::zrangebyscore)),
+        c("zrevrangebyscore", -4, "readonly", KEY1, "@sortedset", zs, "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", S(z::zrevrangebyscore)),
+        c("zrangebylex", -4, "readonly", KEY1, "@sortedset", zs, "2.8.9", "Returns members in a sorted set within a lexicographical range.", S(z::zrangebylex)),
+        c("zrevrangebylex", -4, "readonly", KEY1, "@sortedset", zs, "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", S(z::zrevrangebylex)),
+        c("zremrangebyrank", 4, "write", KEY1, "@sortedset", zs, "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", S(z::zremrangebyrank)),
+        c("zremrangebyscore", 4, "write", KEY1, "@sortedset", zs, "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", S(z::zremrangebyscore)),
+        c("zremrangebylex", 4, "write", KEY1, "@sortedset", zs, "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", S(z::zremrangebylex)),
+        c("zpopmin", -2, "write fast", KEY1, "@sortedset", zs, "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", S(z::zpopmin)),
+        c("zpopmax", -2, "write fast", KEY1, "@sortedset", zs, "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", S(z::zpopmax)),
+        c("zmpop", -4, "write", NOKEY, "@sortedset", zs, "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", S(z::zmpop)).movable(keys_numkeys_at_1),
+        c("zrandmember", -2, "readonly", KEY1, "@sortedset", zs, "6.2.0", "Returns one or more random members from a sorted set.", S(z::zrandmember)),
+        c("zunion", -3, "readonly", NOKEY, "@sortedset", zs, "6.2.0", "Returns the union of multiple sorted sets.", S(z::zunion)).movable(keys_numkeys_at_1),
+        c("zinter", -3, "readonly", NOKEY, "@sortedset", zs, "6.2.0", "Returns the intersect of multiple sorted sets.", S(z::zinter)).movable(keys_numkeys_at_1),
+        c("zdiff", -3, "readonly", NOKEY, "@sortedset", zs, "6.2.0", "Returns the difference between multiple sorted sets.", S(z::zdiff)).movable(keys_numkeys_at_1),
+        c("zunionstore", -4, "write denyoom", KEY1, "@sortedset", zs, "2.0.0", "Stores the union of multiple sorted sets in a key.", S(z::zunionstore)).movable(keys_store_numkeys),
+        c("zinterstore", -4, "write denyoom", KEY1, "@sortedset", zs, "2.0.0", "Stores the intersect of multiple sorted sets in a key.", S(z::zinterstore)).movable(keys_store_numkeys),
+        c("zdiffstore", -4, "write denyoom", KEY1, "@sortedset", zs, "6.2.0", "Stores the difference of multiple sorted sets in a key.", S(z::zdiffstore)).movable(keys_store_numkeys),
+        c("zintercard", -3, "readonly", NOKEY, "@sortedset", zs, "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", S(z::zintercard)).movable(keys_numkeys_at_1),
+        c("zscan", -3, "readonly", KEY1, "@sortedset", zs, "2.8.0", "Iterates over members and scores of a sorted set.", S(z::zscan)),
         // keys
         c("del", -2, "write", ALLKEYS, "@keyspace", gen, "1.0.0", "Deletes one or more keys.", S(k::del)),
         c("unlink", -2, "write fast", ALLKEYS, "@keyspace", gen, "4.0.0", "Asynchronously deletes one or more keys.", S(k::del)),

@@ -279,8 +279,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Handler::Shard(_) => {
                 let shards = shards.unwrap_or_else(|| {
                     let route = &self.node.route;
-                    let mut v: Vec<usize> =
-                        spec.keys_of(&req).map(|i| route.shard_of_key(req.arg(i))).collect();
+                    let mut v: Vec<usize> = spec.keys_of(&req).map(|i| route.shard_of_key(req.arg(i))).collect();
                     if v.is_empty() {
                         v.push(0);
                     }

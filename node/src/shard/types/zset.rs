@@ -295,6 +295,15 @@ impl Ordered<'_> {
 }
 
 impl ZSet {
+    /// An empty set in the form Redis would pick for `n` members of at most `maxlen` bytes.
+    pub fn with_hint(n: usize, maxlen: usize, enc: &Encodings) -> ZSet {
+        if n > enc.zset_entries || maxlen > enc.zset_value {
+            ZSet::Tree(Box::new(ZTree { dict: Dict::new(rand::random()), index: OrderIndex::default() }))
+        } else {
+            ZSet::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             ZSet::Pack(p) => p.len() / 2,
@@ -482,10 +491,8 @@ mod tests {
     #[test]
     fn both_forms_agree_with_a_sorted_model_through_random_updates() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        let mut small = Encodings::default();
-        small.zset_entries = usize::MAX;
-        let mut big = enc();
-        big.zset_entries = 0;
+        let small = Encodings { zset_entries: usize::MAX, ..enc() };
+        let big = Encodings { zset_entries: 0, ..enc() };
         let mut a = ZSet::default();
         let mut b = ZSet::default();
         let mut model: std::collections::BTreeMap<Vec<u8>, f64> = Default::default();
