@@ -91,21 +91,47 @@ impl Drop for RedisServer {
     }
 }
 
-#[test]
-fn random_commands_answer_exactly_like_redis_server() {
+/// Runs the differential script for one command family against a fresh redis-server and a
+/// three-shard Shoal: 100,000 commands in RESP2 (two seeds) and 50,000 in RESP3.
+fn differential(family: &str) {
     let redis = RedisServer::start();
     let s = Server::start_with(&["--shards", "3"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/differential.py");
-    for seed in ["1", "2", "3"] {
+    for (count, seed, protocol) in [("50000", "1", "2"), ("50000", "2", "2"), ("50000", "3", "3")] {
         let out = Command::new("python3")
-            .args([script, &redis.1.to_string(), &s.port.to_string(), "20000", seed])
+            .args([script, &redis.1.to_string(), &s.port.to_string(), family, count, seed, protocol])
             .output()
             .expect("python3 is installed");
         assert!(
             out.status.success(),
-            "seed {seed}:\n{}\n{}",
+            "{family}, seed {seed}, RESP{protocol}:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn strings_and_keys_answer_exactly_like_redis_server() {
+    differential("strings");
+}
+
+#[test]
+fn hashes_answer_exactly_like_redis_server() {
+    differential("hashes");
+}
+
+#[test]
+fn sets_answer_exactly_like_redis_server() {
+    differential("sets");
+}
+
+#[test]
+fn lists_answer_exactly_like_redis_server() {
+    differential("lists");
+}
+
+#[test]
+fn sorted_sets_answer_exactly_like_redis_server() {
+    differential("zsets");
 }

@@ -31,6 +31,26 @@ fn unknown_command_and_arity_errors_keep_the_connection() {
 }
 
 #[test]
+fn errors_inside_a_pipeline_of_multi_shard_commands_answer_in_order() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut r = s.raw();
+    // MSET over several shards opens a locked segment; the arity error after it must still be
+    // answered after MSET's reply and before GET's.
+    let mut wire = Vec::new();
+    for args in [&["MSET", "a", "1", "b", "2", "c", "3"][..], &["EXISTS"], &["FOO"], &["GET", "b"], &["MGET", "a", "c"]]
+    {
+        let a: Vec<&[u8]> = args.iter().map(|x| x.as_bytes()).collect();
+        wire.extend(Raw::encode(&a));
+    }
+    r.send(&wire);
+    assert_eq!(r.read(), ok());
+    assert_eq!(r.read(), err("ERR wrong number of arguments for 'exists' command"));
+    assert_eq!(r.read(), err("ERR unknown command 'FOO', with args beginning with: "));
+    assert_eq!(r.read(), bulk("2"));
+    assert_eq!(r.read(), shoal_tests::arr(vec![bulk("1"), bulk("3")]));
+}
+
+#[test]
 fn malformed_frames_get_protocol_errors_and_close() {
     let s = Server::start();
     let cases: [(&[u8], &str); 6] = [

@@ -52,6 +52,24 @@ pub fn expire_at(value: i64, unit: TimeUnit, absolute: bool, now: u64) -> Option
     }
 }
 
+/// A SCAN cursor as C's `strtoul` reads it (Redis's `parseScanCursorOrReply`): an optional
+/// sign, digits, nothing else; a minus sign wraps around.
+pub fn parse_cursor(a: &[u8]) -> Option<u64> {
+    let (neg, digits) = match a.first() {
+        Some(b'-') => (true, &a[1..]),
+        Some(b'+') => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// The options of SCAN, HSCAN, SSCAN and ZSCAN.
 pub struct ScanOptions {
     pub cursor: u64,
@@ -69,7 +87,7 @@ pub fn scan_options(
     scan: bool,
     hscan: bool,
 ) -> Result<ScanOptions, &'static str> {
-    let cursor = std::str::from_utf8(req.arg(at)).ok().and_then(|s| s.parse().ok()).ok_or("ERR invalid cursor")?;
+    let cursor = parse_cursor(req.arg(at)).ok_or("ERR invalid cursor")?;
     let mut o = ScanOptions { cursor, count: 10, pattern: None, type_filter: None, novalues: false };
     let mut j = at + 1;
     while j < req.len() {

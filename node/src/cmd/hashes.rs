@@ -246,20 +246,37 @@ pub fn hincrbyfloat(ctx: &mut Exec<'_, '_>, req: &Request) {
     }
 }
 
-/// Parses the count of HRANDFIELD, SRANDMEMBER, ZRANDMEMBER: (count, unique), or an error
-/// already sent. `with_pairs` halves the range, as Redis does for WITHVALUES/WITHSCORES.
-pub fn random_count(ctx: &mut Exec<'_, '_>, arg: &[u8], with_pairs: bool) -> Option<(u64, bool)> {
-    let l = match args::int(arg) {
+/// Parses `count [option]` of HRANDFIELD and ZRANDMEMBER (`option` is WITHVALUES or
+/// WITHSCORES) in Redis's order: the count, then the option, then the count's range.
+pub fn random_count_with_option(ctx: &mut Exec<'_, '_>, req: &Request, option: &str) -> Option<(u64, bool)> {
+    parse_count(ctx, req.arg(2))?;
+    let paired = req.len() == 4 && is(req.arg(3), option);
+    if req.len() > 4 || (req.len() == 4 && !paired) {
+        ctx.err(SYNTAX);
+        return None;
+    }
+    random_count(ctx, req.arg(2), paired)
+}
+
+/// A count in Redis's `-LONG_MAX..=LONG_MAX`.
+fn parse_count(ctx: &mut Exec<'_, '_>, arg: &[u8]) -> Option<i64> {
+    match args::int(arg) {
         None => {
             ctx.err(NOT_INTEGER);
-            return None;
+            None
         }
         Some(i64::MIN) => {
             ctx.err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807");
-            return None;
+            None
         }
-        Some(l) => l,
-    };
+        Some(l) => Some(l),
+    }
+}
+
+/// Parses the count of HRANDFIELD, SRANDMEMBER, ZRANDMEMBER: (count, unique), or an error
+/// already sent. `with_pairs` halves the range, as Redis does for WITHVALUES/WITHSCORES.
+pub fn random_count(ctx: &mut Exec<'_, '_>, arg: &[u8], with_pairs: bool) -> Option<(u64, bool)> {
+    let l = parse_count(ctx, arg)?;
     if with_pairs && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         ctx.err("ERR value is out of range");
         return None;
@@ -285,16 +302,8 @@ pub fn hrandfield(ctx: &mut Exec<'_, '_>, req: &Request) {
         }
         return;
     }
-    let withvalues = req.len() == 4 && is(req.arg(3), "WITHVALUES");
-    let bad_syntax = req.len() > 4 || (req.len() == 4 && !withvalues);
-    if bad_syntax {
-        // Redis parses the count first, then the option.
-        if args::int(req.arg(2)).is_none() {
-            return ctx.err(NOT_INTEGER);
-        }
-        return ctx.err(SYNTAX);
-    }
-    let Some((count, unique)) = random_count(ctx, req.arg(2), withvalues) else { return };
+    let Some((count, unique)) = random_count_with_option(ctx, req, "WITHVALUES") else { return };
+    let withvalues = req.len() == 4;
     let Ok(found) = ctx.read_typed(key, Kind::Hash) else { return };
     let Some(loc) = found else { return reply::array_len(ctx.out, 0) };
     let pairs = random_pairs(hash(ctx, loc), count, unique);
@@ -338,37 +347,8 @@ fn random_pairs(h: &Hash, count: u64, unique: bool) -> Vec<Pair> {
 }
 
 pub fn hscan(ctx: &mut Exec<'_, '_>, req: &Request) {
-    let o = match args::scan_options(req, 2, false, true) {
-        Ok(o) => o,
-        Err(e) => return ctx.err(e),
-    };
-    let Ok(found) = ctx.read_typed(req.arg(1), Kind::Hash) else { return };
-    let mut items: Vec<Pair> = Vec::new();
-    let mut cursor = o.cursor;
-    if let Some(loc) = found {
-        let h = hash(ctx, loc);
-        let mut budget = o.count.saturating_mul(10);
-        loop {
-            cursor = h.scan(cursor, |f, v| {
-                if args::scan_match(&o, f) {
-                    items.push((f.to_vec(), v.to_vec()));
-                }
-            });
-            budget -= 1;
-            if cursor == 0 || budget == 0 || items.len() >= o.count {
-                break;
-            }
-        }
-    } else {
-        cursor = 0;
-    }
-    reply::array_len(ctx.out, 2);
-    reply::bulk(ctx.out, cursor.to_string().as_bytes());
-    reply::array_len(ctx.out, if o.novalues { items.len() } else { items.len() * 2 });
-    for (f, v) in items {
-        reply::bulk(ctx.out, &f);
-        if !o.novalues {
-            reply::bulk(ctx.out, &v);
-        }
-    }
+    let Some((loc, o)) = super::scan::start(ctx, req, Kind::Hash, true) else { return };
+    let h = hash(ctx, loc);
+    let (cursor, items) = super::scan::collect(&o, |c, visit| h.scan(c, |f, v| visit(f, Some(v))));
+    super::scan::write(ctx, &o, true, cursor, &items);
 }

@@ -311,13 +311,13 @@ pub fn lpos(ctx: &mut Exec<'_, '_>, req: &Request) {
             }
         } else if is(a, "COUNT") && more {
             match args::int(req.arg(j + 1)) {
-                None => return ctx.err(NOT_INTEGER),
+                None => return ctx.err("ERR COUNT can't be negative"),
                 Some(c) if c < 0 => return ctx.err("ERR COUNT can't be negative"),
                 Some(c) => count = Some(c as usize),
             }
         } else if is(a, "MAXLEN") && more {
             match args::int(req.arg(j + 1)) {
-                None => return ctx.err(NOT_INTEGER),
+                None => return ctx.err("ERR MAXLEN can't be negative"),
                 Some(m) if m < 0 => return ctx.err("ERR MAXLEN can't be negative"),
                 Some(m) => maxlen = m as usize,
             }
@@ -341,7 +341,8 @@ pub fn lpos(ctx: &mut Exec<'_, '_>, req: &Request) {
         None => 1,
     };
     let scan_len = if maxlen == 0 { l.len() } else { maxlen.min(l.len()) };
-    let mut skip = rank.unsigned_abs() - 1;
+    // Redis negates the rank in C: i64::MIN stays negative and then matches from the first.
+    let mut skip = if rank == i64::MIN { 0 } else { rank.unsigned_abs() - 1 };
     let mut hits = Vec::new();
     let mut check = |i: usize, e: &SmallBytes| -> bool {
         if e.as_slice() == elem {
@@ -420,7 +421,7 @@ pub fn parse_mpop(
     at: usize,
     ends: fn(&[u8]) -> Option<End>,
 ) -> Option<MpopArgs> {
-    let n = super::sets::numkeys(ctx, req, at)?;
+    let n = super::sets::numkeys(ctx, req, at, SYNTAX)?;
     let keys = at + 1..at + 1 + n;
     let Some(end) = req.args().nth(keys.end).and_then(ends) else {
         ctx.err(SYNTAX);

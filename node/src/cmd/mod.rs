@@ -14,6 +14,7 @@ pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod scan;
 pub mod server;
 pub mod sets;
 pub mod strings;

@@ -2,7 +2,7 @@
 //! with their STORE and CARD forms), whose keys may live in several shards.
 
 use super::args::{self, is};
-use super::exec::{Exec, Loc, Replied, NOT_INTEGER, SYNTAX};
+use super::exec::{Exec, Loc, Replied, SYNTAX};
 use super::hashes::random_count;
 use crate::argv;
 use crate::shard::types::set::{Elem, Set};
@@ -99,9 +99,8 @@ pub fn spop(ctx: &mut Exec<'_, '_>, req: &Request) {
     }
     let count = if req.len() == 3 {
         match args::int(req.arg(2)) {
-            None => return ctx.err(NOT_INTEGER),
-            Some(n) if n < 0 => return ctx.err("ERR value is out of range, must be positive"),
-            Some(n) => Some(n as u64),
+            Some(n) if n >= 0 => Some(n as u64),
+            _ => return ctx.err("ERR value is out of range, must be positive"),
         }
     } else {
         None
@@ -339,20 +338,19 @@ pub fn sdiffstore(ctx: &mut Exec<'_, '_>, req: &Request) {
 
 /// Parses the `numkeys` of SINTERCARD, LMPOP, ZMPOP (argument `at`) with Redis's errors;
 /// the number of keys when valid.
-pub fn numkeys(ctx: &mut Exec<'_, '_>, req: &Request, at: usize) -> Option<usize> {
+/// `too_many` is the error when fewer keys follow than it claims.
+pub fn numkeys(ctx: &mut Exec<'_, '_>, req: &Request, at: usize, too_many: &str) -> Option<usize> {
     match args::int(req.arg(at)) {
         Some(n) if n <= 0 => ctx.err("ERR numkeys should be greater than 0"),
         None => ctx.err("ERR numkeys should be greater than 0"),
-        Some(n) if n as u64 > (req.len() - at - 1) as u64 => {
-            ctx.err("ERR Number of keys can't be greater than number of args")
-        }
+        Some(n) if n as u64 > (req.len() - at - 1) as u64 => ctx.err(too_many),
         Some(n) => return Some(n as usize),
     }
     None
 }
 
 pub fn sintercard(ctx: &mut Exec<'_, '_>, req: &Request) {
-    let Some(n) = numkeys(ctx, req, 1) else { return };
+    let Some(n) = numkeys(ctx, req, 1, "ERR Number of keys can't be greater than number of args") else { return };
     let mut limit = usize::MAX;
     let mut j = 2 + n;
     while j < req.len() {
@@ -374,34 +372,8 @@ pub fn sintercard(ctx: &mut Exec<'_, '_>, req: &Request) {
 }
 
 pub fn sscan(ctx: &mut Exec<'_, '_>, req: &Request) {
-    let o = match args::scan_options(req, 2, false, false) {
-        Ok(o) => o,
-        Err(e) => return ctx.err(e),
-    };
-    let Ok(found) = ctx.read_typed(req.arg(1), Kind::Set) else { return };
-    let mut items = Vec::new();
-    let mut cursor = 0;
-    if let Some(loc) = found {
-        let s = set(ctx, loc);
-        let mut budget = o.count.saturating_mul(10);
-        cursor = o.cursor;
-        loop {
-            cursor = s.scan(cursor, |e| {
-                let m = e.to_vec();
-                if args::scan_match(&o, &m) {
-                    items.push(m);
-                }
-            });
-            budget -= 1;
-            if cursor == 0 || budget == 0 || items.len() >= o.count {
-                break;
-            }
-        }
-    }
-    reply::array_len(ctx.out, 2);
-    reply::bulk(ctx.out, cursor.to_string().as_bytes());
-    reply::array_len(ctx.out, items.len());
-    for m in &items {
-        reply::bulk(ctx.out, m);
-    }
+    let Some((loc, o)) = super::scan::start(ctx, req, Kind::Set, false) else { return };
+    let s = set(ctx, loc);
+    let (cursor, items) = super::scan::collect(&o, |c, visit| s.scan(c, |e| visit(&e.to_vec(), None)));
+    super::scan::write(ctx, &o, false, cursor, &items);
 }

@@ -4,7 +4,7 @@
 
 use super::args::{self, is};
 use super::exec::{Exec, Loc, Replied, NOT_FLOAT, NOT_INTEGER, SYNTAX};
-use super::hashes::random_count;
+use super::hashes::random_count_with_option;
 use crate::argv;
 use crate::shard::types::set::Set;
 use crate::shard::types::zset::{cmp, Ordered, ZSet};
@@ -127,8 +127,8 @@ fn zadd_generic(ctx: &mut Exec<'_, '_>, req: &Request, zincrby: bool) {
         }
         None => {
             let enc = ctx.settings.enc;
-            let maxlen = (0..pairs).map(|p| req.arg(j + 2 * p + 1).len()).max().unwrap_or(0);
-            ctx.create(key, Value::ZSet(ZSet::with_hint(pairs, maxlen, &enc)))
+            // Redis 7.0 sizes a new set by its first member only; later ones convert it.
+            ctx.create(key, Value::ZSet(ZSet::with_hint(1, req.arg(j + 1).len(), &enc)))
         }
     };
     let enc = ctx.settings.enc;
@@ -552,12 +552,15 @@ pub fn zrangestore(ctx: &mut Exec<'_, '_>, req: &Request) {
     let Ok(bounds) = parse_bounds(ctx, req, &spec) else { return };
     let Ok(found) = ctx.read_typed(req.arg(2), Kind::ZSet) else { return };
     let items = found.map(|loc| select(zset(ctx, loc), &spec, &bounds)).unwrap_or_default();
-    store(ctx, dst, &items);
+    // Redis sizes the destination by the rank range's length; score and lex ranges grow it.
+    let hint = if spec.kind == RangeType::Rank { items.len() } else { 0 };
+    store(ctx, dst, &items, (hint, 0));
     reply::integer(ctx.out, items.len() as i64);
 }
 
-/// Replaces `dst` with a sorted set of `items` (deleting it when there are none).
-fn store(ctx: &mut Exec<'_, '_>, dst: &[u8], items: &[(Vec<u8>, f64)]) {
+/// Replaces `dst` with a sorted set of `items` (deleting it when there are none), created in
+/// the form Redis picks for `hint` (members, longest member).
+fn store(ctx: &mut Exec<'_, '_>, dst: &[u8], items: &[(Vec<u8>, f64)], hint: (usize, usize)) {
     let existed = ctx.lookup(dst).is_some();
     if existed {
         ctx.delete(dst);
@@ -569,8 +572,7 @@ fn store(ctx: &mut Exec<'_, '_>, dst: &[u8], items: &[(Vec<u8>, f64)]) {
         return;
     }
     let enc = ctx.settings.enc;
-    let maxlen = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    let mut z = ZSet::with_hint(items.len(), maxlen, &enc);
+    let mut z = ZSet::with_hint(hint.0, hint.1, &enc);
     for (m, s) in items {
         z.insert(m, *s, &enc);
     }
@@ -774,14 +776,8 @@ pub fn zrandmember(ctx: &mut Exec<'_, '_>, req: &Request) {
             None => reply::null(ctx.out, ctx.proto),
         };
     }
-    let withscores = req.len() == 4 && is(req.arg(3), "WITHSCORES");
-    if req.len() > 4 || (req.len() == 4 && !withscores) {
-        if args::int(req.arg(2)).is_none() {
-            return ctx.err(NOT_INTEGER);
-        }
-        return ctx.err(SYNTAX);
-    }
-    let Some((count, unique)) = random_count(ctx, req.arg(2), withscores) else { return };
+    let Some((count, unique)) = random_count_with_option(ctx, req, "WITHSCORES") else { return };
+    let withscores = req.len() == 4;
     let Ok(found) = ctx.read_typed(key, Kind::ZSet) else { return };
     let Some(loc) = found else { return reply::array_len(ctx.out, 0) };
     let o = zset(ctx, loc).ordered();
@@ -912,6 +908,20 @@ fn algebra(
         }
     };
     let keys = at + 1..at + 1 + n;
+    // Every key is looked up (write lookups for STORE) and type-checked before the options
+    // are parsed, as Redis does.
+    let mut locs = Vec::with_capacity(n);
+    for i in keys.clone() {
+        let key = req.arg(i);
+        let found = if store { ctx.lookup(key) } else { ctx.read(key) };
+        if let Some(loc) = found {
+            if !matches!(ctx.value(loc).kind(), Kind::ZSet | Kind::Set) {
+                ctx.wrongtype();
+                return None;
+            }
+        }
+        locs.push(found);
+    }
     let mut weights = vec![1.0f64; n];
     let mut agg = Aggregate::Sum;
     let mut withscores = false;
@@ -963,19 +973,6 @@ fn algebra(
             ctx.err(SYNTAX);
             return None;
         }
-    }
-    // Look every key up (write lookups for STORE), checking types in order.
-    let mut locs = Vec::with_capacity(n);
-    for i in keys.clone() {
-        let key = req.arg(i);
-        let found = if store { ctx.lookup(key) } else { ctx.read(key) };
-        if let Some(loc) = found {
-            if !matches!(ctx.value(loc).kind(), Kind::ZSet | Kind::Set) {
-                ctx.wrongtype();
-                return None;
-            }
-        }
-        locs.push(found);
     }
     let sources: Vec<Source<'_>> = locs
         .iter()
@@ -1052,7 +1049,9 @@ fn algebra_reply(ctx: &mut Exec<'_, '_>, req: &Request, op: SetOp) {
 fn algebra_store(ctx: &mut Exec<'_, '_>, req: &Request, op: SetOp) {
     let mut limit = usize::MAX;
     let Some((items, _)) = algebra(ctx, req, 2, op, true, &mut limit, false) else { return };
-    store(ctx, req.arg(1), &items);
+    // Redis converts the result to the small form when it fits.
+    let maxlen = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+    store(ctx, req.arg(1), &items, (items.len(), maxlen));
     reply::integer(ctx.out, items.len() as i64);
 }
 
@@ -1082,34 +1081,9 @@ pub fn zintercard(ctx: &mut Exec<'_, '_>, req: &Request) {
 }
 
 pub fn zscan(ctx: &mut Exec<'_, '_>, req: &Request) {
-    let o = match args::scan_options(req, 2, false, false) {
-        Ok(o) => o,
-        Err(e) => return ctx.err(e),
-    };
-    let Ok(found) = ctx.read_typed(req.arg(1), Kind::ZSet) else { return };
-    let mut items: Scored = Vec::new();
-    let mut cursor = 0;
-    if let Some(loc) = found {
-        let z = zset(ctx, loc);
-        let mut budget = o.count.saturating_mul(10);
-        cursor = o.cursor;
-        loop {
-            cursor = z.scan(cursor, |m, s| {
-                if args::scan_match(&o, m) {
-                    items.push((m.to_vec(), s));
-                }
-            });
-            budget -= 1;
-            if cursor == 0 || budget == 0 || items.len() >= o.count {
-                break;
-            }
-        }
-    }
-    reply::array_len(ctx.out, 2);
-    reply::bulk(ctx.out, cursor.to_string().as_bytes());
-    reply::array_len(ctx.out, items.len() * 2);
-    for (m, s) in &items {
-        reply::bulk(ctx.out, m);
-        reply::bulk(ctx.out, format_double(*s).as_bytes());
-    }
+    let Some((loc, o)) = super::scan::start(ctx, req, Kind::ZSet, false) else { return };
+    let z = zset(ctx, loc);
+    let (cursor, items) =
+        super::scan::collect(&o, |c, visit| z.scan(c, |m, s| visit(m, Some(format_double(s).as_bytes()))));
+    super::scan::write(ctx, &o, true, cursor, &items);
 }

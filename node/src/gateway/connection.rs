@@ -38,6 +38,13 @@ enum Step {
     Later(&'static CommandSpec, Request, Option<Vec<usize>>),
 }
 
+/// An entry of a locked segment: a command with its reply suppression, or an error found
+/// before dispatch, which must be answered in its place among the segment's replies.
+enum Locked {
+    Cmd(&'static CommandSpec, Request, bool),
+    Error(String, bool),
+}
+
 /// Where a reply in the current run of batched commands comes from.
 enum Src {
     /// The next reply of this shard's batch.
@@ -62,8 +69,8 @@ pub struct Connection<S> {
     seq: Vec<Src>,
     in_flight: Vec<(usize, oneshot::Receiver<Box<Batch>>)>,
     done: Vec<Option<(Box<Batch>, usize)>>,
-    /// The locked segment being collected: commands with their reply suppression.
-    locked: Vec<(&'static CommandSpec, Request, bool)>,
+    /// The locked segment being collected, in request order.
+    locked: Vec<Locked>,
     locked_shards: Vec<usize>,
 }
 
@@ -204,13 +211,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn local_error(&mut self, msg: &str, cmd: Option<usize>) {
-        let start = self.local.len();
-        reply::error(&mut self.local, msg.as_bytes());
         self.node.stats.record_error(msg.split(' ').next().unwrap_or("ERR"));
         if let Some(id) = cmd {
             self.node.stats.record_rejected(id);
         }
         let suppress = self.suppress_next();
+        if !self.locked.is_empty() {
+            // The segment's replies are written when it runs, after `seq`'s: keep the order.
+            self.locked.push(Locked::Error(msg.to_string(), suppress));
+            return;
+        }
+        let start = self.local.len();
+        reply::error(&mut self.local, msg.as_bytes());
         self.seq.push(Src::Local(start..self.local.len(), suppress));
     }
 
@@ -294,7 +306,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 let suppress = self.suppress_next();
                 self.locked_shards.extend(shards);
-                self.locked.push((spec, req, suppress));
+                self.locked.push(Locked::Cmd(spec, req, suppress));
                 if self.locked.len() >= MAX_LOCKED_SEGMENT {
                     self.run_locked().await;
                 }
@@ -423,7 +435,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let settings = self.node.exec_settings();
         let now = now_ms();
         let mut t = Instant::now();
-        for (spec, req, suppress) in self.locked.drain(..) {
+        for item in self.locked.drain(..) {
+            let (spec, req, suppress) = match item {
+                Locked::Cmd(spec, req, suppress) => (spec, req, suppress),
+                Locked::Error(msg, suppress) => {
+                    if !suppress {
+                        reply::error(&mut self.wbuf, msg.as_bytes());
+                    }
+                    continue;
+                }
+            };
             let Handler::Shard(f) = spec.handler else { continue };
             let mark = self.wbuf.len();
             let mut ex = Exec {
