@@ -77,6 +77,8 @@ pub struct NodeStats {
     pub total_reads_processed: Striped,
     pub total_writes_processed: Striped,
     pub protocol_errors: AtomicU64,
+    /// Clients waiting in a blocking command.
+    pub blocked_clients: AtomicU64,
     /// Per command: calls, nanoseconds, failed, rejected.
     commands: Vec<[AtomicU64; 4]>,
     errors: Mutex<Vec<(String, u64)>>,
@@ -94,6 +96,7 @@ impl NodeStats {
             total_reads_processed: Striped::default(),
             total_writes_processed: Striped::default(),
             protocol_errors: AtomicU64::new(0),
+            blocked_clients: AtomicU64::new(0),
             commands: (0..table().stat_slots()).map(|_| Default::default()).collect(),
             errors: Mutex::new(Vec::new()),
             latency: (0..=LATENCY_BUCKETS_US.len()).map(|_| AtomicU64::new(0)).collect(),

@@ -39,9 +39,25 @@ pub struct Exec<'a, 'b> {
     pub settings: ExecSettings,
     /// Set when the handler replied with an error.
     pub failed: bool,
+    /// Blocking commands answer at once instead of waiting (inside MULTI and scripts).
+    pub no_block: bool,
+    /// Set by a blocking command that registered a wait.
+    pub block: Option<super::blocking::BlockReq>,
 }
 
 impl<'a, 'b> Exec<'a, 'b> {
+    pub fn new(
+        shards: &'a mut [&'b mut ShardState],
+        route: &'a SlotRoute,
+        db: usize,
+        proto: Protocol,
+        out: &'a mut BytesMut,
+        now: u64,
+        settings: ExecSettings,
+    ) -> Exec<'a, 'b> {
+        Exec { shards, route, db, proto, out, now, settings, failed: false, no_block: false, block: None }
+    }
+
     /// Index into `shards` of the shard that owns `key`.
     #[inline]
     pub fn shard_idx(&self, key: &[u8]) -> usize {

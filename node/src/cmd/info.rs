@@ -158,9 +158,11 @@ pub fn render(node: &Node, snap: &Snapshot, wanted: &[String]) -> String {
     section(
         "Clients",
         format!(
-            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
             node.clients.count(),
             node.live.maxclients.load(Relaxed),
+            node.stats.blocked_clients.load(Relaxed),
+            node.stats.blocked_clients.load(Relaxed),
         ),
     );
     let (allocated, active, resident) = allocator();

@@ -118,6 +118,13 @@ pub fn pop_from(ctx: &mut Exec<'_, '_>, key: &[u8], loc: Loc, end: End, count: u
     popped
 }
 
+/// `[key, [elements]]`, the reply of LMPOP and BLMPOP.
+pub fn reply_keyed(ctx: &mut Exec<'_, '_>, key: &[u8], items: &[SmallBytes]) {
+    reply::array_len(ctx.out, 2);
+    reply::bulk(ctx.out, key);
+    reply_elements(ctx, items);
+}
+
 fn reply_elements(ctx: &mut Exec<'_, '_>, items: &[SmallBytes]) {
     reply::array_len(ctx.out, items.len());
     for i in items {
@@ -455,9 +462,7 @@ pub fn mpop_lists(ctx: &mut Exec<'_, '_>, req: &Request, a: &MpopArgs) -> bool {
         let Ok(found) = ctx.write_typed(key, Kind::List) else { return false };
         if let Some(loc) = found {
             let popped = pop_from(ctx, key, loc, a.end, a.count);
-            reply::array_len(ctx.out, 2);
-            reply::bulk(ctx.out, key);
-            reply_elements(ctx, &popped);
+            reply_keyed(ctx, key, &popped);
             return true;
         }
     }

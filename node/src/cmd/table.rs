@@ -331,6 +331,10 @@ fn after_numkeys(req: &Request, at: usize) -> Vec<usize> {
     }
 }
 
+fn keys_numkeys_at_2(req: &Request) -> Vec<usize> {
+    after_numkeys(req, 2)
+}
+
 fn keys_numkeys_at_1(req: &Request) -> Vec<usize> {
     after_numkeys(req, 1)
 }
@@ -349,7 +353,7 @@ const KEY1: (i32, i32, i32) = (1, 1, 1);
 const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 
 fn declare() -> Vec<CommandSpec> {
-    use super::{hashes as h, keys as k, lists as l, sets as st_, strings as s, zsets as z};
+    use super::{blocking as b, hashes as h, keys as k, lists as l, sets as st_, strings as s, zsets as z};
     use Handler::{Gateway as G, Shard as S};
     let st = "string";
     let gen = "generic";
@@ -436,6 +440,11 @@ fn declare() -> Vec<CommandSpec> {
         c("lpos", -3, "readonly", KEY1, "@list", li, "6.0.6", "Returns the index of matching elements in a list.", S(l::lpos)),
         c("lmove", 5, "write denyoom", (1, 2, 1), "@list", li, "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", S(l::lmove)),
         c("rpoplpush", 3, "write denyoom", (1, 2, 1), "@list", li, "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", S(l::rpoplpush)),
+        c("blpop", -3, "write blocking", (1, -2, 1), "@list", li, "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::blpop)),
+        c("brpop", -3, "write blocking", (1, -2, 1), "@list", li, "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::brpop)),
+        c("brpoplpush", 4, "write denyoom blocking", (1, 2, 1), "@list", li, "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", S(b::brpoplpush)),
+        c("blmove", 6, "write denyoom blocking", (1, 2, 1), "@list", li, "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", S(b::blmove)),
+        c("blmpop", -5, "write blocking", NOKEY, "@list", li, "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::blmpop)).movable(keys_numkeys_at_2),
         c("lmpop", -4, "write", NOKEY, "@list", li, "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", S(l::lmpop)).movable(keys_numkeys_at_1),
         // sorted sets
         c("zadd", -4, "write denyoom fast", KEY1, "@sortedset", zs, "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", S(z::zadd)),
@@ -461,6 +470,9 @@ fn declare() -> Vec<CommandSpec> {
         c("zpopmin", -2, "write fast", KEY1, "@sortedset", zs, "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", S(z::zpopmin)),
         c("zpopmax", -2, "write fast", KEY1, "@sortedset", zs, "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", S(z::zpopmax)),
         c("zmpop", -4, "write", NOKEY, "@sortedset", zs, "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", S(z::zmpop)).movable(keys_numkeys_at_1),
+        c("bzpopmin", -3, "write blocking fast", (1, -2, 1), "@sortedset", zs, "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", S(b::bzpopmin)),
+        c("bzpopmax", -3, "write blocking fast", (1, -2, 1), "@sortedset", zs, "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", S(b::bzpopmax)),
+        c("bzmpop", -5, "write blocking", NOKEY, "@sortedset", zs, "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", S(b::bzmpop)).movable(keys_numkeys_at_2),
         c("zrandmember", -2, "readonly", KEY1, "@sortedset", zs, "6.2.0", "Returns one or more random members from a sorted set.", S(z::zrandmember)),
         c("zunion", -3, "readonly", NOKEY, "@sortedset", zs, "6.2.0", "Returns the union of multiple sorted sets.", S(z::zunion)).movable(keys_numkeys_at_1),
         c("zinter", -3, "readonly", NOKEY, "@sortedset", zs, "6.2.0", "Returns the intersect of multiple sorted sets.", S(z::zinter)).movable(keys_numkeys_at_1),

@@ -733,6 +733,26 @@ pub fn parse_zmpop(ctx: &mut Exec<'_, '_>, req: &Request, at: usize) -> Option<s
     super::lists::parse_mpop(ctx, req, at, min_max)
 }
 
+/// `[key, [[member, score], ...]]`, the reply of ZMPOP and BZMPOP.
+pub fn reply_keyed(ctx: &mut Exec<'_, '_>, key: &[u8], items: &[(Vec<u8>, f64)]) {
+    let proto = ctx.proto;
+    reply::array_len(ctx.out, 2);
+    reply::bulk(ctx.out, key);
+    reply::array_len(ctx.out, items.len());
+    for (m, s) in items {
+        reply::array_len(ctx.out, 2);
+        write_member(ctx.out, proto, m, Some(*s), false);
+    }
+}
+
+/// `[key, member, score]`, the reply of BZPOPMIN and BZPOPMAX.
+pub fn reply_popped_one(ctx: &mut Exec<'_, '_>, key: &[u8], item: &(Vec<u8>, f64)) {
+    let proto = ctx.proto;
+    reply::array_len(ctx.out, 3);
+    reply::bulk(ctx.out, key);
+    write_member(ctx.out, proto, &item.0, Some(item.1), false);
+}
+
 /// Pops from the first non-empty sorted set among the keys; replies
 /// `[key, [[member, score], ...]]` or the null array. Returns whether anything was popped.
 pub fn mpop_zsets(ctx: &mut Exec<'_, '_>, req: &Request, a: &super::lists::MpopArgs) -> bool {
@@ -741,14 +761,7 @@ pub fn mpop_zsets(ctx: &mut Exec<'_, '_>, req: &Request, a: &super::lists::MpopA
         let Ok(found) = ctx.write_typed(key, Kind::ZSet) else { return false };
         if let Some(loc) = found {
             let items = pop_from(ctx, key, loc, a.end == super::lists::End::Right, a.count);
-            let proto = ctx.proto;
-            reply::array_len(ctx.out, 2);
-            reply::bulk(ctx.out, key);
-            reply::array_len(ctx.out, items.len());
-            for (m, s) in &items {
-                reply::array_len(ctx.out, 2);
-                write_member(ctx.out, proto, m, Some(*s), false);
-            }
+            reply_keyed(ctx, key, &items);
             return true;
         }
     }

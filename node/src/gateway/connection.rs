@@ -8,11 +8,13 @@
 //! costs one round trip to the shards, not one per command.
 
 use super::session::{ReplyMode, Session};
+use crate::cmd::blocking::BlockReq;
 use crate::cmd::exec::Exec;
 use crate::cmd::gateway::{self, GwCtx};
-use crate::cmd::table::{table, CommandSpec, Gw, Handler};
+use crate::cmd::table::{flags, table, CommandSpec, Gw, Handler};
 use crate::node::Node;
-use crate::shard::{run_guarded, Batch, ShardMsg};
+use crate::shard::blocked::{Waiter, Wake};
+use crate::shard::{after_command, run_guarded, Batch, ShardMsg};
 use crate::util::now_ms;
 use bytes::BytesMut;
 use shoal_proto::{reply, Limits, ProtocolError, Request, RequestParser};
@@ -72,6 +74,19 @@ pub struct Connection<S> {
     /// The locked segment being collected, in request order.
     locked: Vec<Locked>,
     locked_shards: Vec<usize>,
+    /// A wait the last blocking command registered.
+    blocked: Option<BlockReq>,
+    /// Bytes arrived while blocked that are not parsed yet.
+    unparsed: bool,
+}
+
+/// How a blocking command's wait ended.
+enum WaitEnd {
+    Reply(BytesMut),
+    Timeout,
+    Retry,
+    /// The client disconnected or was killed.
+    Gone,
 }
 
 pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr, fd: Option<RawFd>)
@@ -102,6 +117,8 @@ where
         done: (0..shards).map(|_| None).collect(),
         locked: Vec::new(),
         locked_shards: Vec::new(),
+        blocked: None,
+        unparsed: false,
     };
     debug!(client = id, %addr, "client connected");
     // A node that began shutting down before this client registered must not miss it.
@@ -128,9 +145,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             let timeout = self.node.live.timeout.load(Relaxed);
             // Kills and shutdown end this read by shutting the socket down (see ClientHandle).
-            let n = match read_with_timeout(&mut self.stream, &mut self.rbuf, timeout).await {
-                Some(Ok(n)) if n > 0 && !handle.killed.load(Relaxed) => n,
-                _ => break,
+            // Input that arrived during a blocking wait is parsed before reading more.
+            let n = if std::mem::take(&mut self.unparsed) {
+                0
+            } else {
+                match read_with_timeout(&mut self.stream, &mut self.rbuf, timeout).await {
+                    Some(Ok(n)) if n > 0 && !handle.killed.load(Relaxed) => n,
+                    _ => break,
+                }
             };
             let node = &self.node;
             node.stats.net_input_bytes.add(n as u64);
@@ -149,23 +171,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 debug!(client = handle.id, error = %e, "protocol error, closing connection");
                 self.session.close_after_reply = true;
             }
-            if !self.wbuf.is_empty() {
-                if self.stream.write_all(&self.wbuf).await.is_err() {
-                    break;
-                }
-                self.node.stats.net_output_bytes.add(self.wbuf.len() as u64);
-                self.node.stats.total_writes_processed.add(1);
-                self.wbuf.clear();
-                // A large reply should not pin a large buffer for the connection's life.
-                if self.wbuf.capacity() > 1 << 20 {
-                    self.wbuf = BytesMut::with_capacity(READ_CHUNK);
-                }
+            if !self.write_out().await {
+                break;
             }
             if self.session.close_after_reply || handle.killed.load(Relaxed) {
                 break;
             }
         }
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Sends the replies gathered so far; false when the client is gone.
+    async fn write_out(&mut self) -> bool {
+        if self.wbuf.is_empty() {
+            return true;
+        }
+        if self.stream.write_all(&self.wbuf).await.is_err() {
+            return false;
+        }
+        self.node.stats.net_output_bytes.add(self.wbuf.len() as u64);
+        self.node.stats.total_writes_processed.add(1);
+        self.wbuf.clear();
+        // A large reply should not pin a large buffer for the connection's life.
+        if self.wbuf.capacity() > 1 << 20 {
+            self.wbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        true
     }
 
     /// Applies CONFIG SET changes to the size limits, as Redis does for open connections.
@@ -260,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
             return Step::Done(None);
         }
-        if !matches!(spec.handler, Handler::Shard(_)) || self.paused_for(spec) {
+        if !matches!(spec.handler, Handler::Shard(_)) || spec.has(flags::BLOCKING) || self.paused_for(spec) {
             return Step::Later(spec, req, None);
         }
         let route = &self.node.route;
@@ -297,6 +328,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     v
                 });
+                if spec.has(flags::BLOCKING) {
+                    self.drain().await;
+                    let suppress = self.suppress_next();
+                    return self.run_blocking(spec, req, shards, suppress).await;
+                }
                 if shards.len() == 1 && self.locked.is_empty() {
                     return self.enqueue(shards[0], spec, req);
                 }
@@ -447,17 +483,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             let Handler::Shard(f) = spec.handler else { continue };
             let mark = self.wbuf.len();
-            let mut ex = Exec {
-                shards: &mut states,
-                route: &self.node.route,
-                db: self.session.db,
-                proto: self.session.proto,
-                out: &mut self.wbuf,
-                now,
-                settings,
-                failed: false,
-            };
+            let route = &self.node.route;
+            let mut ex =
+                Exec::new(&mut states, route, self.session.db, self.session.proto, &mut self.wbuf, now, settings);
             let failed = run_guarded(&mut ex, f, &req, spec);
+            if let Some(b) = ex.block.take() {
+                self.blocked = Some(b);
+            }
+            after_command(&mut states, route, spec, &req, self.session.db, now, settings);
             let t2 = Instant::now();
             self.node.stats.record(spec.id, (t2 - t).as_nanos() as u64, failed);
             t = t2;
@@ -468,6 +501,91 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         drop(states);
         drop(leases);
         self.locked_shards.clear();
+    }
+
+    /// Runs a blocking command on its own; when it registered a wait, sends the replies so
+    /// far and waits for a push, the timeout, or the client leaving.
+    async fn run_blocking(&mut self, spec: &'static CommandSpec, req: Request, shards: Vec<usize>, suppress: bool) {
+        loop {
+            let mark = self.wbuf.len();
+            self.locked_shards.extend(&shards);
+            self.locked.push(Locked::Cmd(spec, req.clone(), false));
+            self.run_locked().await;
+            let Some(b) = self.blocked.take() else {
+                if suppress {
+                    self.wbuf.truncate(mark);
+                }
+                return;
+            };
+            if !self.write_out().await {
+                self.session.close_after_reply = true;
+            }
+            let BlockReq { waiter, rx, timeout_ms, keys, null_bulk } = b;
+            self.node.stats.blocked_clients.fetch_add(1, Relaxed);
+            let end = self.wait_blocked(&waiter, rx, timeout_ms).await;
+            self.node.stats.blocked_clients.fetch_sub(1, Relaxed);
+            // Drop the wait's registrations on the shards that did not serve it.
+            for (shard, key) in keys {
+                let (w, db) = (waiter.clone(), waiter.db);
+                let job: crate::shard::RunFn = Box::new(move |st| st.blocked.forget(db, &key, &w));
+                let _ = self.node.shards[shard].cast(ShardMsg::Run(job));
+            }
+            let mark = self.wbuf.len();
+            match end {
+                WaitEnd::Reply(r) => self.wbuf.extend_from_slice(&r),
+                WaitEnd::Timeout if null_bulk => reply::null(&mut self.wbuf, waiter.proto),
+                WaitEnd::Timeout => reply::null_array(&mut self.wbuf, waiter.proto),
+                WaitEnd::Retry => continue,
+                WaitEnd::Gone => {
+                    self.session.close_after_reply = true;
+                    return;
+                }
+            }
+            if suppress {
+                self.wbuf.truncate(mark);
+            }
+            return;
+        }
+    }
+
+    /// Waits for a shard to serve `waiter`, its timeout (0: none), or the client to leave.
+    /// Whoever claims the waiter first decides; a shard that claimed it always sends.
+    async fn wait_blocked(&mut self, waiter: &Waiter, mut rx: oneshot::Receiver<Wake>, timeout_ms: u64) -> WaitEnd {
+        let deadline = (timeout_ms > 0)
+            .then(|| tokio::time::Instant::now().checked_add(Duration::from_millis(timeout_ms)))
+            .flatten();
+        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now));
+        tokio::pin!(sleep);
+        let limit = self.node.live.client_query_buffer_limit.load(Relaxed) as usize;
+        let woken = |w: Result<Wake, oneshot::error::RecvError>| match w {
+            Ok(Wake::Reply(r)) => WaitEnd::Reply(r),
+            Ok(Wake::Retry) => WaitEnd::Retry,
+            Err(_) => WaitEnd::Gone,
+        };
+        loop {
+            tokio::select! {
+                w = &mut rx => return woken(w),
+                _ = &mut sleep, if deadline.is_some() => {
+                    if waiter.claim() {
+                        return WaitEnd::Timeout;
+                    }
+                    // A shard claimed it in the same instant: its reply is on the way.
+                    return woken(rx.await);
+                }
+                r = self.stream.read_buf(&mut self.rbuf), if self.rbuf.len() < limit => {
+                    match r {
+                        Ok(n) if n > 0 && !self.session.handle.killed.load(Relaxed) => self.unparsed = true,
+                        _ => {
+                            if !waiter.claim() {
+                                // Served as it left: the reply has nowhere to go (as in Redis).
+                                let _ = rx.await;
+                            }
+                            return WaitEnd::Gone;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     async fn run_gateway(&mut self, g: Gw, spec: &'static CommandSpec, req: Request) {

@@ -14,6 +14,7 @@
 //! than one message in flight per shard (it awaits its replies before it reads again), so a
 //! shard's queue is at most one message per connection plus its ticks.
 
+pub mod blocked;
 pub mod bytes;
 pub mod change;
 pub mod db;
@@ -52,6 +53,8 @@ pub struct ShardState {
     /// Access clock in seconds since start, stamped on entries when they are read.
     pub clock: u32,
     pub active_expire: bool,
+    /// Clients blocked on this shard's keys.
+    pub blocked: blocked::Blocked,
     start: Instant,
 }
 
@@ -65,6 +68,7 @@ impl ShardState {
             changes: ChangeLog::default(),
             clock: 0,
             active_expire: true,
+            blocked: blocked::Blocked::default(),
             start: Instant::now(),
         }
     }
@@ -121,17 +125,39 @@ impl ShardState {
             return true;
         };
         let mut shards = [self];
-        let mut ex = Exec {
-            shards: &mut shards,
-            route,
-            db: job.db,
-            proto: job.proto,
-            out: job.out,
-            now: job.now,
-            settings: job.settings,
-            failed: false,
-        };
-        run_guarded(&mut ex, f, req, spec)
+        let mut ex = Exec::new(&mut shards, route, job.db, job.proto, job.out, job.now, job.settings);
+        let failed = run_guarded(&mut ex, f, req, spec);
+        after_command(&mut shards, route, spec, req, job.db, job.now, job.settings);
+        failed
+    }
+}
+
+/// After a command: clients blocked on keys it wrote are served (Redis serves them between
+/// commands too, so a pipeline's next command sees the list after the waiter's pop).
+#[inline]
+pub fn after_command(
+    states: &mut [&mut ShardState],
+    route: &SlotRoute,
+    spec: &CommandSpec,
+    req: &Request,
+    db: usize,
+    now: u64,
+    settings: ExecSettings,
+) {
+    if !spec.is_write() || states.iter().all(|s| s.blocked.is_empty()) {
+        return;
+    }
+    for i in spec.keys_of(req) {
+        let key = req.arg(i);
+        let id = route.shard_of_key(key);
+        if let Some(st) = states.iter_mut().find(|s| s.id == id) {
+            st.blocked.touched(db, key);
+        }
+    }
+    for st in states.iter_mut() {
+        if st.blocked.has_ready() {
+            crate::cmd::blocking::serve_ready(st, route, now, settings);
+        }
     }
 }
 
