@@ -107,6 +107,7 @@ impl<'a, 'b> Exec<'a, 'b> {
             d.remove(key);
             sh.stats.expired_keys += 1;
             sh.changes.emit(db, || argv!["DEL", key]);
+            sh.touched(db, key);
             return None;
         }
         Some((s, id))
@@ -157,6 +158,7 @@ impl<'a, 'b> Exec<'a, 'b> {
         let s = self.shard_idx(key);
         let db = self.db;
         self.shards[s].changes.emit(db, argv);
+        self.shards[s].touched(db, key);
     }
 
     /// Records a deterministic write as the request itself.

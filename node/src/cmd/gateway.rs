@@ -50,6 +50,7 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
             ctx.session.close_after_reply = true;
         }
         Gw::Reset => {
+            super::multi::unwatch_all(ctx);
             ctx.session.reset();
             reply::simple(ctx.out, b"RESET");
         }
@@ -114,6 +115,11 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::ClusterCountKeysInSlot => cluster::countkeysinslot(ctx, req).await,
         Gw::ClusterGetKeysInSlot => cluster::getkeysinslot(ctx, req).await,
         Gw::Help => help(ctx),
+        Gw::Multi => super::multi::multi(ctx),
+        Gw::Exec => super::multi::exec(ctx).await,
+        Gw::Discard => super::multi::discard(ctx),
+        Gw::Watch => super::multi::watch(ctx, req).await,
+        Gw::Unwatch => super::multi::unwatch(ctx),
     }
 }
 

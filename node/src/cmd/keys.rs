@@ -218,6 +218,7 @@ pub fn copy(ctx: &mut Exec<'_, '_>, req: &Request) {
     ctx.shards[d].dbs[dst_db].insert(crate::shard::bytes::SmallBytes::new(dst), value, expire);
     let db_arg = dst_db.to_string();
     ctx.emit(src, || argv!["COPY", src, dst, "DB", db_arg, "REPLACE"]);
+    ctx.shards[d].touched(dst_db, dst);
     reply::integer(ctx.out, 1);
 }
 
@@ -238,6 +239,7 @@ pub fn move_(ctx: &mut Exec<'_, '_>, req: &Request) {
     ctx.shards[s].dbs[dst_db].insert(r.key, r.value, r.expire_at);
     let db_arg = dst_db.to_string();
     ctx.emit(key, || argv!["MOVE", key, db_arg]);
+    ctx.shards[s].touched(dst_db, key);
     reply::integer(ctx.out, 1);
 }
 

@@ -15,6 +15,7 @@ pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod multi;
 pub mod scan;
 pub mod server;
 pub mod sets;

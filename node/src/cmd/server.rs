@@ -41,14 +41,19 @@ pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
     let mut taken = Vec::new();
     {
         let mut leases = ctx.node.lease_all().await;
+        let now = now_ms();
         for l in leases.iter_mut() {
             let st = l.state();
             if all {
+                for d in 0..st.dbs.len() {
+                    st.touch_all_watched(d, None, now);
+                }
                 for d in st.dbs.iter_mut() {
                     taken.push(d.take());
                 }
                 st.changes.emit(0, || argv!["FLUSHALL"]);
             } else {
+                st.touch_all_watched(db, None, now);
                 taken.push(st.dbs[db].take());
                 st.changes.emit(db, || argv!["FLUSHDB"]);
             }
@@ -83,8 +88,11 @@ pub async fn swapdb(ctx: &mut GwCtx<'_>, req: &Request) {
     let Some(a) = db_arg(ctx, req.arg(1), "first") else { return };
     let Some(b) = db_arg(ctx, req.arg(2), "second") else { return };
     let mut leases = ctx.node.lease_all().await;
+    let now = now_ms();
     for l in leases.iter_mut() {
         let st = l.state();
+        st.touch_all_watched(a, Some(b), now);
+        st.touch_all_watched(b, Some(a), now);
         st.dbs.swap(a, b);
         st.changes.emit(0, || argv!["SWAPDB", a.to_string(), b.to_string()]);
     }
@@ -124,6 +132,7 @@ fn expire_if_due(st: &mut ShardState, db: usize, key: &[u8], now: u64) -> bool {
         d.remove(key);
         st.stats.expired_keys += 1;
         st.changes.emit(db, || argv!["DEL", key]);
+        st.touched(db, key);
         return true;
     }
     false

@@ -88,6 +88,11 @@ pub enum Gw {
     RandomKey,
     Shutdown,
     Help,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 #[derive(Clone, Copy)]
@@ -482,6 +487,12 @@ fn declare() -> Vec<CommandSpec> {
         c("zdiffstore", -4, "write denyoom", KEY1, "@sortedset", zs, "6.2.0", "Stores the difference of multiple sorted sets in a key.", S(z::zdiffstore)).movable(keys_store_numkeys),
         c("zintercard", -3, "readonly", NOKEY, "@sortedset", zs, "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", S(z::zintercard)).movable(keys_numkeys_at_1),
         c("zscan", -3, "readonly", KEY1, "@sortedset", zs, "2.8.0", "Iterates over members and scores of a sorted set.", S(z::zscan)),
+        // transactions
+        c("multi", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "1.2.0", "Starts a transaction.", G(Gw::Multi)),
+        c("exec", 1, "noscript loading stale skip_slowlog", NOKEY, "@transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", G(Gw::Exec)),
+        c("discard", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "2.0.0", "Discards a transaction.", G(Gw::Discard)),
+        c("watch", -2, "noscript loading stale fast allow_busy", (1, -1, 1), "@transaction", "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", G(Gw::Watch)),
+        c("unwatch", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "2.2.0", "Forgets about watched keys of a transaction.", G(Gw::Unwatch)),
         // keys
         c("del", -2, "write", ALLKEYS, "@keyspace", gen, "1.0.0", "Deletes one or more keys.", S(k::del)),
         c("unlink", -2, "write fast", ALLKEYS, "@keyspace", gen, "4.0.0", "Asynchronously deletes one or more keys.", S(k::del)),

@@ -14,7 +14,7 @@ use crate::cmd::gateway::{self, GwCtx};
 use crate::cmd::table::{flags, table, CommandSpec, Gw, Handler};
 use crate::node::Node;
 use crate::shard::blocked::{Waiter, Wake};
-use crate::shard::{after_command, run_guarded, Batch, ShardMsg};
+use crate::shard::{run_guarded, serve_blocked, Batch, ShardMsg};
 use crate::util::now_ms;
 use bytes::BytesMut;
 use shoal_proto::{reply, Limits, ProtocolError, Request, RequestParser};
@@ -126,6 +126,7 @@ where
         conn.session.handle.stop_reading();
     }
     conn.run().await;
+    crate::cmd::multi::forget_watches(&node, &mut conn.session.watched, &conn.session.watch_flag);
     conn.session.handle.release_socket();
     node.clients.unregister(id);
     debug!(client = id, %addr, "client disconnected");
@@ -242,6 +243,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     fn local_error(&mut self, msg: &str, cmd: Option<usize>) {
+        if self.session.multi.is_some() {
+            self.session.multi_failed = true;
+        }
         self.node.stats.record_error(msg.split(' ').next().unwrap_or("ERR"));
         if let Some(id) = cmd {
             self.node.stats.record_rejected(id);
@@ -254,6 +258,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let start = self.local.len();
         reply::error(&mut self.local, msg.as_bytes());
+        self.seq.push(Src::Local(start..self.local.len(), suppress));
+    }
+
+    /// A reply decided before dispatch (QUEUED), kept in order with the others.
+    fn local_reply(&mut self, bytes: &[u8]) {
+        let suppress = self.suppress_next();
+        let start = self.local.len();
+        self.local.extend_from_slice(bytes);
         self.seq.push(Src::Local(start..self.local.len(), suppress));
     }
 
@@ -289,6 +301,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let argc = req.len() as i32;
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
             self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
+            return Step::Done(None);
+        }
+        if self.session.multi.is_some() && !controls_transaction(spec) {
+            if spec.has(flags::NO_MULTI) {
+                self.local_error("ERR Command not allowed inside a transaction", Some(spec.id));
+                return Step::Done(None);
+            }
+            self.session.multi.as_mut().expect("in MULTI").push((spec, req));
+            self.local_reply(b"+QUEUED\r\n");
             return Step::Done(None);
         }
         if !matches!(spec.handler, Handler::Shard(_)) || spec.has(flags::BLOCKING) || self.paused_for(spec) {
@@ -490,7 +511,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if let Some(b) = ex.block.take() {
                 self.blocked = Some(b);
             }
-            after_command(&mut states, route, spec, &req, self.session.db, now, settings);
+            serve_blocked(&mut states, route, now, settings);
             let t2 = Instant::now();
             self.node.stats.record(spec.id, (t2 - t).as_nanos() as u64, failed);
             t = t2;
@@ -615,6 +636,11 @@ async fn read_with_timeout<S: AsyncRead + Unpin>(
     } else {
         tokio::time::timeout(Duration::from_secs(timeout_s), s.read_buf(buf)).await.ok()
     }
+}
+
+/// Commands that act on a transaction rather than being queued in it.
+fn controls_transaction(spec: &CommandSpec) -> bool {
+    matches!(spec.handler, Handler::Gateway(Gw::Exec | Gw::Discard | Gw::Multi | Gw::Watch | Gw::Quit | Gw::Reset))
 }
 
 /// C-string view of an argument, as Redis formats it with `%s`: cut at NUL and at `max` bytes.

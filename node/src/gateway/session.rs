@@ -1,8 +1,11 @@
 //! The state of one client connection that commands can read and change (SELECT, HELLO,
 //! CLIENT REPLY, ...).
 
+use crate::cmd::table::CommandSpec;
 use crate::node::ClientHandle;
+use crate::shard::watch::WatchFlag;
 use shoal_proto::Protocol;
+use shoal_proto::Request;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -24,6 +27,14 @@ pub struct Session {
     pub readonly: bool,
     pub asking: bool,
     pub user: String,
+    /// Commands queued since MULTI.
+    pub multi: Option<Vec<(&'static CommandSpec, Request)>>,
+    /// An error while queueing: EXEC will answer EXECABORT.
+    pub multi_failed: bool,
+    /// Set by shards when a watched key changes.
+    pub watch_flag: Arc<WatchFlag>,
+    /// Watched keys: (shard, db, key).
+    pub watched: Vec<(usize, usize, Vec<u8>)>,
 }
 
 impl Session {
@@ -38,6 +49,10 @@ impl Session {
             readonly: false,
             asking: false,
             user: "default".into(),
+            multi: None,
+            multi_failed: false,
+            watch_flag: Arc::new(WatchFlag::default()),
+            watched: Vec::new(),
         }
     }
 
@@ -51,8 +66,10 @@ impl Session {
         self.handle.resp.store(proto.version() as u8, Relaxed);
     }
 
-    /// RESET: back to a fresh connection's state.
+    /// RESET: back to a fresh connection's state (the caller drops the watches first).
     pub fn reset(&mut self) {
+        self.multi = None;
+        self.multi_failed = false;
         self.set_db(0);
         self.set_proto(Protocol::Resp2);
         self.reply_mode = ReplyMode::On;

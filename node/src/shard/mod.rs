@@ -22,6 +22,7 @@ pub mod dict;
 pub mod stats;
 pub mod types;
 pub mod value;
+pub mod watch;
 
 use crate::argv;
 use crate::cmd::exec::{Exec, ExecSettings};
@@ -55,6 +56,8 @@ pub struct ShardState {
     pub active_expire: bool,
     /// Clients blocked on this shard's keys.
     pub blocked: blocked::Blocked,
+    /// Keys clients WATCH.
+    pub watches: watch::Watches,
     start: Instant,
 }
 
@@ -69,6 +72,7 @@ impl ShardState {
             clock: 0,
             active_expire: true,
             blocked: blocked::Blocked::default(),
+            watches: watch::Watches::default(),
             start: Instant::now(),
         }
     }
@@ -85,6 +89,54 @@ impl ShardState {
         }
     }
 
+    /// Notes a write to `key` (it changed, was created or deleted): blocked clients waiting
+    /// on it are served after the command, and clients watching it will fail their EXEC.
+    #[inline]
+    pub fn touched(&mut self, db: usize, key: &[u8]) {
+        self.blocked.touched(db, key);
+        if !self.watches.is_empty() {
+            let exists = self.dbs[db].dict.find_no_step(key).is_some();
+            self.watches.touched(db, key, exists);
+        }
+    }
+
+    /// Whether `key` exists and is logically expired at `now`.
+    pub fn is_expired(&self, db: usize, key: &[u8], now: u64) -> bool {
+        let d = &self.dbs[db].dict;
+        d.find_no_step(key).is_some_and(|id| d.entry(id).expire_at().is_some_and(|t| t <= now))
+    }
+
+    /// Before database `db` is emptied (FLUSHDB, FLUSHALL) or, with `replaced_with`, swapped
+    /// with another (SWAPDB): Redis's `touchAllWatchedKeysInDb`.
+    pub fn touch_all_watched(&mut self, db: usize, replaced_with: Option<usize>, now: u64) {
+        if self.watches.is_empty() {
+            return;
+        }
+        for key in self.watches.keys_in(db) {
+            let in_emptied = self.dbs[db].dict.find_no_step(&key).is_some();
+            let in_replacement = replaced_with.is_some_and(|r| self.dbs[r].dict.find_no_step(&key).is_some());
+            if !in_emptied && !in_replacement {
+                continue;
+            }
+            let replacement_expired = replaced_with.is_some_and(|r| self.is_expired(r, &key, now));
+            self.watches.decide(db, &key, |expired| {
+                if *expired {
+                    if !in_replacement {
+                        *expired = false;
+                        return false;
+                    }
+                    if replacement_expired {
+                        return false;
+                    }
+                } else if !in_emptied && replacement_expired {
+                    *expired = true;
+                    return false;
+                }
+                true
+            });
+        }
+    }
+
     /// Removes keys whose time has come, within `budget`; true if some remain due.
     pub fn expire_due(&mut self, now: u64, budget: Duration) -> bool {
         let started = Instant::now();
@@ -94,6 +146,7 @@ impl ShardState {
                 self.dbs[dbi].remove(&key);
                 self.stats.expired_keys += 1;
                 self.changes.emit(dbi, || argv!["DEL", key]);
+                self.touched(dbi, &key);
                 n += 1;
                 if n.is_multiple_of(64) && started.elapsed() > budget {
                     return true;
@@ -127,33 +180,16 @@ impl ShardState {
         let mut shards = [self];
         let mut ex = Exec::new(&mut shards, route, job.db, job.proto, job.out, job.now, job.settings);
         let failed = run_guarded(&mut ex, f, req, spec);
-        after_command(&mut shards, route, spec, req, job.db, job.now, job.settings);
+        serve_blocked(&mut shards, route, job.now, job.settings);
         failed
     }
 }
 
-/// After a command: clients blocked on keys it wrote are served (Redis serves them between
-/// commands too, so a pipeline's next command sees the list after the waiter's pop).
+/// After a command (or a whole EXEC): clients blocked on keys it wrote are served. Redis
+/// serves them between commands too, so a pipeline's next command sees the list after the
+/// waiter's pop.
 #[inline]
-pub fn after_command(
-    states: &mut [&mut ShardState],
-    route: &SlotRoute,
-    spec: &CommandSpec,
-    req: &Request,
-    db: usize,
-    now: u64,
-    settings: ExecSettings,
-) {
-    if !spec.is_write() || states.iter().all(|s| s.blocked.is_empty()) {
-        return;
-    }
-    for i in spec.keys_of(req) {
-        let key = req.arg(i);
-        let id = route.shard_of_key(key);
-        if let Some(st) = states.iter_mut().find(|s| s.id == id) {
-            st.blocked.touched(db, key);
-        }
-    }
+pub fn serve_blocked(states: &mut [&mut ShardState], route: &SlotRoute, now: u64, settings: ExecSettings) {
     for st in states.iter_mut() {
         if st.blocked.has_ready() {
             crate::cmd::blocking::serve_ready(st, route, now, settings);
@@ -217,6 +253,11 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// The leased shard's id.
+    pub fn id(&self) -> usize {
+        self.state.as_ref().expect("lease holds the state until dropped").id
+    }
+
     pub fn state(&mut self) -> &mut ShardState {
         self.state.as_mut().expect("lease holds the state until dropped")
     }
