@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod node;
 pub mod persist;
+pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod slots;

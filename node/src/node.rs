@@ -296,6 +296,7 @@ pub struct Node {
     /// Connections admitted and not yet closed; checked against maxclients at accept time.
     pub admitted: AtomicUsize,
     pub stat_peak_memory: AtomicU64,
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl Node {
@@ -329,6 +330,7 @@ impl Node {
             admitted: AtomicUsize::new(0),
             lease_order: Mutex::new(()),
             stat_peak_memory: AtomicU64::new(0),
+            pubsub: crate::pubsub::PubSub::default(),
             config,
         }
     }

@@ -6,6 +6,15 @@ use super::gateway::GwCtx;
 use shoal_proto::{reply, Protocol, Request};
 
 pub fn ping(ctx: &mut GwCtx<'_>, req: &Request) {
+    if ctx.session.in_subscribed_context() {
+        // A subscribed RESP2 client gets PING's answer in the shape of a message.
+        if req.len() > 2 {
+            return ctx.err("ERR wrong number of arguments for 'ping' command");
+        }
+        reply::array_len(ctx.out, 2);
+        reply::bulk(ctx.out, b"pong");
+        return reply::bulk(ctx.out, if req.len() == 2 { req.arg(1) } else { b"" });
+    }
     match req.len() {
         1 => reply::simple(ctx.out, b"PONG"),
         2 => reply::bulk(ctx.out, req.arg(1)),

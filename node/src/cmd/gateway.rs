@@ -38,7 +38,8 @@ impl GwCtx<'_> {
 }
 
 pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
-    use super::{client, cluster, command, config, connection, info, server};
+    use super::{client, cluster, command, config, connection, info, pubsub, server};
+    use crate::pubsub::Space;
     match g {
         Gw::Ping => connection::ping(ctx, req),
         Gw::Echo => reply::bulk(ctx.out, req.arg(1)),
@@ -51,6 +52,9 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         }
         Gw::Reset => {
             super::multi::unwatch_all(ctx);
+            let id = ctx.session.handle.id;
+            pubsub::forget_all(ctx.node, &mut ctx.session.subs, id);
+            ctx.session.pubsub = None;
             ctx.session.reset();
             reply::simple(ctx.out, b"RESET");
         }
@@ -120,6 +124,19 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::Discard => super::multi::discard(ctx),
         Gw::Watch => super::multi::watch(ctx, req).await,
         Gw::Unwatch => super::multi::unwatch(ctx),
+        Gw::Subscribe => pubsub::subscribe(ctx, req, Space::Channel),
+        Gw::Unsubscribe => pubsub::unsubscribe(ctx, req, Space::Channel),
+        Gw::PSubscribe => pubsub::subscribe(ctx, req, Space::Pattern),
+        Gw::PUnsubscribe => pubsub::unsubscribe(ctx, req, Space::Pattern),
+        Gw::SSubscribe => pubsub::subscribe(ctx, req, Space::Shard),
+        Gw::SUnsubscribe => pubsub::unsubscribe(ctx, req, Space::Shard),
+        Gw::Publish => pubsub::publish(ctx, req),
+        Gw::SPublish => pubsub::spublish(ctx, req),
+        Gw::PubsubChannels => pubsub::channels(ctx, req, Space::Channel),
+        Gw::PubsubNumSub => pubsub::numsub(ctx, req, Space::Channel),
+        Gw::PubsubNumPat => pubsub::numpat(ctx),
+        Gw::PubsubShardChannels => pubsub::channels(ctx, req, Space::Shard),
+        Gw::PubsubShardNumSub => pubsub::numsub(ctx, req, Space::Shard),
     }
 }
 

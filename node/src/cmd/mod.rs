@@ -16,6 +16,7 @@ pub mod info;
 pub mod keys;
 pub mod lists;
 pub mod multi;
+pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod sets;

@@ -93,6 +93,19 @@ pub enum Gw {
     Discard,
     Watch,
     Unwatch,
+    Subscribe,
+    Unsubscribe,
+    PSubscribe,
+    PUnsubscribe,
+    SSubscribe,
+    SUnsubscribe,
+    Publish,
+    SPublish,
+    PubsubChannels,
+    PubsubNumSub,
+    PubsubNumPat,
+    PubsubShardChannels,
+    PubsubShardNumSub,
 }
 
 #[derive(Clone, Copy)]
@@ -487,6 +500,23 @@ fn declare() -> Vec<CommandSpec> {
         c("zdiffstore", -4, "write denyoom", KEY1, "@sortedset", zs, "6.2.0", "Stores the difference of multiple sorted sets in a key.", S(z::zdiffstore)).movable(keys_store_numkeys),
         c("zintercard", -3, "readonly", NOKEY, "@sortedset", zs, "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", S(z::zintercard)).movable(keys_numkeys_at_1),
         c("zscan", -3, "readonly", KEY1, "@sortedset", zs, "2.8.0", "Iterates over members and scores of a sorted set.", S(z::zscan)),
+        // pub/sub
+        c("subscribe", -2, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Listens for messages published to channels.", G(Gw::Subscribe)),
+        c("unsubscribe", -1, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Stops listening to messages posted to channels.", G(Gw::Unsubscribe)),
+        c("psubscribe", -2, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", G(Gw::PSubscribe)),
+        c("punsubscribe", -1, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", G(Gw::PUnsubscribe)),
+        c("ssubscribe", -2, "pubsub noscript loading stale", (1, -1, 1), "", "pubsub", "7.0.0", "Listens for messages published to shard channels.", G(Gw::SSubscribe)),
+        c("sunsubscribe", -1, "pubsub noscript loading stale", (1, -1, 1), "", "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", G(Gw::SUnsubscribe)),
+        c("publish", 3, "pubsub loading stale fast may_replicate", NOKEY, "", "pubsub", "2.0.0", "Posts a message to a channel.", G(Gw::Publish)),
+        c("spublish", 3, "pubsub loading stale fast may_replicate", KEY1, "", "pubsub", "7.0.0", "Post a message to a shard channel", G(Gw::SPublish)),
+        container("pubsub", "pubsub", "2.8.0", "A container for Pub/Sub commands.", vec![
+            c("channels", -2, "pubsub loading stale", NOKEY, "", "pubsub", "2.8.0", "Returns the active channels.", G(Gw::PubsubChannels)),
+            c("numsub", -2, "pubsub loading stale", NOKEY, "", "pubsub", "2.8.0", "Returns a count of subscribers to channels.", G(Gw::PubsubNumSub)),
+            c("numpat", 2, "pubsub loading stale", NOKEY, "", "pubsub", "2.8.0", "Returns a count of unique pattern subscriptions.", G(Gw::PubsubNumPat)),
+            c("shardchannels", -2, "pubsub loading stale", NOKEY, "", "pubsub", "7.0.0", "Returns the active shard channels.", G(Gw::PubsubShardChannels)),
+            c("shardnumsub", -2, "pubsub loading stale", NOKEY, "", "pubsub", "7.0.0", "Returns the count of subscribers of shard channels.", G(Gw::PubsubShardNumSub)),
+            c("help", 2, "loading stale", NOKEY, "", "pubsub", "6.2.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
         // transactions
         c("multi", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "1.2.0", "Starts a transaction.", G(Gw::Multi)),
         c("exec", 1, "noscript loading stale skip_slowlog", NOKEY, "@transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", G(Gw::Exec)),

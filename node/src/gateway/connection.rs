@@ -127,6 +127,7 @@ where
     }
     conn.run().await;
     crate::cmd::multi::forget_watches(&node, &mut conn.session.watched, &conn.session.watch_flag);
+    crate::cmd::pubsub::forget_all(&node, &mut conn.session.subs, id);
     conn.session.handle.release_socket();
     node.clients.unregister(id);
     debug!(client = id, %addr, "client disconnected");
@@ -149,6 +150,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // Input that arrived during a blocking wait is parsed before reading more.
             let n = if std::mem::take(&mut self.unparsed) {
                 0
+            } else if let Some((outbox, rx)) = &mut self.session.pubsub {
+                // A subscriber waits for its next request and its next message at once (and
+                // never times out, as in Redis).
+                tokio::select! {
+                    r = self.stream.read_buf(&mut self.rbuf) => match r {
+                        Ok(n) if n > 0 && !handle.killed.load(Relaxed) => n,
+                        _ => break,
+                    },
+                    m = rx.recv() => {
+                        let Some(m) = m else { break };
+                        let mut n = m.len();
+                        self.wbuf.extend_from_slice(&m);
+                        while let Ok(m) = rx.try_recv() {
+                            n += m.len();
+                            self.wbuf.extend_from_slice(&m);
+                            if self.wbuf.len() > READ_CHUNK * 4 {
+                                break;
+                            }
+                        }
+                        outbox.written(n);
+                        if !self.write_out().await || handle.killed.load(Relaxed) {
+                            break;
+                        }
+                        continue;
+                    }
+                }
             } else {
                 match read_with_timeout(&mut self.stream, &mut self.rbuf, timeout).await {
                     Some(Ok(n)) if n > 0 && !handle.killed.load(Relaxed) => n,
@@ -301,6 +328,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let argc = req.len() as i32;
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
             self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
+            return Step::Done(None);
+        }
+        if self.session.in_subscribed_context() && !allowed_when_subscribed(spec) {
+            let msg = format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.full_name
+            );
+            self.local_error(&msg, Some(spec.id));
             return Step::Done(None);
         }
         if self.session.multi.is_some() && !controls_transaction(spec) {
@@ -636,6 +671,24 @@ async fn read_with_timeout<S: AsyncRead + Unpin>(
     } else {
         tokio::time::timeout(Duration::from_secs(timeout_s), s.read_buf(buf)).await.ok()
     }
+}
+
+/// What a RESP2 client in the subscribed context may still run.
+fn allowed_when_subscribed(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.handler,
+        Handler::Gateway(
+            Gw::Subscribe
+                | Gw::Unsubscribe
+                | Gw::PSubscribe
+                | Gw::PUnsubscribe
+                | Gw::SSubscribe
+                | Gw::SUnsubscribe
+                | Gw::Ping
+                | Gw::Quit
+                | Gw::Reset
+        )
+    )
 }
 
 /// Commands that act on a transaction rather than being queued in it.

@@ -1,13 +1,17 @@
 //! The state of one client connection that commands can read and change (SELECT, HELLO,
 //! CLIENT REPLY, ...).
 
+use crate::cmd::pubsub::Subscriptions;
 use crate::cmd::table::CommandSpec;
 use crate::node::ClientHandle;
+use crate::pubsub::Outbox;
 use crate::shard::watch::WatchFlag;
+use bytes::Bytes;
 use shoal_proto::Protocol;
 use shoal_proto::Request;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyMode {
@@ -35,6 +39,9 @@ pub struct Session {
     pub watch_flag: Arc<WatchFlag>,
     /// Watched keys: (shard, db, key).
     pub watched: Vec<(usize, usize, Vec<u8>)>,
+    /// The outbox Pub/Sub messages arrive in, once the client has subscribed to something.
+    pub pubsub: Option<(Arc<Outbox>, mpsc::UnboundedReceiver<Bytes>)>,
+    pub subs: Subscriptions,
 }
 
 impl Session {
@@ -53,6 +60,8 @@ impl Session {
             multi_failed: false,
             watch_flag: Arc::new(WatchFlag::default()),
             watched: Vec::new(),
+            pubsub: None,
+            subs: Subscriptions::default(),
         }
     }
 
@@ -79,5 +88,13 @@ impl Session {
         self.handle.name.lock().expect("name lock").clear();
         self.handle.no_evict.store(false, Relaxed);
         self.handle.no_touch.store(false, Relaxed);
+    }
+}
+
+impl Session {
+    /// A RESP2 client with subscriptions may only run subscription commands, PING, QUIT and
+    /// RESET (Redis's "subscribed context").
+    pub fn in_subscribed_context(&self) -> bool {
+        self.proto == Protocol::Resp2 && self.subs.total() > 0
     }
 }

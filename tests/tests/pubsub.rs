@@ -1,0 +1,84 @@
+//! Pub/Sub: channel, pattern and shard-channel delivery in RESP2 and RESP3 (push messages),
+//! the subscribed context's limits, introspection, and a slow subscriber cut off at its
+//! output-buffer limit without slowing the publisher.
+
+use shoal_proto::Frame;
+use shoal_tests::{arr, bulk, err, int, ok, wait_for, Raw, Server};
+use std::time::{Duration, Instant};
+
+fn push(items: Vec<Frame>) -> Frame {
+    Frame::Push(items)
+}
+
+#[test]
+fn messages_reach_channel_and_pattern_subscribers() {
+    let s = Server::start();
+    let mut sub = s.raw();
+    assert_eq!(sub.cmd(&["SUBSCRIBE", "news", "sport"]), arr(vec![bulk("subscribe"), bulk("news"), int(1)]));
+    assert_eq!(sub.read(), arr(vec![bulk("subscribe"), bulk("sport"), int(2)]));
+    assert_eq!(sub.cmd(&["PSUBSCRIBE", "n*"]), arr(vec![bulk("psubscribe"), bulk("n*"), int(3)]));
+    let mut p = s.raw();
+    assert_eq!(p.cmd(&["PUBLISH", "news", "hello"]), int(2), "one channel and one pattern subscriber");
+    assert_eq!(sub.read(), arr(vec![bulk("message"), bulk("news"), bulk("hello")]));
+    assert_eq!(sub.read(), arr(vec![bulk("pmessage"), bulk("n*"), bulk("news"), bulk("hello")]));
+    assert_eq!(p.cmd(&["PUBLISH", "nobody", "x"]), int(1));
+    assert_eq!(sub.read(), arr(vec![bulk("pmessage"), bulk("n*"), bulk("nobody"), bulk("x")]));
+    assert_eq!(p.cmd(&["PUBSUB", "NUMSUB", "news", "none"]), arr(vec![bulk("news"), int(1), bulk("none"), int(0)]));
+    assert_eq!(p.cmd(&["PUBSUB", "NUMPAT"]), int(1));
+    assert_eq!(p.cmd(&["PUBSUB", "CHANNELS", "s*"]), arr(vec![bulk("sport")]));
+    // The subscribed context of RESP2.
+    assert_eq!(
+        sub.cmd(&["GET", "k"]),
+        err("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+    );
+    assert_eq!(sub.cmd(&["PING"]), arr(vec![bulk("pong"), bulk("")]));
+    assert_eq!(sub.cmd(&["UNSUBSCRIBE"]), arr(vec![bulk("unsubscribe"), bulk("news"), int(2)]));
+    assert_eq!(sub.read(), arr(vec![bulk("unsubscribe"), bulk("sport"), int(1)]));
+    assert_eq!(sub.cmd(&["PUNSUBSCRIBE"]), arr(vec![bulk("punsubscribe"), bulk("n*"), int(0)]));
+    assert_eq!(sub.cmd(&["GET", "k"]), Frame::Null, "back to normal once nothing is subscribed");
+    assert_eq!(p.cmd(&["PUBLISH", "news", "late"]), int(0));
+}
+
+#[test]
+fn resp3_subscribers_get_push_messages_between_replies() {
+    let s = Server::start();
+    let mut sub = s.raw();
+    assert!(matches!(sub.cmd(&["HELLO", "3"]), Frame::Map(_)));
+    assert_eq!(sub.cmd(&["SSUBSCRIBE", "orders"]), push(vec![bulk("ssubscribe"), bulk("orders"), int(1)]));
+    assert_eq!(sub.cmd(&["SET", "k", "v"]), ok(), "RESP3 subscribers may run any command");
+    let mut p = s.raw();
+    assert_eq!(p.cmd(&["SPUBLISH", "orders", "o1"]), int(1));
+    assert_eq!(sub.read(), push(vec![bulk("smessage"), bulk("orders"), bulk("o1")]));
+    assert_eq!(p.cmd(&["PUBSUB", "SHARDCHANNELS"]), arr(vec![bulk("orders")]));
+    assert_eq!(p.cmd(&["PUBSUB", "SHARDNUMSUB", "orders"]), arr(vec![bulk("orders"), int(1)]));
+    assert_eq!(sub.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(sub.cmd(&["SUNSUBSCRIBE"]), push(vec![bulk("sunsubscribe"), bulk("orders"), int(0)]));
+}
+
+#[test]
+fn a_slow_subscriber_is_cut_off_and_never_slows_the_publisher() {
+    let s = Server::start();
+    // INFO's own connection is counted too: measure before anyone else connects.
+    let baseline: usize = s.info_field("connected_clients").parse().unwrap();
+    let mut slow = s.raw();
+    assert_eq!(slow.cmd(&["SUBSCRIBE", "firehose"]), arr(vec![bulk("subscribe"), bulk("firehose"), int(1)]));
+    // The slow subscriber never reads again. 64 MB of messages go out: past the 32 MB limit.
+    let payload = "x".repeat(64 * 1024);
+    let mut p = s.raw();
+    let started = Instant::now();
+    let mut delivered_to = Vec::new();
+    for _ in 0..1024 {
+        match p.cmd(&["PUBLISH", "firehose", &payload]) {
+            Frame::Integer(n) => delivered_to.push(n),
+            other => panic!("PUBLISH answered {other:?}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "the publisher was held up");
+    assert_eq!(delivered_to.last(), Some(&0), "the subscriber was dropped once over its limit");
+    wait_for("the slow subscriber's connection to close", || {
+        s.info_field("connected_clients") == (baseline + 1).to_string()
+    });
+    let mut fresh = s.raw();
+    assert_eq!(fresh.cmd(&["PUBSUB", "NUMSUB", "firehose"]), arr(vec![bulk("firehose"), int(0)]));
+    drop(slow);
+}
