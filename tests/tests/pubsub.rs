@@ -3,7 +3,7 @@
 //! output-buffer limit without slowing the publisher.
 
 use shoal_proto::Frame;
-use shoal_tests::{arr, bulk, err, int, ok, wait_for, Raw, Server};
+use shoal_tests::{arr, bulk, err, int, ok, wait_for, Server};
 use std::time::{Duration, Instant};
 
 fn push(items: Vec<Frame>) -> Frame {
