@@ -98,7 +98,7 @@ impl Request {
     }
 
     /// All arguments, in order.
-    pub fn args(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+    pub fn args(&self) -> impl ExactSizeIterator<Item = &[u8]> + Clone + '_ {
         self.spans.iter().map(|&(off, len)| &self.data[off as usize..(off + len) as usize])
     }
 

@@ -135,3 +135,8 @@ fn lists_answer_exactly_like_redis_server() {
 fn sorted_sets_answer_exactly_like_redis_server() {
     differential("zsets");
 }
+
+#[test]
+fn streams_answer_exactly_like_redis_server() {
+    differential("streams");
+}

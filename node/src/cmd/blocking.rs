@@ -8,9 +8,12 @@
 use super::args;
 use super::exec::{Exec, ExecSettings, Loc, Replied};
 use super::lists::{self, End};
+use super::streams::{self, After, GroupRead};
 use super::zsets;
 use crate::shard::blocked::{BlockOp, Waiter, Wake};
+use crate::shard::bytes::SmallBytes;
 use crate::shard::value::Kind;
+use crate::shard::value::Value;
 use crate::shard::ShardState;
 use crate::slots::SlotRoute;
 use bytes::BytesMut;
@@ -193,13 +196,30 @@ pub fn bzmpop(ctx: &mut Exec<'_, '_>, req: &Request) {
     }
 }
 
+/// XREAD/XREADGROUP with BLOCK found nothing: waits on every stream key it reads.
+pub fn block_on_streams(
+    ctx: &mut Exec<'_, '_>,
+    req: &Request,
+    key_args: Range<usize>,
+    keys: Vec<(Vec<u8>, After)>,
+    count: usize,
+    group: Option<GroupRead>,
+    timeout_ms: u64,
+) {
+    block(ctx, req, key_args, BlockOp::XRead { keys, count, group }, timeout_ms)
+}
+
 /// Serves the waiters of every key written since the last call, in FIFO order per key, as
 /// long as the key has data for them. Runs inside the shard, right after a command.
 pub fn serve_ready(state: &mut ShardState, route: &SlotRoute, now: u64, settings: ExecSettings) {
     while state.blocked.has_ready() {
         for (db, key) in state.blocked.take_ready() {
+            if value_kind(state, db, &key, now) == Some(Kind::Stream) {
+                serve_stream_waiters(state, route, db, &key, now, settings);
+                continue;
+            }
             while let Some(w) = state.blocked.front(db, &key) {
-                if !has_data(state, db, &key, w.op.wants_zset(), now) {
+                if value_kind(state, db, &key, now) != Some(w.op.kind()) {
                     break;
                 }
                 state.blocked.pop_front(db, &key);
@@ -213,36 +233,91 @@ pub fn serve_ready(state: &mut ShardState, route: &SlotRoute, now: u64, settings
                         continue;
                     }
                 }
-                let mut out = BytesMut::new();
-                {
-                    let mut shards = [&mut *state];
-                    let mut ex = Exec::new(&mut shards, route, w.db, w.proto, &mut out, now, settings);
-                    serve_one(&mut ex, &w.op, &key);
-                }
-                if !w.send(Wake::Reply(out)) {
-                    // The client left between the check above and now; Redis loses the
-                    // reply the same way when a served client's socket is already gone.
-                    warn!(shard = state.id, "blocked client left while being served");
-                }
+                serve_waiter(state, route, &w, &key, now, settings);
             }
         }
     }
 }
 
-fn has_data(state: &mut ShardState, db: usize, key: &[u8], zset: bool, now: u64) -> bool {
-    let d = &state.dbs[db];
-    let Some(id) = d.dict.find_no_step(key) else { return false };
-    let e = d.dict.entry(id);
-    if e.expire_at().is_some_and(|t| t <= now) {
+/// Runs a claimed waiter's op on `key` and sends it the reply.
+fn serve_waiter(state: &mut ShardState, route: &SlotRoute, w: &Waiter, key: &[u8], now: u64, settings: ExecSettings) {
+    let mut out = BytesMut::new();
+    {
+        let mut shards = [&mut *state];
+        let mut ex = Exec::new(&mut shards, route, w.db, w.proto, &mut out, now, settings);
+        serve_one(&mut ex, &w.op, key);
+    }
+    if !w.send(Wake::Reply(out)) {
+        // The client left between the check and now; Redis loses the reply the same way
+        // when a served client's socket is already gone.
+        warn!(shard = state.id, "blocked client left while being served");
+    }
+}
+
+/// Stream readers wait for different IDs: each one whose read now has data is served, in
+/// the order they blocked.
+fn serve_stream_waiters(
+    state: &mut ShardState,
+    route: &SlotRoute,
+    db: usize,
+    key: &SmallBytes,
+    now: u64,
+    settings: ExecSettings,
+) {
+    for w in state.blocked.waiters(db, key) {
+        if !stream_has_data(state, db, key, &w.op) {
+            continue;
+        }
+        state.blocked.forget(db, key, &w);
+        if w.is_abandoned() || !w.claim() {
+            continue;
+        }
+        serve_waiter(state, route, &w, key, now, settings);
+    }
+}
+
+/// Whether a stream reader blocked on `key` would get entries now.
+fn stream_has_data(state: &ShardState, db: usize, key: &[u8], op: &BlockOp) -> bool {
+    let BlockOp::XRead { keys, group, .. } = op else { return false };
+    let Some((_, after)) = keys.iter().find(|(k, _)| k.as_slice() == key) else { return false };
+    let d = &state.dbs[db].dict;
+    let Some(id) = d.find_no_step(key) else { return false };
+    let Value::Stream(s) = &d.entry(id).value else { return false };
+    if s.is_empty() {
         return false;
     }
-    e.value.kind() == if zset { Kind::ZSet } else { Kind::List }
+    let Some(top) = s.last_entry_id() else { return false };
+    match (after, group) {
+        (After::Id(gt), _) => top > *gt,
+        (After::New, Some(g)) => s.groups.get(g.group.as_slice()).is_some_and(|grp| top > grp.last_id),
+        (After::New, None) => false,
+    }
+}
+
+/// The type of the live value at `key`, if any.
+fn value_kind(state: &ShardState, db: usize, key: &[u8], now: u64) -> Option<Kind> {
+    let d = &state.dbs[db];
+    let id = d.dict.find_no_step(key)?;
+    let e = d.dict.entry(id);
+    if e.expire_at().is_some_and(|t| t <= now) {
+        return None;
+    }
+    Some(e.value.kind())
 }
 
 /// Runs a waiter's pop on `key` (known to hold data) and writes its reply.
 fn serve_one(ctx: &mut Exec<'_, '_>, op: &BlockOp, key: &[u8]) {
-    let kind = if op.wants_zset() { Kind::ZSet } else { Kind::List };
-    let Ok(Some(loc)) = ctx.write_typed(key, kind) else { return };
+    if let BlockOp::XRead { keys, count, group } = op {
+        let after = keys.iter().find(|(k, _)| k.as_slice() == key).map(|(_, a)| *a).expect("registered key");
+        if ctx.proto.is_resp3() {
+            reply::map_len(ctx.out, ctx.proto, 1);
+        } else {
+            reply::array_len(ctx.out, 1);
+        }
+        streams::serve_stream(ctx, key, after, *count, group.as_ref());
+        return;
+    }
+    let Ok(Some(loc)) = ctx.write_typed(key, op.kind()) else { return };
     match op {
         BlockOp::Pop(end) => serve_pop(ctx, key, loc, *end),
         BlockOp::Move { dst, from, to } => {
@@ -260,5 +335,6 @@ fn serve_one(ctx: &mut Exec<'_, '_>, op: &BlockOp, key: &[u8]) {
             let popped = zsets::pop_from(ctx, key, loc, *max, 1);
             zsets::reply_popped_one(ctx, key, &popped[0]);
         }
+        BlockOp::XRead { .. } => unreachable!("handled above"),
     }
 }

@@ -59,7 +59,13 @@ pub fn list_mut<'c>(ctx: &'c mut Exec<'_, '_>, loc: Loc) -> &'c mut List {
 
 /// Pushes `items` at one end of the list at `key` (created unless `only_existing`); the new
 /// length, or `None` after an error. Records the push.
-pub fn push(ctx: &mut Exec<'_, '_>, key: &[u8], items: &[&[u8]], end: End, only_existing: bool) -> Option<usize> {
+pub fn push<'r>(
+    ctx: &mut Exec<'_, '_>,
+    key: &[u8],
+    items: impl Iterator<Item = &'r [u8]> + Clone,
+    end: End,
+    only_existing: bool,
+) -> Option<usize> {
     let loc = match ctx.write_typed(key, Kind::List) {
         Err(Replied) => return None,
         Ok(Some(loc)) => loc,
@@ -67,7 +73,7 @@ pub fn push(ctx: &mut Exec<'_, '_>, key: &[u8], items: &[&[u8]], end: End, only_
         Ok(None) => ctx.create(key, Value::List(Box::default())),
     };
     let l = list_mut(ctx, loc);
-    for it in items {
+    for it in items.clone() {
         match end {
             End::Left => l.push_front(SmallBytes::new(it)),
             End::Right => l.push_back(SmallBytes::new(it)),
@@ -76,15 +82,14 @@ pub fn push(ctx: &mut Exec<'_, '_>, key: &[u8], items: &[&[u8]], end: End, only_
     let len = l.len();
     ctx.emit(key, || {
         let mut v = argv![end.push_name(), key];
-        v.extend(items.iter().map(|i| Bytes::copy_from_slice(i)));
+        v.extend(items.map(Bytes::copy_from_slice));
         v
     });
     Some(len)
 }
 
 fn push_cmd(ctx: &mut Exec<'_, '_>, req: &Request, end: End, only_existing: bool) {
-    let items: Vec<&[u8]> = req.args().skip(2).collect();
-    if let Some(n) = push(ctx, req.arg(1), &items, end, only_existing) {
+    if let Some(n) = push(ctx, req.arg(1), req.args().skip(2), end, only_existing) {
         reply::integer(ctx.out, n as i64);
     }
 }
@@ -400,7 +405,7 @@ pub fn lmove_parsed(ctx: &mut Exec<'_, '_>, src: &[u8], dst: &[u8], from: End, t
     }
     let popped = pop_from(ctx, src, sloc, from, 1);
     let e = popped.into_iter().next().expect("lists are never empty");
-    push(ctx, dst, &[&e], to, false);
+    push(ctx, dst, std::iter::once(e.as_slice()), to, false);
     reply::bulk(ctx.out, &e);
     true
 }

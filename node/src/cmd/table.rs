@@ -349,6 +349,10 @@ fn after_numkeys(req: &Request, at: usize) -> Vec<usize> {
     }
 }
 
+fn keys_streams(req: &Request) -> Vec<usize> {
+    super::streams::read_keys(req)
+}
+
 fn keys_numkeys_at_2(req: &Request) -> Vec<usize> {
     after_numkeys(req, 2)
 }
@@ -371,7 +375,9 @@ const KEY1: (i32, i32, i32) = (1, 1, 1);
 const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 
 fn declare() -> Vec<CommandSpec> {
-    use super::{blocking as b, hashes as h, keys as k, lists as l, sets as st_, strings as s, zsets as z};
+    use super::{
+        blocking as b, hashes as h, keys as k, lists as l, sets as st_, streams as x, strings as s, zsets as z,
+    };
     use Handler::{Gateway as G, Shard as S};
     let st = "string";
     let gen = "generic";
@@ -500,6 +506,34 @@ fn declare() -> Vec<CommandSpec> {
         c("zdiffstore", -4, "write denyoom", KEY1, "@sortedset", zs, "6.2.0", "Stores the difference of multiple sorted sets in a key.", S(z::zdiffstore)).movable(keys_store_numkeys),
         c("zintercard", -3, "readonly", NOKEY, "@sortedset", zs, "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", S(z::zintercard)).movable(keys_numkeys_at_1),
         c("zscan", -3, "readonly", KEY1, "@sortedset", zs, "2.8.0", "Iterates over members and scores of a sorted set.", S(z::zscan)),
+        // streams
+        c("xadd", -5, "write denyoom fast", KEY1, "@stream", "stream", "5.0.0", "Appends a new message to a stream. Creates the key if it doesn't exist.", S(x::xadd)),
+        c("xtrim", -4, "write", KEY1, "@stream", "stream", "5.0.0", "Deletes messages from the beginning of a stream.", S(x::xtrim)),
+        c("xlen", 2, "readonly fast", KEY1, "@stream", "stream", "5.0.0", "Return the number of messages in a stream.", S(x::xlen)),
+        c("xrange", -4, "readonly", KEY1, "@stream", "stream", "5.0.0", "Returns the messages from a stream within a range of IDs.", S(x::xrange)),
+        c("xrevrange", -4, "readonly", KEY1, "@stream", "stream", "5.0.0", "Returns the messages from a stream within a range of IDs in reverse order.", S(x::xrevrange)),
+        c("xdel", -3, "write fast", KEY1, "@stream", "stream", "5.0.0", "Returns the number of messages after removing them from a stream.", S(x::xdel)),
+        c("xread", -4, "readonly blocking", NOKEY, "@stream", "stream", "5.0.0", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", S(x::xread)).movable(keys_streams),
+        c("xreadgroup", -7, "write blocking", NOKEY, "@stream", "stream", "5.0.0", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", S(x::xreadgroup)).movable(keys_streams),
+        container("xgroup", "stream", "5.0.0", "A container for consumer groups commands.", vec![
+            c("create", -5, "write denyoom", (2, 2, 1), "@stream", "stream", "5.0.0", "Creates a consumer group.", S(x::xgroup_create)),
+            c("setid", -5, "write", (2, 2, 1), "@stream", "stream", "5.0.0", "Sets the last-delivered ID of a consumer group.", S(x::xgroup_setid)),
+            c("destroy", 4, "write", (2, 2, 1), "@stream", "stream", "5.0.0", "Destroys a consumer group.", S(x::xgroup_destroy)),
+            c("createconsumer", 5, "write denyoom", (2, 2, 1), "@stream", "stream", "6.2.0", "Creates a consumer in a consumer group.", S(x::xgroup_createconsumer)),
+            c("delconsumer", 5, "write", (2, 2, 1), "@stream", "stream", "5.0.0", "Deletes a consumer from a consumer group.", S(x::xgroup_delconsumer)),
+            c("help", 2, "loading stale", NOKEY, "@stream", "stream", "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
+        c("xack", -4, "write fast", KEY1, "@stream", "stream", "5.0.0", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", S(x::xack)),
+        c("xpending", -3, "readonly", KEY1, "@stream", "stream", "5.0.0", "Returns the information and entries from a stream consumer group's pending entries list.", S(x::xpending)),
+        c("xclaim", -6, "write fast", KEY1, "@stream", "stream", "5.0.0", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", S(x::xclaim)),
+        c("xautoclaim", -6, "write fast", KEY1, "@stream", "stream", "6.2.0", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", S(x::xautoclaim)),
+        container("xinfo", "stream", "5.0.0", "A container for stream introspection commands.", vec![
+            c("stream", -3, "readonly", (2, 2, 1), "@stream", "stream", "5.0.0", "Returns information about a stream.", S(x::xinfo_stream)),
+            c("groups", 3, "readonly", (2, 2, 1), "@stream", "stream", "5.0.0", "Returns a list of the consumer groups of a stream.", S(x::xinfo_groups)),
+            c("consumers", 4, "readonly", (2, 2, 1), "@stream", "stream", "5.0.0", "Returns a list of the consumers in a consumer group.", S(x::xinfo_consumers)),
+            c("help", 2, "loading stale", NOKEY, "@stream", "stream", "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
+        c("xsetid", -3, "write denyoom fast", KEY1, "@stream", "stream", "5.0.0", "An internal command for replicating stream values.", S(x::xsetid)),
         // pub/sub
         c("subscribe", -2, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Listens for messages published to channels.", G(Gw::Subscribe)),
         c("unsubscribe", -1, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Stops listening to messages posted to channels.", G(Gw::Unsubscribe)),

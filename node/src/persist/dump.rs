@@ -4,6 +4,7 @@
 use super::crc64::crc64;
 use crate::shard::types::hash::Hash;
 use crate::shard::types::set::Set;
+use crate::shard::types::stream::{Group, Pending, Stream, StreamId};
 use crate::shard::types::zset::ZSet;
 use crate::shard::types::{Encodings, List};
 use crate::shard::value::Value;
@@ -14,6 +15,9 @@ const RDB_TYPE_LIST: u8 = 1;
 const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_HASH: u8 = 4;
 const RDB_TYPE_ZSET_2: u8 = 5;
+/// Streams use a Shoal-specific type (Redis's is a radix tree of listpacks): payloads move
+/// between Shoal nodes, not to Redis.
+const SHOAL_TYPE_STREAM: u8 = 0xF5;
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
 const ENC_INT32: u8 = 2;
@@ -103,6 +107,10 @@ pub fn dump(value: &Value) -> Vec<u8> {
                 out.extend_from_slice(&score.to_le_bytes());
             });
         }
+        Value::Stream(st) => {
+            out.push(SHOAL_TYPE_STREAM);
+            put_stream(&mut out, st);
+        }
         Value::Int(n) if put_int(&mut Vec::new(), *n) => {
             out.push(RDB_TYPE_STRING);
             put_int(&mut out, *n);
@@ -116,6 +124,87 @@ pub fn dump(value: &Value) -> Vec<u8> {
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_u64(out, id.ms);
+    put_u64(out, id.seq);
+}
+
+fn put_stream(out: &mut Vec<u8>, s: &Stream) {
+    put_id(out, s.last_id);
+    put_id(out, s.max_deleted_id);
+    put_u64(out, s.entries_added);
+    put_len(out, s.len() as u64);
+    for (id, fields) in &s.entries {
+        put_id(out, *id);
+        put_len(out, fields.len() as u64);
+        for (f, v) in fields.iter() {
+            put_string(out, f);
+            put_string(out, v);
+        }
+    }
+    put_len(out, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        put_string(out, name);
+        put_id(out, g.last_id);
+        put_u64(out, g.entries_read.unwrap_or(u64::MAX));
+        put_len(out, g.pel.len() as u64);
+        for (id, p) in &g.pel {
+            put_id(out, *id);
+            put_string(out, &p.consumer);
+            put_u64(out, p.delivery_time);
+            put_u64(out, p.delivery_count);
+        }
+        put_len(out, g.consumers.len() as u64);
+        for (name, c) in &g.consumers {
+            put_string(out, name);
+            put_u64(out, c.seen_time);
+        }
+    }
+}
+
+fn read_stream(r: &mut Reader<'_>) -> Result<Stream, DumpError> {
+    let mut s = Stream::default();
+    let (last, max_del, added) = (r.id()?, r.id()?, r.u64()?);
+    for _ in 0..r.count()? {
+        let id = r.id()?;
+        let n = r.count()?;
+        let mut fields = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            fields.push((r.string()?.into_boxed_slice(), r.string()?.into_boxed_slice()));
+        }
+        if s.last_id >= id && !s.is_empty() {
+            return Err(DumpError::BadFormat);
+        }
+        s.append(id, fields.into_boxed_slice(), crate::cmd::streams::NODE_MAX_ENTRIES);
+    }
+    s.last_id = last;
+    s.max_deleted_id = max_del;
+    s.entries_added = added;
+    for _ in 0..r.count()? {
+        let name = r.string()?.into_boxed_slice();
+        let mut g = Group { last_id: r.id()?, ..Group::default() };
+        let read = r.u64()?;
+        g.entries_read = (read != u64::MAX).then_some(read);
+        for _ in 0..r.count()? {
+            let id = r.id()?;
+            let consumer = r.string()?.into_boxed_slice();
+            let p = Pending { consumer: consumer.clone(), delivery_time: r.u64()?, delivery_count: r.u64()? };
+            g.consumers.entry(consumer).or_default().pending.insert(id, ());
+            g.pel.insert(id, p);
+        }
+        for _ in 0..r.count()? {
+            let name = r.string()?.into_boxed_slice();
+            g.consumers.entry(name).or_default().seen_time = r.u64()?;
+        }
+        s.groups.insert(name, g);
+    }
+    Ok(s)
 }
 
 struct Reader<'a> {
@@ -148,6 +237,14 @@ impl<'a> Reader<'a> {
             3 => Err(b & 0x3f),
             _ => return Err(DumpError::BadFormat),
         })
+    }
+
+    fn u64(&mut self) -> Result<u64, DumpError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    fn id(&mut self) -> Result<StreamId, DumpError> {
+        Ok(StreamId::new(self.u64()?, self.u64()?))
     }
 
     /// An element count, bounded by what the remaining bytes could hold.
@@ -276,6 +373,7 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
             }
             Value::ZSet(z)
         }
+        SHOAL_TYPE_STREAM => Value::Stream(Box::new(read_stream(&mut r)?)),
         _ => return Err(DumpError::BadFormat),
     };
     if value.element_count() == 0 {

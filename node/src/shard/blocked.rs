@@ -10,6 +10,8 @@
 
 use super::bytes::SmallBytes;
 use crate::cmd::lists::End;
+use crate::cmd::streams::{After, GroupRead};
+use crate::shard::value::Kind;
 use bytes::BytesMut;
 use shoal_proto::Protocol;
 use std::collections::{HashMap, VecDeque};
@@ -28,12 +30,18 @@ pub enum BlockOp {
     MPop { end: End, count: usize, zset: bool },
     /// BZPOPMIN/BZPOPMAX (`max`): `[key, member, score]`.
     ZPop { max: bool },
+    /// XREAD/XREADGROUP: what each stream key is read after.
+    XRead { keys: Vec<(Vec<u8>, After)>, count: usize, group: Option<GroupRead> },
 }
 
 impl BlockOp {
-    /// Whether the op pops from sorted sets (else lists).
-    pub fn wants_zset(&self) -> bool {
-        matches!(self, BlockOp::ZPop { .. } | BlockOp::MPop { zset: true, .. })
+    /// The type of value the op takes from.
+    pub fn kind(&self) -> Kind {
+        match self {
+            BlockOp::ZPop { .. } | BlockOp::MPop { zset: true, .. } => Kind::ZSet,
+            BlockOp::XRead { .. } => Kind::Stream,
+            _ => Kind::List,
+        }
     }
 }
 
@@ -140,6 +148,18 @@ impl Blocked {
                 self.waiting.remove(&k);
             }
         }
+    }
+
+    /// The live waiters on a key, in order (streams serve every waiter whose read has data).
+    pub fn waiters(&mut self, db: usize, key: &SmallBytes) -> Vec<Arc<Waiter>> {
+        let k = (db, key.clone());
+        let Some(q) = self.waiting.get_mut(&k) else { return Vec::new() };
+        q.retain(|w| !w.is_claimed());
+        let v: Vec<Arc<Waiter>> = q.iter().cloned().collect();
+        if q.is_empty() {
+            self.waiting.remove(&k);
+        }
+        v
     }
 
     /// Removes a finished wait's entry for `key`.

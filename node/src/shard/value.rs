@@ -4,6 +4,7 @@
 use super::bytes::SmallBytes;
 use super::types::hash::Hash;
 use super::types::set::Set;
+use super::types::stream::Stream;
 use super::types::zset::ZSet;
 use super::types::List;
 use bytes::BytesMut;
@@ -20,6 +21,7 @@ pub enum Value {
     List(Box<List>),
     Set(Set),
     ZSet(ZSet),
+    Stream(Box<Stream>),
 }
 
 /// The type names `TYPE` reports.
@@ -30,6 +32,7 @@ pub enum Kind {
     List,
     Set,
     ZSet,
+    Stream,
 }
 
 impl Kind {
@@ -40,12 +43,13 @@ impl Kind {
             Kind::List => "list",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 
     /// The type name SCAN's TYPE option matches.
     pub fn parse(name: &[u8]) -> Option<Kind> {
-        [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet]
+        [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet, Kind::Stream]
             .into_iter()
             .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
     }
@@ -83,6 +87,7 @@ impl Value {
             Value::List(_) => Kind::List,
             Value::Set(_) => Kind::Set,
             Value::ZSet(_) => Kind::ZSet,
+            Value::Stream(_) => Kind::Stream,
         }
     }
 
@@ -147,6 +152,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -162,10 +168,12 @@ impl Value {
             }
             Value::Set(s) => s.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
         }
     }
 
-    /// Number of elements of a collection (1 for a string), for lazy-free decisions.
+    /// Number of elements of a collection (1 for a string or a stream: an emptied stream stays,
+    /// as in Redis), for deleting emptied keys and lazy-free decisions.
     pub fn element_count(&self) -> usize {
         match self {
             Value::Hash(h) => h.len(),

@@ -4,6 +4,7 @@
 pub mod hash;
 pub mod pack;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 use super::bytes::SmallBytes;
