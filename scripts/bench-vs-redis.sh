@@ -3,17 +3,18 @@
 #
 # Starts redis-server (no persistence) and a release build of Shoal with default settings, then
 # runs redis-benchmark against both, alternating which goes first, ROUNDS times:
-#   -t set,get,incr,mset -c 50 -r 100000 at -P 1 and -P 16, with the default single-threaded
+#   -t set,get,incr,mset,lpush,rpop,sadd,hset,zadd,lrange_100,xadd -c 50 -r 100000 at -P 1
+#   and -P 16, with the default single-threaded
 #   client and again with --threads 2.
 # Prints the median ops/s of each and the ratio Shoal/Redis per test with a geometric mean, and
 # writes the table into docs/BENCHMARKS.md between the "bench-vs-redis" markers.
 #
-# Environment: ROUNDS (default 3), TESTS (default set,get,incr,mset), SHOAL_ARGS (extra flags).
+# Environment: ROUNDS (default 3), TESTS (comma-separated redis-benchmark tests), SHOAL_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-TESTS=${TESTS:-set,get,incr,mset}
+TESTS=${TESTS:-set,get,incr,mset,lpush,rpop,sadd,hset,zadd,lrange_100,xadd}
 REDIS_PORT=${REDIS_PORT:-16379}
 SHOAL_PORT=${SHOAL_PORT:-16380}
 # shellcheck source=scripts/lib/bench-common.sh

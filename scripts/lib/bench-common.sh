@@ -19,6 +19,17 @@ start_servers() {
   done
 }
 
+# stop_servers: stops both (so the next start_servers measures from a fresh process).
+stop_servers() {
+  local f
+  for f in "$OUT/redis.pid" "$OUT/shoal.pid"; do
+    [ -f "$f" ] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    while kill -0 "$(cat "$f")" 2>/dev/null; do sleep 0.1; done
+    rm -f "$f"
+  done
+}
+
 redis_version() {
   redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'
 }

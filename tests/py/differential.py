@@ -442,9 +442,57 @@ def gen_streams():
     raise AssertionError(c)
 
 
+# ------------------------------------------------------------------------------------------
+# bitmaps
+
+def bitoff():
+    return pick("0", "1", "7", "8", "15", "63", "100", str(rng.randint(0, 300)), "-1", "x", "4294967296",
+                "#0", "#3")
+
+
+def btype():
+    return pick("i1", "i5", "u8", "i8", "u16", "i32", "i64", "u63", "u64", "i65", "x8", "u0")
+
+
+def gen_bitmaps():
+    c = pick("SETBIT", "SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "BITFIELD", "BITFIELD_RO", "SET",
+             "APPEND", "GET", "CROSS", "DEL")
+    if c == "SETBIT":
+        return [c, key(), bitoff(), pick("0", "1", "1", "2", "x")]
+    if c == "GETBIT":
+        return [c, key(), bitoff()]
+    if c == "BITCOUNT":
+        return [c, key()] + opts([small(), small(), pick("BIT", "BYTE", "FOO")], 3)
+    if c == "BITPOS":
+        return [c, key(), pick("0", "1", "2", "x")] + opts([small(), small(), pick("BIT", "BYTE", "FOO")], 3)
+    if c == "BITOP":
+        return [c, pick("AND", "OR", "XOR", "NOT", "NAND"), key()] + [key() for _ in range(rng.randint(1, 3))]
+    if c in ("BITFIELD", "BITFIELD_RO"):
+        args = [c, key()]
+        for _ in range(rng.randint(0, 3)):
+            op = pick("GET", "SET", "INCRBY", "OVERFLOW", "FOO")
+            if op == "GET":
+                args += [op, btype(), bitoff()]
+            elif op == "OVERFLOW":
+                args += [op, pick("WRAP", "SAT", "FAIL", "BAD")]
+            elif op == "FOO":
+                args += [op]
+            else:
+                args += [op, btype(), bitoff(), pick("1", "-1", "100", "-100", "255", "9223372036854775807",
+                                                     "-9223372036854775808", "x", str(rng.randint(-300, 300)))]
+        return args
+    if c in ("SET", "APPEND"):
+        return [c, key(), val()]
+    if c in ("GET", "DEL"):
+        return [c, key()]
+    if c == "CROSS":
+        return cross_type()
+    raise AssertionError(c)
+
+
 GENERATORS = {"strings": gen_strings, "hashes": gen_hashes, "sets": gen_sets, "lists": gen_lists,
               "zsets": gen_zsets,
-              "streams": gen_streams}
+              "streams": gen_streams, "bitmaps": gen_bitmaps}
 
 # Replies whose element order is Redis's hash-table order: compared sorted.
 UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS"}

@@ -140,3 +140,8 @@ fn sorted_sets_answer_exactly_like_redis_server() {
 fn streams_answer_exactly_like_redis_server() {
     differential("streams");
 }
+
+#[test]
+fn bitmaps_answer_exactly_like_redis_server() {
+    differential("bitmaps");
+}

@@ -3,6 +3,7 @@
 //! them touches a socket.
 
 pub mod args;
+pub mod bitmaps;
 pub mod blocking;
 pub mod client;
 pub mod cluster;

@@ -376,7 +376,8 @@ const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 
 fn declare() -> Vec<CommandSpec> {
     use super::{
-        blocking as b, hashes as h, keys as k, lists as l, sets as st_, streams as x, strings as s, zsets as z,
+        bitmaps as bm, blocking as b, hashes as h, keys as k, lists as l, sets as st_, streams as x, strings as s,
+        zsets as z,
     };
     use Handler::{Gateway as G, Shard as S};
     let st = "string";
@@ -412,6 +413,14 @@ fn declare() -> Vec<CommandSpec> {
         c("decrby", 3, "write denyoom fast", KEY1, "@string", st, "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", S(s::decrby)),
         c("incrbyfloat", 3, "write denyoom fast", KEY1, "@string", st, "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", S(s::incrbyfloat)),
         c("lcs", -3, "readonly", (1, 2, 1), "@string", st, "7.0.0", "Finds the longest common substring.", S(s::lcs)),
+        // bitmaps
+        c("setbit", 4, "write denyoom", KEY1, "@bitmap", "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", S(bm::setbit)),
+        c("getbit", 3, "readonly fast", KEY1, "@bitmap", "bitmap", "2.2.0", "Returns a bit value by offset.", S(bm::getbit)),
+        c("bitcount", -2, "readonly", KEY1, "@bitmap", "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", S(bm::bitcount)),
+        c("bitpos", -3, "readonly", KEY1, "@bitmap", "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", S(bm::bitpos)),
+        c("bitop", -4, "write denyoom", (2, -1, 1), "@bitmap", "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", S(bm::bitop)),
+        c("bitfield", -2, "write denyoom", KEY1, "@bitmap", "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", S(bm::bitfield)),
+        c("bitfield_ro", -2, "readonly fast", KEY1, "@bitmap", "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", S(bm::bitfield_ro)),
         // hashes
         c("hset", -4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Creates or modifies the value of a field in a hash.", S(h::hset)),
         c("hsetnx", 4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", S(h::hsetnx)),
