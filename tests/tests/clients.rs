@@ -145,3 +145,8 @@ fn streams_answer_exactly_like_redis_server() {
 fn bitmaps_answer_exactly_like_redis_server() {
     differential("bitmaps");
 }
+
+#[test]
+fn sort_answers_exactly_like_redis_server() {
+    differential("sort");
+}

@@ -118,7 +118,9 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
     let route = ctx.node.route.clone();
     let mut shards: Vec<usize> = ctx.session.watched.iter().map(|(s, _, _)| *s).collect();
     for (spec, req) in &queued {
-        if matches!(spec.handler, Handler::Shard(_)) {
+        if matches!(spec.handler, Handler::Shard(_)) && spec.needs_all_shards(req) {
+            shards.extend(0..ctx.node.shards.len());
+        } else if matches!(spec.handler, Handler::Shard(_)) {
             let mut keys = spec.keys_of(req).peekable();
             if keys.peek().is_none() {
                 shards.push(0);

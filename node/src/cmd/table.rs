@@ -206,6 +206,9 @@ pub struct CommandSpec {
     pub id: usize,
     /// For commands with movable keys: where the keys are.
     pub keys_fn: Option<KeysFn>,
+    /// For commands that may read keys their arguments do not list (SORT ... BY/GET
+    /// patterns): whether this request does, so it runs with every shard leased.
+    pub all_shards_fn: Option<fn(&Request) -> bool>,
     pub parent: Option<&'static str>,
 }
 
@@ -242,6 +245,18 @@ impl CommandSpec {
         let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key };
         let range = if first <= 0 || last < first { 0..0 } else { first as usize..(last as usize + 1).min(argc) };
         KeyPositions::Range(range.step_by(step))
+    }
+
+    /// Whether this request must run with every shard leased.
+    #[inline]
+    pub fn needs_all_shards(&self, req: &Request) -> bool {
+        self.all_shards_fn.is_some_and(|f| f(req))
+    }
+
+    /// Declares that some requests of the command read keys found only at run time.
+    fn reads_any_key(mut self, f: fn(&Request) -> bool) -> CommandSpec {
+        self.all_shards_fn = Some(f);
+        self
     }
 
     /// Declares the command's keys movable, found by `f`.
@@ -320,6 +335,7 @@ fn c(
         id: 0,
         parent: None,
         keys_fn: None,
+        all_shards_fn: None,
     }
 }
 
@@ -347,6 +363,10 @@ fn after_numkeys(req: &Request, at: usize) -> Vec<usize> {
         Some(n) if n > 0 && n as u64 <= (req.len() - at - 1) as u64 => (at + 1..=at + n as usize).collect(),
         _ => Vec::new(),
     }
+}
+
+fn keys_sort(req: &Request) -> Vec<usize> {
+    super::sort::keys(req)
 }
 
 fn keys_streams(req: &Request) -> Vec<usize> {
@@ -560,6 +580,9 @@ fn declare() -> Vec<CommandSpec> {
             c("shardnumsub", -2, "pubsub loading stale", NOKEY, "", "pubsub", "7.0.0", "Returns the count of subscribers of shard channels.", G(Gw::PubsubShardNumSub)),
             c("help", 2, "loading stale", NOKEY, "", "pubsub", "6.2.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
         ]),
+        // sort
+        c("sort", -2, "write denyoom", KEY1, "@set @sortedset @list @dangerous", gen, "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", S(super::sort::sort)).movable(keys_sort).reads_any_key(super::sort::needs_all_shards),
+        c("sort_ro", -2, "readonly", KEY1, "@set @sortedset @list @dangerous", gen, "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", S(super::sort::sort_ro)).reads_any_key(super::sort::needs_all_shards),
         // transactions
         c("multi", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "1.2.0", "Starts a transaction.", G(Gw::Multi)),
         c("exec", 1, "noscript loading stale skip_slowlog", NOKEY, "@transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", G(Gw::Exec)),

@@ -350,6 +350,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !matches!(spec.handler, Handler::Shard(_)) || spec.has(flags::BLOCKING) || self.paused_for(spec) {
             return Step::Later(spec, req, None);
         }
+        if spec.needs_all_shards(&req) {
+            return Step::Later(spec, req, Some((0..self.node.shards.len()).collect()));
+        }
         let route = &self.node.route;
         let mut keys = spec.keys_of(&req);
         let first = keys.next().map(|i| route.shard_of_key(req.arg(i))).unwrap_or(0);

@@ -240,9 +240,41 @@ impl Default for ZSet {
     }
 }
 
+/// A score as a pack stores it: an integral score that fits (the common case: counters,
+/// timestamps, ranks) as its decimal digits, anything else as the 8 bytes of the double.
+/// Eight bytes always means a double, so integers of exactly 8 digits are stored as doubles.
+fn encode_score(score: f64, buf: &mut itoa::Buffer) -> Either<'_> {
+    let integral =
+        score.fract() == 0.0 && score.abs() < (1u64 << 53) as f64 && !(score == 0.0 && score.is_sign_negative());
+    if integral {
+        let text = buf.format(score as i64);
+        if text.len() != 8 {
+            return Either::Text(text.as_bytes());
+        }
+    }
+    Either::Raw(score.to_le_bytes())
+}
+
+enum Either<'a> {
+    Text(&'a [u8]),
+    Raw([u8; 8]),
+}
+
+impl Either<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Either::Text(t) => t,
+            Either::Raw(r) => r,
+        }
+    }
+}
+
 #[inline]
 fn score_of(b: &[u8]) -> f64 {
-    f64::from_le_bytes(b.try_into().expect("8-byte score"))
+    if b.len() == 8 {
+        return f64::from_le_bytes(b.try_into().expect("8-byte score"));
+    }
+    shoal_proto::request::parse_i64(b).expect("an integral score") as f64
 }
 
 /// A read-only ordered view over either form, addressed by rank.
@@ -386,7 +418,9 @@ impl ZSet {
                         break;
                     }
                 }
-                p.splice(pos..pos, 0, &[member, &score.to_le_bytes()]);
+                let mut buf = itoa::Buffer::new();
+                let enc = encode_score(score, &mut buf);
+                p.splice(pos..pos, 0, &[member, enc.bytes()]);
                 return;
             }
         }
@@ -486,6 +520,28 @@ mod tests {
 
     fn enc() -> Encodings {
         Encodings::default()
+    }
+
+    #[test]
+    fn packed_scores_round_trip_exactly() {
+        for score in [
+            0.0,
+            -0.0,
+            1.0,
+            -7.0,
+            12345678.0,
+            -1234567.0,
+            0.5,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9007199254740993.0,
+        ] {
+            let mut z = ZSet::default();
+            z.insert(b"m", score, &enc());
+            let got = z.score(b"m").unwrap();
+            assert_eq!(got.to_bits(), score.to_bits(), "{score}");
+        }
     }
 
     #[test]
