@@ -136,42 +136,48 @@ fn zadd_generic(ctx: &mut Exec<'_, '_>, req: &Request, zincrby: bool) {
     let mut last_score = 0.0;
     let mut changes: Vec<(usize, f64)> = Vec::new();
     let z = zset_mut(ctx, loc);
+    let mut nan = false;
     for (p, &given) in scores.iter().enumerate() {
         let member = req.arg(j + 2 * p + 1);
-        let mut score = given;
-        match z.score(member) {
-            Some(cur) => {
-                if nx {
-                    continue;
-                }
-                if incr {
-                    score += cur;
-                    if score.is_nan() {
-                        ctx.drop_if_empty(key, loc);
-                        return ctx.err("ERR resulting score is not a number (NaN)");
+        z.upsert(member, &enc, |cur| {
+            let mut score = given;
+            match cur {
+                Some(cur) => {
+                    if nx {
+                        return None;
                     }
-                }
-                if (gt && score <= cur) || (lt && score >= cur) {
-                    continue;
-                }
-                last_score = score;
-                processed += 1;
-                if score != cur {
-                    z.insert(member, score, &enc);
+                    if incr {
+                        score += cur;
+                        if score.is_nan() {
+                            nan = true;
+                            return None;
+                        }
+                    }
+                    if (gt && score <= cur) || (lt && score >= cur) {
+                        return None;
+                    }
+                    last_score = score;
+                    processed += 1;
+                    if score == cur {
+                        return None;
+                    }
                     updated += 1;
-                    changes.push((p, score));
+                }
+                None => {
+                    if xx {
+                        return None;
+                    }
+                    last_score = score;
+                    added += 1;
+                    processed += 1;
                 }
             }
-            None => {
-                if xx {
-                    continue;
-                }
-                z.insert(member, score, &enc);
-                last_score = score;
-                added += 1;
-                processed += 1;
-                changes.push((p, score));
-            }
+            changes.push((p, score));
+            Some(score)
+        });
+        if nan {
+            ctx.drop_if_empty(key, loc);
+            return ctx.err("ERR resulting score is not a number (NaN)");
         }
     }
     ctx.drop_if_empty(key, loc);

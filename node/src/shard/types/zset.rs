@@ -390,6 +390,38 @@ impl ZSet {
         Some(self.ordered().partition_point(|s, m| cmp((s, m), key) == Ordering::Less))
     }
 
+    /// Looks a member up once and, if `decide` (given its current score) answers a new score,
+    /// sets it. The hot path of ZADD and ZINCRBY on large sets: one hash lookup, not two.
+    pub fn upsert(&mut self, member: &[u8], enc: &Encodings, decide: impl FnOnce(Option<f64>) -> Option<f64>) {
+        if let ZSet::Tree(t) = self {
+            match t.dict.find(member) {
+                Some(id) => {
+                    let e = t.dict.entry_mut(id);
+                    let cur = e.score;
+                    if let Some(new) = decide(Some(cur)) {
+                        if new != cur {
+                            e.score = new;
+                            let m = e.member.clone();
+                            t.index.remove(cur, &m);
+                            t.index.insert(new, m);
+                        }
+                    }
+                }
+                None => {
+                    if let Some(new) = decide(None) {
+                        let m = SmallBytes::new(member);
+                        t.dict.insert(ZEntry { next: 0, member: m.clone(), score: new });
+                        t.index.insert(new, m);
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(new) = decide(self.score(member)) {
+            self.insert(member, new, enc);
+        }
+    }
+
     /// Sets a member's score, adding the member if absent.
     pub fn insert(&mut self, member: &[u8], score: f64, enc: &Encodings) {
         if let ZSet::Pack(p) = self {
