@@ -541,10 +541,43 @@ def gen_sort():
     raise AssertionError(c)
 
 
+# ------------------------------------------------------------------------------------------
+# hyperloglog
+
+CORRUPT = ["c0", "c1"]
+
+
+def gen_hll():
+    # Corrupting writes go to their own keys: what Redis does when it adds to a corrupt HLL
+    # depends on reading past the end of its buffer, which is not worth imitating.
+    c = pick("PFADD", "PFADD", "PFADD", "BIGADD", "PFCOUNT", "PFCOUNT", "PFMERGE", "GET", "STRLEN", "PFDEBUG",
+             "CORRUPT", "CROSS", "DEL")
+    if c == "PFADD":
+        return [c, key()] + [f"e{rng.randint(0, 3000)}" for _ in range(rng.randint(0, 5))]
+    if c == "BIGADD":
+        base = rng.randint(0, 100000)
+        return ["PFADD", key()] + [f"x{base + i}" for i in range(rng.randint(50, 400))]
+    if c == "PFCOUNT":
+        return [c] + [pick(key(), *CORRUPT) for _ in range(rng.randint(1, 3))]
+    if c == "PFMERGE":
+        return [c, key()] + [pick(key(), *CORRUPT) for _ in range(rng.randint(0, 3))]
+    if c in ("GET", "STRLEN", "DEL"):
+        return [c, pick(key(), *CORRUPT)]
+    if c == "PFDEBUG":
+        return [c, pick("ENCODING", "DECODE", "TODENSE", "GETREG", "FOO"), key()]
+    if c == "CORRUPT":
+        k = rng.choice(CORRUPT)
+        return pick(["COPY", key(), k, "REPLACE"], ["APPEND", k, "x"], ["SETRANGE", k, pick("4", "15", "16", "20"), pick("X", "0")],
+                    ["SET", k, pick("HYLL", "HYLLxxxx", "abc")])
+    if c == "CROSS":
+        return cross_type()
+    raise AssertionError(c)
+
+
 GENERATORS = {"strings": gen_strings, "hashes": gen_hashes, "sets": gen_sets, "lists": gen_lists,
               "zsets": gen_zsets,
               "streams": gen_streams, "bitmaps": gen_bitmaps,
-              "sort": gen_sort}
+              "sort": gen_sort, "hll": gen_hll}
 
 # Replies whose element order is Redis's hash-table order: compared sorted.
 UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS"}

@@ -150,3 +150,8 @@ fn bitmaps_answer_exactly_like_redis_server() {
 fn sort_answers_exactly_like_redis_server() {
     differential("sort");
 }
+
+#[test]
+fn hyperloglogs_answer_exactly_like_redis_server() {
+    differential("hll");
+}

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod exec;
 pub mod gateway;
 pub mod hashes;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod lists;

@@ -441,6 +441,11 @@ fn declare() -> Vec<CommandSpec> {
         c("bitop", -4, "write denyoom", (2, -1, 1), "@bitmap", "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", S(bm::bitop)),
         c("bitfield", -2, "write denyoom", KEY1, "@bitmap", "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", S(bm::bitfield)),
         c("bitfield_ro", -2, "readonly fast", KEY1, "@bitmap", "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", S(bm::bitfield_ro)),
+        // hyperloglog
+        c("pfadd", -2, "write denyoom fast", KEY1, "@hyperloglog", "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", S(super::hll::pfadd)),
+        c("pfcount", -2, "readonly may_replicate", ALLKEYS, "@hyperloglog", "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", S(super::hll::pfcount)),
+        c("pfmerge", -2, "write denyoom", ALLKEYS, "@hyperloglog", "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", S(super::hll::pfmerge)),
+        c("pfdebug", -3, "write denyoom admin", (2, 2, 1), "@hyperloglog", "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values.", S(super::hll::pfdebug)),
         // hashes
         c("hset", -4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Creates or modifies the value of a field in a hash.", S(h::hset)),
         c("hsetnx", 4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", S(h::hsetnx)),
