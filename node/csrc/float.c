@@ -85,3 +85,10 @@ int shoal_incrbyfloat(const char *cur, size_t curlen, const char *incr, size_t i
 int shoal_string2ld_ok(const char *s, size_t slen) {
     return string2ld(s, slen, NULL);
 }
+
+/* A double printed as Redis's addReplyHumanLongDouble does (GEOPOS coordinates): the length
+ * written to `out`, which must hold 64 bytes. */
+size_t shoal_human_double(double d, char *out) {
+    int l = ld2string_human(out, 64, (long double)d);
+    return l < 0 ? 0 : (size_t)l;
+}

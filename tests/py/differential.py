@@ -574,10 +574,70 @@ def gen_hll():
     raise AssertionError(c)
 
 
+# ------------------------------------------------------------------------------------------
+# geo
+
+def coord():
+    return (f"{rng.uniform(12.0, 16.0):.6f}", f"{rng.uniform(36.0, 39.0):.6f}")
+
+
+def bad_coord():
+    return pick(("181", "0"), ("0", "86"), ("x", "1"), ("-180", "-85.05112878"), ("180", "85.05112878"))
+
+
+def geo_member():
+    return f"p{rng.randint(0, 40)}"
+
+
+def runit():
+    return pick("m", "km", "ft", "mi", "KM", "yd")
+
+
+def gen_geo():
+    c = pick("GEOADD", "GEOADD", "GEOPOS", "GEODIST", "GEOHASH", "GEOSEARCH", "GEOSEARCH", "GEOSEARCHSTORE",
+             "GEORADIUS", "GEORADIUSBYMEMBER", "GEORADIUS_RO", "ZRANGE", "CROSS", "DEL")
+    if c == "GEOADD":
+        args = [c, key()] + opts(["NX", "XX", "CH"], 2)
+        for _ in range(rng.randint(1, 5)):
+            x, y = coord() if rng.random() < 0.95 else bad_coord()
+            args += [x, y, geo_member()]
+        return args
+    if c in ("GEOPOS", "GEOHASH"):
+        return [c, key()] + [geo_member() for _ in range(rng.randint(1, 3))]
+    if c == "GEODIST":
+        return [c, key(), geo_member(), geo_member()] + opts([runit()], 1)
+    with_opts = ["WITHDIST", "WITHHASH", "WITHCOORD", "ASC", "DESC", "COUNT", pick("1", "3", "0", "x"), "ANY"]
+    if c in ("GEOSEARCH", "GEOSEARCHSTORE"):
+        args = [c] + ([key()] if c == "GEOSEARCHSTORE" else []) + [key()]
+        frm = pick("m", "l", "both", "none")
+        if frm in ("m", "both"):
+            args += ["FROMMEMBER", geo_member()]
+        if frm in ("l", "both"):
+            args += ["FROMLONLAT", *coord()]
+        by = pick("r", "b", "none")
+        if by == "r":
+            args += ["BYRADIUS", pick("10", "100", "200", "-1", "x"), runit()]
+        elif by == "b":
+            args += ["BYBOX", pick("50", "300"), pick("80", "400", "-2"), runit()]
+        return args + opts(with_opts + (["STOREDIST"] if c == "GEOSEARCHSTORE" else []), 3)
+    if c in ("GEORADIUS", "GEORADIUS_RO"):
+        return [c, key(), *coord(), pick("50", "150", "300", "-5"), runit()] + \
+            opts(with_opts + ["STORE", key(), "STOREDIST", key()], 3)
+    if c == "GEORADIUSBYMEMBER":
+        return [c, key(), geo_member(), pick("50", "150", "300"), runit()] + opts(with_opts + ["STORE", key()], 3)
+    if c == "ZRANGE":
+        return [c, key(), "0", "-1", "WITHSCORES"]
+    if c == "DEL":
+        return [c, key()]
+    if c == "CROSS":
+        return cross_type()
+    raise AssertionError(c)
+
+
 GENERATORS = {"strings": gen_strings, "hashes": gen_hashes, "sets": gen_sets, "lists": gen_lists,
               "zsets": gen_zsets,
               "streams": gen_streams, "bitmaps": gen_bitmaps,
-              "sort": gen_sort, "hll": gen_hll}
+              "sort": gen_sort, "hll": gen_hll, "geo": gen_geo}
 
 # Replies whose element order is Redis's hash-table order: compared sorted.
 UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS"}
@@ -641,6 +701,13 @@ def normalize(args, r):
         # Ties under ALPHA or a BY pattern are in no defined order (Redis's qsort): compare
         # the multiset, and the order too when nothing can tie.
         return ("sorted", sorted(r, key=lambda x: (x is None, x or b"")))
+    if name.startswith("GEO") and name not in ("GEOADD", "GEOPOS", "GEODIST", "GEOHASH") and isinstance(r, list):
+        upper = [a.upper() for a in args]
+        if "ANY" in upper:
+            return ("any", len(r))
+        if "ASC" not in upper and "DESC" not in upper and "COUNT" not in upper:
+            # Without an order Redis answers in its cell-scan order: compare as a set.
+            return ("unordered", sorted(repr(x) for x in r))
     if name in ("SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER", "SPOP"):
         if isinstance(r, list):
             return ("random", len(r))

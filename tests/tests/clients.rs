@@ -155,3 +155,8 @@ fn sort_answers_exactly_like_redis_server() {
 fn hyperloglogs_answer_exactly_like_redis_server() {
     differential("hll");
 }
+
+#[test]
+fn geo_answers_exactly_like_redis_server() {
+    differential("geo");
+}

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connection;
 pub mod exec;
 pub mod gateway;
+pub mod geo;
 pub mod hashes;
 pub mod hll;
 pub mod info;

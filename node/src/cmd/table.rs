@@ -365,6 +365,10 @@ fn after_numkeys(req: &Request, at: usize) -> Vec<usize> {
     }
 }
 
+fn keys_georadius(req: &Request) -> Vec<usize> {
+    super::geo::radius_keys(req)
+}
+
 fn keys_sort(req: &Request) -> Vec<usize> {
     super::sort::keys(req)
 }
@@ -441,6 +445,17 @@ fn declare() -> Vec<CommandSpec> {
         c("bitop", -4, "write denyoom", (2, -1, 1), "@bitmap", "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", S(bm::bitop)),
         c("bitfield", -2, "write denyoom", KEY1, "@bitmap", "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", S(bm::bitfield)),
         c("bitfield_ro", -2, "readonly fast", KEY1, "@bitmap", "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", S(bm::bitfield_ro)),
+        // geo
+        c("geoadd", -5, "write denyoom", KEY1, "@geo", "geo", "3.2.0", "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", S(super::geo::geoadd)),
+        c("geodist", -4, "readonly", KEY1, "@geo", "geo", "3.2.0", "Returns the distance between two members of a geospatial index.", S(super::geo::geodist)),
+        c("geohash", -2, "readonly", KEY1, "@geo", "geo", "3.2.0", "Returns members from a geospatial index as geohash strings.", S(super::geo::geohash_cmd)),
+        c("geopos", -2, "readonly", KEY1, "@geo", "geo", "3.2.0", "Returns the longitude and latitude of members from a geospatial index.", S(super::geo::geopos)),
+        c("georadius", -6, "write denyoom", KEY1, "@geo", "geo", "3.2.0", "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.", S(super::geo::georadius)).movable(keys_georadius),
+        c("georadius_ro", -6, "readonly", KEY1, "@geo", "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a coordinate.", S(super::geo::georadius_ro)),
+        c("georadiusbymember", -5, "write denyoom", KEY1, "@geo", "geo", "3.2.0", "Queries a geospatial index for members within a distance from a member, optionally stores the result.", S(super::geo::georadiusbymember)).movable(keys_georadius),
+        c("georadiusbymember_ro", -5, "readonly", KEY1, "@geo", "geo", "3.2.10", "Returns members from a geospatial index that are within a distance from a member.", S(super::geo::georadiusbymember_ro)),
+        c("geosearch", -7, "readonly", KEY1, "@geo", "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle.", S(super::geo::geosearch)),
+        c("geosearchstore", -8, "write denyoom", (1, 2, 1), "@geo", "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.", S(super::geo::geosearchstore)),
         // hyperloglog
         c("pfadd", -2, "write denyoom fast", KEY1, "@hyperloglog", "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", S(super::hll::pfadd)),
         c("pfcount", -2, "readonly may_replicate", ALLKEYS, "@hyperloglog", "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", S(super::hll::pfcount)),

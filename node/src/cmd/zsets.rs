@@ -564,6 +564,13 @@ pub fn zrangestore(ctx: &mut Exec<'_, '_>, req: &Request) {
     reply::integer(ctx.out, items.len() as i64);
 }
 
+/// Replaces `dst` with a sorted set of `items`, in the small form when they fit (as Redis's
+/// `zsetConvertToListpackIfNeeded` leaves a stored result).
+pub fn store_scored(ctx: &mut Exec<'_, '_>, dst: &[u8], items: &[(Vec<u8>, f64)]) {
+    let maxlen = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+    store(ctx, dst, items, (items.len(), maxlen));
+}
+
 /// Replaces `dst` with a sorted set of `items` (deleting it when there are none), created in
 /// the form Redis picks for `hint` (members, longest member).
 fn store(ctx: &mut Exec<'_, '_>, dst: &[u8], items: &[(Vec<u8>, f64)], hint: (usize, usize)) {

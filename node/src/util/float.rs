@@ -5,6 +5,7 @@ use std::os::raw::{c_char, c_int};
 
 extern "C" {
     fn shoal_string2d(s: *const c_char, slen: usize, dp: *mut f64) -> c_int;
+    fn shoal_human_double(d: f64, out: *mut c_char) -> usize;
     fn shoal_incrbyfloat(
         cur: *const c_char,
         curlen: usize,
@@ -23,6 +24,14 @@ pub fn string2d(s: &[u8]) -> Option<f64> {
     // SAFETY: the shim reads exactly `slen` bytes from `s` and writes one f64 to `d`.
     let ok = unsafe { shoal_string2d(s.as_ptr() as *const c_char, s.len(), &mut d) };
     (ok == 1).then_some(d)
+}
+
+/// A double as Redis prints coordinates (`%.17Lf` of the long double, trailing zeros cut).
+pub fn human_double(d: f64) -> String {
+    let mut buf = [0u8; 64];
+    // SAFETY: the shim writes at most 64 bytes into `buf` and returns how many.
+    let n = unsafe { shoal_human_double(d, buf.as_mut_ptr() as *mut c_char) };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 #[derive(Debug, PartialEq, Eq)]

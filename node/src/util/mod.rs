@@ -2,6 +2,7 @@
 
 pub mod counter;
 pub mod float;
+pub mod geohash;
 pub mod glob;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
