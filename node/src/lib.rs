@@ -6,6 +6,7 @@ pub mod config;
 pub mod gateway;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod persist;
 pub mod pubsub;
 pub mod server;

@@ -296,11 +296,18 @@ pub struct Node {
     /// Connections admitted and not yet closed; checked against maxclients at accept time.
     pub admitted: AtomicUsize,
     pub stat_peak_memory: AtomicU64,
-    pub pubsub: crate::pubsub::PubSub,
+    pub pubsub: Arc<crate::pubsub::PubSub>,
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Node {
-    pub fn new(config: Config, shards: Vec<ActorRef<ShardMsg>>, route: Arc<SlotRoute>, node_id: String) -> Node {
+    pub fn new(
+        config: Config,
+        shards: Vec<ActorRef<ShardMsg>>,
+        route: Arc<SlotRoute>,
+        node_id: String,
+        notifier: Arc<crate::notify::Notifier>,
+    ) -> Node {
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -330,7 +337,8 @@ impl Node {
             admitted: AtomicUsize::new(0),
             lease_order: Mutex::new(()),
             stat_peak_memory: AtomicU64::new(0),
-            pubsub: crate::pubsub::PubSub::default(),
+            pubsub: notifier.pubsub(),
+            notifier,
             config,
         }
     }

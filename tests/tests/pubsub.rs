@@ -82,3 +82,43 @@ fn a_slow_subscriber_is_cut_off_and_never_slows_the_publisher() {
     assert_eq!(fresh.cmd(&["PUBSUB", "NUMSUB", "firehose"]), arr(vec![bulk("firehose"), int(0)]));
     drop(slow);
 }
+
+#[test]
+fn keyspace_notifications_announce_writes_and_expiry_like_redis() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), ok());
+    assert_eq!(
+        admin.cmd(&["CONFIG", "GET", "notify-keyspace-events"]),
+        arr(vec![bulk("notify-keyspace-events"), bulk("AKE")])
+    );
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Q"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+    );
+    let mut sub = s.raw();
+    assert_eq!(
+        sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]),
+        arr(vec![bulk("psubscribe"), bulk("__keyevent@0__:*"), int(1)])
+    );
+    let mut w = s.raw();
+    let event = |name: &str, key: &str| {
+        arr(vec![bulk("pmessage"), bulk("__keyevent@0__:*"), bulk(&format!("__keyevent@0__:{name}")), bulk(key)])
+    };
+    assert_eq!(w.cmd(&["SET", "a", "1", "PX", "100000"]), ok());
+    assert_eq!(sub.read(), event("set", "a"));
+    assert_eq!(sub.read(), event("expire", "a"));
+    assert_eq!(w.cmd(&["RPUSH", "src", "x"]), int(1));
+    assert_eq!(sub.read(), event("rpush", "src"));
+    assert_eq!(w.cmd(&["LMOVE", "src", "dst", "LEFT", "RIGHT"]), bulk("x"));
+    assert_eq!(sub.read(), event("rpush", "dst"), "the push is announced first, as in Redis");
+    assert_eq!(sub.read(), event("lpop", "src"));
+    assert_eq!(sub.read(), event("del", "src"), "an emptied list is deleted");
+    assert_eq!(w.cmd(&["RENAME", "dst", "moved"]), ok());
+    assert_eq!(sub.read(), event("rename_from", "dst"));
+    assert_eq!(sub.read(), event("rename_to", "moved"));
+    assert_eq!(w.cmd(&["SET", "gone", "v", "PX", "1"]), ok());
+    assert_eq!(sub.read(), event("set", "gone"));
+    assert_eq!(sub.read(), event("expire", "gone"));
+    assert_eq!(sub.read(), event("expired", "gone"), "active expiry announces the key");
+}

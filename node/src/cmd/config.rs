@@ -15,7 +15,6 @@ pub fn passive_defaults() -> BTreeMap<&'static str, String> {
         ("save", "3600 1 300 100 60 10000"),
         ("appendonly", "no"),
         ("appendfsync", "everysec"),
-        ("notify-keyspace-events", ""),
         ("maxmemory-samples", "5"),
         ("lazyfree-lazy-user-flush", "no"),
         ("lazyfree-lazy-expire", "no"),
@@ -55,6 +54,7 @@ const ACTIVE: &[(&str, bool)] = &[
     ("client-query-buffer-limit", true),
     ("maxmemory", true),
     ("maxmemory-policy", true),
+    ("notify-keyspace-events", true),
     ("cluster-enabled", false),
     ("io-threads", false),
 ];
@@ -93,6 +93,7 @@ fn active_value(node: &Node, name: &str) -> String {
         "client-query-buffer-limit" => l.client_query_buffer_limit.load(Relaxed).to_string(),
         "maxmemory" => l.maxmemory.load(Relaxed).to_string(),
         "maxmemory-policy" => l.maxmemory_policy.read().expect("config lock").clone(),
+        "notify-keyspace-events" => crate::notify::to_string(node.notifier.flags()),
         "cluster-enabled" => "yes".into(),
         "io-threads" => node.config.shards.to_string(),
         _ => String::new(),
@@ -153,6 +154,11 @@ fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
             l.client_query_buffer_limit.store(v, Relaxed)
         }
         "maxmemory" => l.maxmemory.store(mem()?, Relaxed),
+        "notify-keyspace-events" => {
+            let f = crate::notify::parse(value)
+                .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+            node.notifier.set_flags(f);
+        }
         "maxmemory-policy" => {
             let v = value.to_ascii_lowercase();
             if !POLICIES.contains(&v.as_str()) {

@@ -43,6 +43,13 @@ pub struct Exec<'a, 'b> {
     pub no_block: bool,
     /// Set by a blocking command that registered a wait.
     pub block: Option<super::blocking::BlockReq>,
+    /// The command running, for keyspace notifications: its name and first key.
+    cmd: Option<(&'static super::table::CommandSpec, SmallBytes)>,
+    /// The last notification sent, so a write recorded in several steps announces once.
+    last_event: Option<(SmallBytes, &'static str)>,
+    /// A key emptied and deleted by the running command: its "del" event follows the
+    /// command's own event, as in Redis.
+    pending_del: Option<SmallBytes>,
 }
 
 impl<'a, 'b> Exec<'a, 'b> {
@@ -55,7 +62,65 @@ impl<'a, 'b> Exec<'a, 'b> {
         now: u64,
         settings: ExecSettings,
     ) -> Exec<'a, 'b> {
-        Exec { shards, route, db, proto, out, now, settings, failed: false, no_block: false, block: None }
+        Exec {
+            shards,
+            route,
+            db,
+            proto,
+            out,
+            now,
+            settings,
+            failed: false,
+            no_block: false,
+            block: None,
+            cmd: None,
+            last_event: None,
+            pending_del: None,
+        }
+    }
+
+    /// Notes the command about to run (only needed when notifications are on).
+    #[inline]
+    pub fn begin_command(&mut self, spec: &'static super::table::CommandSpec, req: &shoal_proto::Request) {
+        let on = self.shards.iter().any(|s| s.notifier.as_ref().is_some_and(|n| n.flags() != 0));
+        if on {
+            let first = spec.keys_of(req).next().map(|i| SmallBytes::new(req.arg(i))).unwrap_or(SmallBytes::EMPTY);
+            self.cmd = Some((spec, first));
+            self.last_event = None;
+        } else {
+            self.cmd = None;
+        }
+    }
+
+    /// Announces the running command's write to a key it recorded under another key (the
+    /// destination of RENAME, COPY, MOVE), in database `db`.
+    pub fn announce_key_in(&mut self, db: usize, key: &[u8]) {
+        if self.cmd.is_none() {
+            return;
+        }
+        let s = self.shard_idx(key);
+        let saved = std::mem::replace(&mut self.db, db);
+        self.last_event = None;
+        self.announce(s, key, "");
+        self.db = saved;
+    }
+
+    /// Announces a write to `key` whose change record starts with `record`.
+    fn announce(&mut self, s: usize, key: &[u8], record: &str) {
+        let Some((spec, first)) = &self.cmd else { return };
+        let Some((class, event)) = crate::notify::event_for(&spec.full_name, first.as_slice() == key, record) else {
+            return;
+        };
+        if self.last_event.as_ref().is_some_and(|(k, e)| k.as_slice() == key && *e == event) {
+            return;
+        }
+        self.last_event = Some((SmallBytes::new(key), event));
+        let db = self.db;
+        self.shards[s].notify(class, event, key, db);
+        if self.pending_del.as_ref().is_some_and(|k| k.as_slice() == key) {
+            self.pending_del = None;
+            self.shards[s].notify(crate::notify::GENERIC, "del", key, db);
+        }
     }
 
     /// Index into `shards` of the shard that owns `key`.
@@ -108,6 +173,7 @@ impl<'a, 'b> Exec<'a, 'b> {
             sh.stats.expired_keys += 1;
             sh.changes.emit(db, || argv!["DEL", key]);
             sh.touched(db, key);
+            sh.notify(crate::notify::EXPIRED, "expired", key, db);
             return None;
         }
         Some((s, id))
@@ -157,7 +223,19 @@ impl<'a, 'b> Exec<'a, 'b> {
     pub fn emit(&mut self, key: &[u8], argv: impl FnOnce() -> Vec<Bytes>) {
         let s = self.shard_idx(key);
         let db = self.db;
-        self.shards[s].changes.emit(db, argv);
+        if self.cmd.is_some() {
+            let v = argv();
+            let record = String::from_utf8_lossy(&v[0]).into_owned();
+            // A SET that also sets a TTL is announced as "set" then "expire", as Redis does.
+            let with_ttl = record == "SET" && v.iter().any(|a| a.eq_ignore_ascii_case(b"PXAT"));
+            self.shards[s].changes.emit(db, || v);
+            self.announce(s, key, &record);
+            if with_ttl {
+                self.shards[s].notify(crate::notify::GENERIC, "expire", key, db);
+            }
+        } else {
+            self.shards[s].changes.emit(db, argv);
+        }
         self.shards[s].touched(db, key);
     }
 
@@ -217,6 +295,9 @@ impl<'a, 'b> Exec<'a, 'b> {
     pub fn drop_if_empty(&mut self, key: &[u8], loc: Loc) -> bool {
         if self.value(loc).element_count() == 0 {
             self.delete(key);
+            if self.cmd.is_some() {
+                self.pending_del = Some(SmallBytes::new(key));
+            }
             return true;
         }
         false

@@ -156,6 +156,8 @@ fn rename_generic(ctx: &mut Exec<'_, '_>, req: &Request, nx: bool) {
     let d = ctx.shard_idx(dst);
     ctx.shards[d].dbs[ctx.db].insert(crate::shard::bytes::SmallBytes::new(dst), r.value, r.expire_at);
     ctx.emit(src, || argv![if nx { "RENAMENX" } else { "RENAME" }, src, dst]);
+    let db = ctx.db;
+    ctx.announce_key_in(db, dst);
     if nx {
         reply::integer(ctx.out, 1)
     } else {
@@ -218,6 +220,7 @@ pub fn copy(ctx: &mut Exec<'_, '_>, req: &Request) {
     ctx.shards[d].dbs[dst_db].insert(crate::shard::bytes::SmallBytes::new(dst), value, expire);
     let db_arg = dst_db.to_string();
     ctx.emit(src, || argv!["COPY", src, dst, "DB", db_arg, "REPLACE"]);
+    ctx.announce_key_in(dst_db, dst);
     ctx.shards[d].touched(dst_db, dst);
     reply::integer(ctx.out, 1);
 }
@@ -239,6 +242,7 @@ pub fn move_(ctx: &mut Exec<'_, '_>, req: &Request) {
     ctx.shards[s].dbs[dst_db].insert(r.key, r.value, r.expire_at);
     let db_arg = dst_db.to_string();
     ctx.emit(key, || argv!["MOVE", key, db_arg]);
+    ctx.announce_key_in(dst_db, key);
     ctx.shards[s].touched(dst_db, key);
     reply::integer(ctx.out, 1);
 }

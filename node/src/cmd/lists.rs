@@ -403,9 +403,20 @@ pub fn lmove_parsed(ctx: &mut Exec<'_, '_>, src: &[u8], dst: &[u8], from: End, t
     if ctx.write_typed(dst, Kind::List).is_err() {
         return false;
     }
-    let popped = pop_from(ctx, src, sloc, from, 1);
-    let e = popped.into_iter().next().expect("lists are never empty");
+    // Redis pushes before it pops (and announces in that order): take the element, push it,
+    // then record the pop and drop an emptied source.
+    let l = list_mut(ctx, sloc);
+    let e = match from {
+        End::Left => l.pop_front(),
+        End::Right => l.pop_back(),
+    }
+    .expect("lists are never empty");
     push(ctx, dst, std::iter::once(e.as_slice()), to, false);
+    // The source may have moved if it was the destination too: look it up again.
+    if let Some(loc) = ctx.lookup(src) {
+        ctx.drop_if_empty(src, loc);
+        ctx.emit(src, || argv![from.pop_name(), src, "1"]);
+    }
     reply::bulk(ctx.out, &e);
     true
 }

@@ -58,6 +58,8 @@ pub struct ShardState {
     pub blocked: blocked::Blocked,
     /// Keys clients WATCH.
     pub watches: watch::Watches,
+    /// Where keyspace notifications go (absent in unit tests).
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
     start: Instant,
 }
 
@@ -73,6 +75,7 @@ impl ShardState {
             active_expire: true,
             blocked: blocked::Blocked::default(),
             watches: watch::Watches::default(),
+            notifier: None,
             start: Instant::now(),
         }
     }
@@ -97,6 +100,16 @@ impl ShardState {
         if !self.watches.is_empty() {
             let exists = self.dbs[db].dict.find_no_step(key).is_some();
             self.watches.touched(db, key, exists);
+        }
+    }
+
+    /// Publishes a keyspace notification, if they are on for `class`.
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8], db: usize) {
+        if let Some(n) = &self.notifier {
+            if n.wants(class) {
+                n.notify(class, event, key, db);
+            }
         }
     }
 
@@ -147,6 +160,7 @@ impl ShardState {
                 self.stats.expired_keys += 1;
                 self.changes.emit(dbi, || argv!["DEL", key]);
                 self.touched(dbi, &key);
+                self.notify(crate::notify::EXPIRED, "expired", &key, dbi);
                 n += 1;
                 if n.is_multiple_of(64) && started.elapsed() > budget {
                     return true;
@@ -172,7 +186,13 @@ impl ShardState {
     }
 
     /// Runs one command against this shard alone, writing its reply to `out`.
-    pub fn execute(&mut self, route: &SlotRoute, job: &mut ExecJob<'_>, spec: &CommandSpec, req: &Request) -> bool {
+    pub fn execute(
+        &mut self,
+        route: &SlotRoute,
+        job: &mut ExecJob<'_>,
+        spec: &'static CommandSpec,
+        req: &Request,
+    ) -> bool {
         let Handler::Shard(f) = spec.handler else {
             reply::error(job.out, b"ERR command cannot run in a shard");
             return true;
@@ -198,8 +218,14 @@ pub fn serve_blocked(states: &mut [&mut ShardState], route: &SlotRoute, now: u64
 }
 
 /// Runs a handler, turning a panic (a bug, never client input) into an error reply.
-pub fn run_guarded(ex: &mut Exec<'_, '_>, f: crate::cmd::table::ShardFn, req: &Request, spec: &CommandSpec) -> bool {
+pub fn run_guarded(
+    ex: &mut Exec<'_, '_>,
+    f: crate::cmd::table::ShardFn,
+    req: &Request,
+    spec: &'static CommandSpec,
+) -> bool {
     let mark = ex.out.len();
+    ex.begin_command(spec, req);
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(ex, req))) {
         Ok(()) => ex.failed,
         Err(_) => {
