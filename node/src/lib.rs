@@ -12,6 +12,7 @@ pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod slots;
+pub mod tracking;
 pub mod util;
 
 /// The Redis version whose behaviour Shoal matches; clients gate features on it.

@@ -260,6 +260,10 @@ impl ClientRegistry {
         self.clients.lock().expect("clients lock").len()
     }
 
+    pub fn exists(&self, id: u64) -> bool {
+        self.clients.lock().expect("clients lock").contains_key(&id)
+    }
+
     pub fn all(&self) -> Vec<Arc<ClientHandle>> {
         let mut v: Vec<_> = self.clients.lock().expect("clients lock").values().cloned().collect();
         v.sort_by_key(|c| c.id);
@@ -298,6 +302,7 @@ pub struct Node {
     pub stat_peak_memory: AtomicU64,
     pub pubsub: Arc<crate::pubsub::PubSub>,
     pub notifier: Arc<crate::notify::Notifier>,
+    pub tracking: Arc<crate::tracking::Tracking>,
 }
 
 impl Node {
@@ -307,6 +312,7 @@ impl Node {
         route: Arc<SlotRoute>,
         node_id: String,
         notifier: Arc<crate::notify::Notifier>,
+        tracking: Arc<crate::tracking::Tracking>,
     ) -> Node {
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
@@ -338,6 +344,7 @@ impl Node {
             lease_order: Mutex::new(()),
             stat_peak_memory: AtomicU64::new(0),
             pubsub: notifier.pubsub(),
+            tracking,
             notifier,
             config,
         }
@@ -354,6 +361,7 @@ impl Node {
             databases: self.config.databases,
             lfu: self.live.lfu.load(Relaxed),
             enc: self.live.encodings(),
+            client: 0,
         }
     }
 

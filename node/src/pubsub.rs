@@ -45,7 +45,7 @@ impl Outbox {
         (Arc::new(o), rx)
     }
 
-    fn proto(&self) -> Protocol {
+    pub fn proto(&self) -> Protocol {
         if self.client.resp.load(Relaxed) == 3 {
             Protocol::Resp3
         } else {
@@ -54,7 +54,7 @@ impl Outbox {
     }
 
     /// Queues a message, or disconnects the subscriber when it is over its limit.
-    fn push(&self, msg: &Bytes) {
+    pub fn push(&self, msg: &Bytes) {
         if self.client.killed.load(Relaxed) {
             return;
         }
@@ -122,6 +122,8 @@ impl Registry {
 #[derive(Default)]
 pub struct PubSub {
     reg: RwLock<Registry>,
+    /// Every client's outbox by client id, for CLIENT TRACKING's REDIRECT.
+    outboxes: RwLock<HashMap<u64, std::sync::Weak<Outbox>>>,
 }
 
 /// A message encoded for both protocols, built on first use.
@@ -151,6 +153,17 @@ impl Encoded {
 }
 
 impl PubSub {
+    /// Makes a client's outbox findable by id.
+    pub fn register_outbox(&self, outbox: &Arc<Outbox>) {
+        let mut m = self.outboxes.write().expect("outbox lock");
+        m.retain(|_, w| w.strong_count() > 0);
+        m.insert(outbox.client.id, Arc::downgrade(outbox));
+    }
+
+    pub fn outbox_of(&self, client: u64) -> Option<Arc<Outbox>> {
+        self.outboxes.read().expect("outbox lock").get(&client).and_then(|w| w.upgrade())
+    }
+
     pub fn subscribe(&self, space: Space, name: &[u8], outbox: &Arc<Outbox>) {
         let mut reg = self.reg.write().expect("pubsub lock");
         reg.space(space).entry(name.to_vec()).or_default().insert(outbox.client.id, outbox.clone());

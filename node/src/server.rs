@@ -50,10 +50,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let route = Arc::new(SlotRoute::even(config.shards));
     let mut shard_refs = Vec::new();
     let mut shard_handles = Vec::new();
-    let notifier = Arc::new(crate::notify::Notifier::new(Arc::new(crate::pubsub::PubSub::default())));
+    let pubsub = Arc::new(crate::pubsub::PubSub::default());
+    let notifier = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
+    let tracking = Arc::new(crate::tracking::Tracking::new(pubsub));
     for i in 0..config.shards {
         let mut state = Box::new(ShardState::new(i, config.databases, table().stat_slots()));
         state.notifier = Some(notifier.clone());
+        state.tracking = Some(tracking.clone());
         let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { state, route: route.clone() })
             .await
             .map_err(|e| ServerError::Shard { shard: i, message: e.to_string() })?;
@@ -63,7 +66,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let id = node_id(&config.data_dir);
     let metrics_addr = (config.metrics_port != 0).then(|| format!("{}:{}", config.metrics_bind, config.metrics_port));
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
-    let node = Arc::new(Node::new(config, shard_refs, route, id, notifier));
+    let node = Arc::new(Node::new(config, shard_refs, route, id, notifier, tracking));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     if let Some(addr) = metrics_addr {
         let l = tokio::net::TcpListener::bind(&addr)

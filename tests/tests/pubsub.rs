@@ -122,3 +122,49 @@ fn keyspace_notifications_announce_writes_and_expiry_like_redis() {
     assert_eq!(sub.read(), event("expire", "gone"));
     assert_eq!(sub.read(), event("expired", "gone"), "active expiry announces the key");
 }
+
+#[test]
+fn client_tracking_invalidates_cached_keys() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut a = s.raw();
+    assert!(matches!(a.cmd(&["HELLO", "3"]), Frame::Map(_)));
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "ON"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), Frame::Null);
+    assert_eq!(a.cmd(&["MGET", "x", "y"]), arr(vec![Frame::Null, Frame::Null]));
+    let mut w = s.raw();
+    assert_eq!(w.cmd(&["SET", "k", "1"]), ok());
+    assert_eq!(a.read(), push(vec![bulk("invalidate"), arr(vec![bulk("k")])]));
+    assert_eq!(w.cmd(&["SET", "y", "1"]), ok());
+    assert_eq!(a.read(), push(vec![bulk("invalidate"), arr(vec![bulk("y")])]));
+    // One invalidation per read: a second write is not announced until the key is read again.
+    assert_eq!(w.cmd(&["SET", "k", "2"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("2"), "no stale push arrives before this reply");
+    assert_eq!(w.cmd(&["DEL", "k"]), int(1));
+    assert_eq!(a.read(), push(vec![bulk("invalidate"), arr(vec![bulk("k")])]));
+    // FLUSHALL invalidates everything with a null key list.
+    assert_eq!(w.cmd(&["FLUSHALL"]), ok());
+    assert_eq!(a.read(), push(vec![bulk("invalidate"), Frame::Null]));
+    assert_eq!(a.cmd(&["CLIENT", "TRACKING", "OFF"]), ok());
+
+    // BCAST with a prefix, delivered to a RESP2 client subscribed for a redirect.
+    let mut r = s.raw();
+    let Frame::Integer(rid) = r.cmd(&["CLIENT", "ID"]) else { panic!("CLIENT ID") };
+    assert_eq!(
+        r.cmd(&["SUBSCRIBE", "__redis__:invalidate"]),
+        arr(vec![bulk("subscribe"), bulk("__redis__:invalidate"), int(1)])
+    );
+    let mut b = s.raw();
+    assert_eq!(b.cmd(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:", "REDIRECT", &rid.to_string()]), ok());
+    assert_eq!(b.cmd(&["CLIENT", "GETREDIR"]), int(rid));
+    assert_eq!(w.cmd(&["SET", "user:1", "x"]), ok());
+    assert_eq!(w.cmd(&["SET", "other", "x"]), ok());
+    assert_eq!(
+        r.read(),
+        arr(vec![bulk("message"), bulk("__redis__:invalidate"), arr(vec![bulk("user:1")])]),
+        "only keys under the prefix are announced"
+    );
+    assert_eq!(
+        b.cmd(&["CLIENT", "TRACKING", "ON", "PREFIX", "x"]),
+        err("ERR PREFIX option requires BCAST mode to be enabled")
+    );
+}

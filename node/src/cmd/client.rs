@@ -273,3 +273,174 @@ pub fn flag(ctx: &mut GwCtx<'_>, req: &Request, which: fn(&ClientHandle) -> &Ato
     which(&ctx.session.handle).store(on, Relaxed);
     reply::ok(ctx.out);
 }
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN] [OPTOUT] [NOLOOP].
+pub fn tracking(ctx: &mut GwCtx<'_>, req: &Request) {
+    use crate::gateway::session::TrackingMode;
+    let mut m = TrackingMode::default();
+    let mut redirect_given = false;
+    let mut j = 3;
+    while j < req.len() {
+        let more = req.len() - 1 - j;
+        let a = req.arg(j);
+        if is(a, "REDIRECT") && more > 0 {
+            j += 1;
+            if redirect_given {
+                return ctx.err("ERR A client can only redirect to a single other client");
+            }
+            let Some(id) = super::args::int(req.arg(j)) else { return ctx.err(super::exec::NOT_INTEGER) };
+            if id <= 0 || !ctx.node.clients.exists(id as u64) {
+                return ctx.err("ERR The client ID you want redirect to does not exist");
+            }
+            m.redirect = id as u64;
+            redirect_given = true;
+        } else if is(a, "BCAST") {
+            m.bcast = true;
+        } else if is(a, "OPTIN") {
+            m.optin = true;
+        } else if is(a, "OPTOUT") {
+            m.optout = true;
+        } else if is(a, "NOLOOP") {
+            m.noloop = true;
+        } else if is(a, "PREFIX") && more > 0 {
+            j += 1;
+            m.prefixes.push(req.arg(j).to_vec());
+        } else {
+            return ctx.syntax();
+        }
+        j += 1;
+    }
+    let id = ctx.session.handle.id;
+    if is(req.arg(2), "OFF") {
+        if ctx.session.tracking.take().is_some() {
+            ctx.node.tracking.disable(id);
+        }
+        return reply::ok(ctx.out);
+    }
+    if !is(req.arg(2), "ON") {
+        return ctx.syntax();
+    }
+    if !m.bcast && !m.prefixes.is_empty() {
+        return ctx.err("ERR PREFIX option requires BCAST mode to be enabled");
+    }
+    if let Some(old) = &ctx.session.tracking {
+        if old.bcast != m.bcast {
+            return ctx.err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+    }
+    if m.bcast && (m.optin || m.optout) {
+        return ctx.err("ERR OPTIN and OPTOUT are not compatible with BCAST");
+    }
+    if m.optin && m.optout {
+        return ctx.err("ERR You can't use both OPTIN and OPTOUT");
+    }
+    if let Some(old) = &ctx.session.tracking {
+        if (m.optin && old.optout) || (m.optout && old.optin) {
+            return ctx.err("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
+        }
+    }
+    if m.bcast {
+        // Prefixes accumulate while tracking stays on; none means every key.
+        if let Some(old) = &ctx.session.tracking {
+            for p in &old.prefixes {
+                if !m.prefixes.contains(p) {
+                    m.prefixes.push(p.clone());
+                }
+            }
+        }
+        for (i, a) in m.prefixes.iter().enumerate() {
+            for b in &m.prefixes[i + 1..] {
+                if a != b && (a.starts_with(b) || b.starts_with(a)) {
+                    let (x, y) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                    return ctx.err(&format!(
+                        "ERR Prefix '{x}' overlaps with an existing prefix '{y}'. Prefixes for a single client must not overlap."
+                    ));
+                }
+            }
+        }
+    }
+    let target = if m.redirect != 0 {
+        crate::tracking::Target::Redirect(m.redirect)
+    } else {
+        crate::tracking::Target::Own(super::pubsub::ensure_outbox(ctx))
+    };
+    let bcast = if m.bcast && m.prefixes.is_empty() { vec![Vec::new()] } else { m.prefixes.clone() };
+    ctx.node.tracking.enable(crate::tracking::Tracker {
+        client: id,
+        target,
+        bcast,
+        bcast_on: m.bcast,
+        noloop: m.noloop,
+    });
+    ctx.session.tracking = Some(m);
+    reply::ok(ctx.out);
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's reads are tracked (OPTIN/OPTOUT).
+pub fn caching(ctx: &mut GwCtx<'_>, req: &Request) {
+    let Some(t) = ctx.session.tracking.as_mut() else {
+        return ctx.err(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        );
+    };
+    let a = req.arg(2);
+    if is(a, "YES") {
+        if !t.optin {
+            return ctx.err("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+        }
+        t.caching = Some(true);
+    } else if is(a, "NO") {
+        if !t.optout {
+            return ctx.err("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+        }
+        t.caching = Some(false);
+    } else {
+        return ctx.syntax();
+    }
+    reply::ok(ctx.out);
+}
+
+pub fn getredir(ctx: &mut GwCtx<'_>) {
+    let r = ctx.session.tracking.as_ref().map_or(-1, |t| t.redirect as i64);
+    reply::integer(ctx.out, r);
+}
+
+pub fn trackinginfo(ctx: &mut GwCtx<'_>) {
+    let proto = ctx.proto();
+    let t = ctx.session.tracking.clone();
+    let mut flags: Vec<&str> = vec![if t.is_some() { "on" } else { "off" }];
+    if let Some(t) = &t {
+        if t.bcast {
+            flags.push("bcast");
+        }
+        if t.optin {
+            flags.push("optin");
+            if t.caching == Some(true) {
+                flags.push("caching-yes");
+            }
+        }
+        if t.optout {
+            flags.push("optout");
+            if t.caching == Some(false) {
+                flags.push("caching-no");
+            }
+        }
+        if t.noloop {
+            flags.push("noloop");
+        }
+    }
+    reply::map_len(ctx.out, proto, 3);
+    reply::bulk(ctx.out, b"flags");
+    reply::set_len(ctx.out, proto, flags.len());
+    for f in flags {
+        reply::bulk(ctx.out, f.as_bytes());
+    }
+    reply::bulk(ctx.out, b"redirect");
+    reply::integer(ctx.out, t.as_ref().map_or(-1, |t| t.redirect as i64));
+    reply::bulk(ctx.out, b"prefixes");
+    let prefixes = t.map(|t| t.prefixes).unwrap_or_default();
+    reply::array_len(ctx.out, prefixes.len());
+    for p in prefixes {
+        reply::bulk(ctx.out, &p);
+    }
+}

@@ -19,6 +19,8 @@ pub struct ExecSettings {
     pub databases: usize,
     pub lfu: bool,
     pub enc: crate::shard::types::Encodings,
+    /// The client the commands come from (0: none).
+    pub client: u64,
 }
 
 /// The error of a helper that has already sent its error reply to the client.

@@ -135,7 +135,8 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
         return reply::null_array(ctx.out, ctx.session.proto);
     }
     reply::array_len(ctx.out, queued.len());
-    let settings = ctx.node.exec_settings();
+    let mut settings = ctx.node.exec_settings();
+    settings.client = ctx.session.handle.id;
     for (spec, req) in queued {
         let started = Instant::now();
         let failed = match spec.handler {

@@ -54,9 +54,7 @@ fn confirm(ctx: &mut GwCtx<'_>, kind: &[u8], name: Option<&[u8]>, count: usize) 
 }
 
 pub fn subscribe(ctx: &mut GwCtx<'_>, req: &Request, space: Space) {
-    if ctx.session.pubsub.is_none() {
-        ctx.session.pubsub = Some(Outbox::new(ctx.session.handle.clone()));
-    }
+    ensure_outbox(ctx);
     let outbox = ctx.session.pubsub.as_ref().expect("created above").0.clone();
     for name in req.args().skip(1) {
         if ctx.session.subs.set(space).insert(name.to_vec()) {
@@ -65,6 +63,16 @@ pub fn subscribe(ctx: &mut GwCtx<'_>, req: &Request, space: Space) {
         let count = ctx.session.subs.count(space);
         confirm(ctx, kind_names(space).0, Some(name), count);
     }
+}
+
+/// The client's outbox for messages and pushes, created on first use.
+pub fn ensure_outbox(ctx: &mut GwCtx<'_>) -> std::sync::Arc<Outbox> {
+    if ctx.session.pubsub.is_none() {
+        let (outbox, rx) = Outbox::new(ctx.session.handle.clone());
+        ctx.node.pubsub.register_outbox(&outbox);
+        ctx.session.pubsub = Some((outbox, rx));
+    }
+    ctx.session.pubsub.as_ref().expect("created above").0.clone()
 }
 
 pub fn unsubscribe(ctx: &mut GwCtx<'_>, req: &Request, space: Space) {

@@ -59,6 +59,9 @@ pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
             }
         }
     }
+    if ctx.node.tracking.is_active() {
+        ctx.node.tracking.invalidate_all();
+    }
     if asynchronous {
         tokio::spawn(drop_off_thread(taken));
     } else {

@@ -128,6 +128,9 @@ where
     conn.run().await;
     crate::cmd::multi::forget_watches(&node, &mut conn.session.watched, &conn.session.watch_flag);
     crate::cmd::pubsub::forget_all(&node, &mut conn.session.subs, id);
+    if conn.session.tracking.is_some() {
+        node.tracking.disable(id);
+    }
     conn.session.handle.release_socket();
     node.clients.unregister(id);
     debug!(client = id, %addr, "client disconnected");
@@ -288,6 +291,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.seq.push(Src::Local(start..self.local.len(), suppress));
     }
 
+    /// CLIENT TRACKING: remembers the keys a read-only command reads (as its caching options
+    /// allow), so their next change is announced to this client.
+    fn track_read(&mut self, spec: &CommandSpec, req: &Request) {
+        let Some(t) = self.session.tracking.as_mut() else { return };
+        let caching = t.caching.take();
+        if !spec.has(flags::READONLY) || t.bcast {
+            return;
+        }
+        let wanted = match (t.optin, t.optout) {
+            (true, _) => caching == Some(true),
+            (_, true) => caching != Some(false),
+            _ => true,
+        };
+        if wanted {
+            let keys = spec.keys_of(req).map(|i| req.arg(i).to_vec());
+            self.node.tracking.remember(self.session.handle.id, keys);
+        }
+    }
+
     /// A reply decided before dispatch (QUEUED), kept in order with the others.
     fn local_reply(&mut self, bytes: &[u8]) {
         let suppress = self.suppress_next();
@@ -346,6 +368,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.session.multi.as_mut().expect("in MULTI").push((spec, req));
             self.local_reply(b"+QUEUED\r\n");
             return Step::Done(None);
+        }
+        if self.session.tracking.is_some() {
+            self.track_read(spec, &req);
         }
         if !matches!(spec.handler, Handler::Shard(_)) || spec.has(flags::BLOCKING) || self.paused_for(spec) {
             return Step::Later(spec, req, None);
@@ -444,6 +469,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 b.db = self.session.db;
                 b.proto = self.session.proto;
                 b.settings = self.node.exec_settings();
+                b.settings.client = self.session.handle.id;
                 slot.insert(b)
             }
         };
@@ -527,7 +553,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let mut leases = self.node.lease(&self.locked_shards).await;
         let mut states: Vec<&mut crate::shard::ShardState> = leases.iter_mut().map(|l| l.state()).collect();
-        let settings = self.node.exec_settings();
+        let mut settings = self.node.exec_settings();
+        settings.client = self.session.handle.id;
         let now = now_ms();
         let mut t = Instant::now();
         for item in self.locked.drain(..) {

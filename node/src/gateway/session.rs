@@ -42,6 +42,21 @@ pub struct Session {
     /// The outbox Pub/Sub messages arrive in, once the client has subscribed to something.
     pub pubsub: Option<(Arc<Outbox>, mpsc::UnboundedReceiver<Bytes>)>,
     pub subs: Subscriptions,
+    /// CLIENT TRACKING settings while tracking is on.
+    pub tracking: Option<TrackingMode>,
+}
+
+/// A client's CLIENT TRACKING options.
+#[derive(Clone, Debug, Default)]
+pub struct TrackingMode {
+    pub redirect: u64,
+    pub bcast: bool,
+    pub prefixes: Vec<Vec<u8>>,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+    /// CLIENT CACHING's answer for the next command.
+    pub caching: Option<bool>,
 }
 
 impl Session {
@@ -62,6 +77,7 @@ impl Session {
             watched: Vec::new(),
             pubsub: None,
             subs: Subscriptions::default(),
+            tracking: None,
         }
     }
 

@@ -60,6 +60,10 @@ pub struct ShardState {
     pub watches: watch::Watches,
     /// Where keyspace notifications go (absent in unit tests).
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Clients caching keys (CLIENT TRACKING), told when keys change.
+    pub tracking: Option<Arc<crate::tracking::Tracking>>,
+    /// The client whose command is running, for tracking's NOLOOP (0: none).
+    pub writer: u64,
     start: Instant,
 }
 
@@ -76,6 +80,8 @@ impl ShardState {
             blocked: blocked::Blocked::default(),
             watches: watch::Watches::default(),
             notifier: None,
+            tracking: None,
+            writer: 0,
             start: Instant::now(),
         }
     }
@@ -97,6 +103,11 @@ impl ShardState {
     #[inline]
     pub fn touched(&mut self, db: usize, key: &[u8]) {
         self.blocked.touched(db, key);
+        if let Some(t) = &self.tracking {
+            if t.is_active() {
+                t.invalidate(key, self.writer);
+            }
+        }
         if !self.watches.is_empty() {
             let exists = self.dbs[db].dict.find_no_step(key).is_some();
             self.watches.touched(db, key, exists);
@@ -153,6 +164,7 @@ impl ShardState {
     /// Removes keys whose time has come, within `budget`; true if some remain due.
     pub fn expire_due(&mut self, now: u64, budget: Duration) -> bool {
         let started = Instant::now();
+        self.writer = 0;
         let mut n = 0u32;
         for dbi in 0..self.dbs.len() {
             while let Some(key) = self.dbs[dbi].next_due(now) {
@@ -226,6 +238,10 @@ pub fn run_guarded(
 ) -> bool {
     let mark = ex.out.len();
     ex.begin_command(spec, req);
+    let client = ex.settings.client;
+    for s in ex.shards.iter_mut() {
+        s.writer = client;
+    }
     match std::panic::catch_unwind(AssertUnwindSafe(|| f(ex, req))) {
         Ok(()) => ex.failed,
         Err(_) => {
@@ -392,7 +408,7 @@ mod tests {
     use crate::cmd::table::table;
 
     fn settings() -> ExecSettings {
-        ExecSettings { proto_max_bulk_len: 512 << 20, databases: 16, lfu: false, enc: Default::default() }
+        ExecSettings { proto_max_bulk_len: 512 << 20, databases: 16, lfu: false, enc: Default::default(), client: 0 }
     }
 
     /// Runs one command on a lone shard at time `now`, returning the reply bytes.
