@@ -13,11 +13,22 @@ pub struct Db {
     expire_sum: u128,
     /// The shard's access clock, stamped on keys as they are created.
     pub clock: u32,
+    /// Hashes with fields that have a TTL, swept by the shard's tick.
+    pub hash_ttl_keys: BTreeSet<SmallBytes>,
+    /// Where the last sweep of `hash_ttl_keys` stopped.
+    pub hash_ttl_cursor: Option<SmallBytes>,
 }
 
 impl Db {
     pub fn new(seed: u64) -> Db {
-        Db { dict: Dict::new(seed), expires: BTreeSet::new(), expire_sum: 0, clock: 0 }
+        Db {
+            dict: Dict::new(seed),
+            expires: BTreeSet::new(),
+            expire_sum: 0,
+            clock: 0,
+            hash_ttl_keys: BTreeSet::new(),
+            hash_ttl_cursor: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -118,6 +129,7 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        self.hash_ttl_keys.clear();
         self.dict.clear();
         self.expires.clear();
         self.expire_sum = 0;
@@ -128,7 +140,8 @@ impl Db {
         let seed_dict = self.dict.take();
         let expires = std::mem::take(&mut self.expires);
         let sum = std::mem::take(&mut self.expire_sum);
-        Db { dict: seed_dict, expires, expire_sum: sum, clock: self.clock }
+        let hash_ttl_keys = std::mem::take(&mut self.hash_ttl_keys);
+        Db { dict: seed_dict, expires, expire_sum: sum, clock: self.clock, hash_ttl_keys, hash_ttl_cursor: None }
     }
 
     /// Approximate structural overhead in bytes (table, slab and expiry index).

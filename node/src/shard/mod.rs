@@ -182,6 +182,58 @@ impl ShardState {
         false
     }
 
+    /// Removes hash fields whose TTL has passed, visiting a bounded number of hashes per call
+    /// (round-robin through the hashes that have TTLs).
+    pub fn expire_hash_fields(&mut self, now: u64) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        for dbi in 0..self.dbs.len() {
+            if self.dbs[dbi].hash_ttl_keys.is_empty() {
+                continue;
+            }
+            let d = &self.dbs[dbi];
+            let from = d.hash_ttl_cursor.clone();
+            let mut keys: Vec<bytes::SmallBytes> = match &from {
+                Some(c) => d.hash_ttl_keys.range((Excluded(c.clone()), Unbounded)).take(64).cloned().collect(),
+                None => d.hash_ttl_keys.iter().take(64).cloned().collect(),
+            };
+            if keys.is_empty() {
+                keys = d.hash_ttl_keys.iter().take(64).cloned().collect();
+            }
+            self.dbs[dbi].hash_ttl_cursor = keys.last().cloned();
+            for key in keys {
+                let d = &mut self.dbs[dbi];
+                let Some(id) = d.dict.find_no_step(&key) else {
+                    d.hash_ttl_keys.remove(&key);
+                    continue;
+                };
+                let value::Value::Hash(h) = &mut d.dict.entry_mut(id).value else {
+                    d.hash_ttl_keys.remove(&key);
+                    continue;
+                };
+                let gone = h.purge_expired(now);
+                let (empty, still) = (h.is_empty(), h.has_ttls());
+                if !still {
+                    d.hash_ttl_keys.remove(&key);
+                }
+                if gone.is_empty() {
+                    continue;
+                }
+                if empty {
+                    d.remove(&key);
+                }
+                self.changes.emit(dbi, || {
+                    let mut v = argv!["HDEL", key];
+                    v.extend(gone.iter().map(|f| ::bytes::Bytes::copy_from_slice(f)));
+                    v
+                });
+                self.touched(dbi, &key);
+                if empty {
+                    self.notify(crate::notify::GENERIC, "del", &key, dbi);
+                }
+            }
+        }
+    }
+
     /// Moves rehashes forward and shrinks sparse tables; true if a rehash is unfinished.
     fn maintain_tables(&mut self, budget: Duration) -> bool {
         let started = Instant::now();
@@ -376,6 +428,9 @@ impl Actor for ShardActor {
                 let state = cell.state.as_mut().expect("state present outside leases");
                 state.update_clock();
                 let more_expiry = state.active_expire && state.expire_due(now_ms(), TICK_BUDGET);
+                if state.active_expire {
+                    state.expire_hash_fields(now_ms());
+                }
                 let more_rehash = state.maintain_tables(TICK_BUDGET);
                 if more_expiry || more_rehash {
                     // Continue after whatever is queued, so commands are never starved.

@@ -2,6 +2,11 @@
 //! in a chained table once it grows past `hash-max-listpack-entries` fields or a field or
 //! value longer than `hash-max-listpack-value` (Redis's `hashtable`). Like Redis, a hash
 //! never goes back to the small form.
+//!
+//! Fields may expire (Redis 7.4's HEXPIRE): a field given a TTL moves the hash to the table
+//! form, which keeps each field's expiry time and a count of fields that have one, so hashes
+//! without TTLs pay nothing. Expired fields are removed when the hash is next used, and by
+//! the shard's tick.
 
 use super::pack::Pack;
 use super::Encodings;
@@ -12,6 +17,33 @@ pub struct Field {
     next: u32,
     pub field: SmallBytes,
     pub value: SmallBytes,
+    /// Absolute expiry in Unix ms, 0 for none.
+    pub expire_at: u64,
+}
+
+/// The table form: the fields, and how many of them have a TTL.
+pub struct FieldTable {
+    dict: Dict<Field>,
+    ttls: usize,
+}
+
+impl std::ops::Deref for FieldTable {
+    type Target = Dict<Field>;
+    fn deref(&self) -> &Dict<Field> {
+        &self.dict
+    }
+}
+
+impl std::ops::DerefMut for FieldTable {
+    fn deref_mut(&mut self) -> &mut Dict<Field> {
+        &mut self.dict
+    }
+}
+
+impl FieldTable {
+    fn new() -> FieldTable {
+        FieldTable { dict: Dict::new(rand::random()), ttls: 0 }
+    }
 }
 
 impl Slot for Field {
@@ -28,14 +60,14 @@ impl Slot for Field {
         self.next = next;
     }
     fn vacant(next: u32) -> Field {
-        Field { next, field: SmallBytes::EMPTY, value: SmallBytes::EMPTY }
+        Field { next, field: SmallBytes::EMPTY, value: SmallBytes::EMPTY, expire_at: 0 }
     }
 }
 
 pub enum Hash {
     /// Field, value, field, value, ...
     Pack(Pack),
-    Table(Box<Dict<Field>>),
+    Table(Box<FieldTable>),
 }
 
 impl Clone for Hash {
@@ -43,10 +75,11 @@ impl Clone for Hash {
         match self {
             Hash::Pack(p) => Hash::Pack(p.clone()),
             Hash::Table(t) => {
-                let mut d = Dict::new(rand::random());
+                let mut d = FieldTable::new();
                 for f in t.iter() {
-                    d.insert(Field { next: 0, field: f.field.clone(), value: f.value.clone() });
+                    d.insert(Field { next: 0, field: f.field.clone(), value: f.value.clone(), expire_at: f.expire_at });
                 }
+                d.ttls = t.ttls;
                 Hash::Table(Box::new(d))
             }
         }
@@ -125,11 +158,16 @@ impl Hash {
         let Hash::Table(t) = self else { unreachable!("converted above") };
         match t.find(field) {
             Some(id) => {
-                t.entry_mut(id).value = SmallBytes::new(value);
+                let e = t.entry_mut(id);
+                e.value = SmallBytes::new(value);
+                // Setting a field's value clears its TTL, as in Redis 7.4.
+                if std::mem::take(&mut e.expire_at) != 0 {
+                    t.ttls -= 1;
+                }
                 false
             }
             None => {
-                t.insert(Field { next: 0, field: SmallBytes::new(field), value: SmallBytes::new(value) });
+                t.insert(Field { next: 0, field: SmallBytes::new(field), value: SmallBytes::new(value), expire_at: 0 });
                 true
             }
         }
@@ -145,16 +183,24 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(t) => t.remove(field).is_some(),
+            Hash::Table(t) => match t.remove(field) {
+                Some(f) => {
+                    if f.expire_at != 0 {
+                        t.ttls -= 1;
+                    }
+                    true
+                }
+                None => false,
+            },
         }
     }
 
     fn convert(&mut self) {
         let Hash::Pack(p) = self else { return };
-        let mut d = Dict::new(rand::random());
+        let mut d = FieldTable::new();
         let mut it = p.iter();
         while let (Some(f), Some(v)) = (it.next(), it.next()) {
-            d.insert(Field { next: 0, field: SmallBytes::new(f), value: SmallBytes::new(v) });
+            d.insert(Field { next: 0, field: SmallBytes::new(f), value: SmallBytes::new(v), expire_at: 0 });
         }
         drop(it);
         *self = Hash::Table(Box::new(d));
@@ -202,12 +248,61 @@ impl Hash {
         }
     }
 
+    /// Whether some field has a TTL.
+    pub fn has_ttls(&self) -> bool {
+        matches!(self, Hash::Table(t) if t.ttls > 0)
+    }
+
+    /// A field's expiry: None when the field is missing, Some(0) when it has no TTL.
+    pub fn field_expire(&self, field: &[u8]) -> Option<u64> {
+        match self {
+            Hash::Pack(p) => Self::pack_find(p, field).map(|_| 0),
+            Hash::Table(t) => t.find_no_step(field).map(|id| t.entry(id).expire_at),
+        }
+    }
+
+    /// Sets (or with 0, clears) the TTL of an existing field; false when it is missing.
+    pub fn set_field_expire(&mut self, field: &[u8], at: u64) -> bool {
+        if self.get(field).is_none() {
+            return false;
+        }
+        if at == 0 && !self.has_ttls() {
+            return true;
+        }
+        self.convert();
+        let Hash::Table(t) = self else { unreachable!("converted above") };
+        let id = t.find(field).expect("present");
+        let e = t.entry_mut(id);
+        let had = std::mem::replace(&mut e.expire_at, at) != 0;
+        match (had, at != 0) {
+            (false, true) => t.ttls += 1,
+            (true, false) => t.ttls -= 1,
+            _ => {}
+        }
+        true
+    }
+
+    /// Removes the fields whose time has come; their names.
+    pub fn purge_expired(&mut self, now: u64) -> Vec<Vec<u8>> {
+        let Hash::Table(t) = self else { return Vec::new() };
+        if t.ttls == 0 {
+            return Vec::new();
+        }
+        let due: Vec<Vec<u8>> =
+            t.iter().filter(|f| f.expire_at != 0 && f.expire_at <= now).map(|f| f.field.to_vec()).collect();
+        for f in &due {
+            t.remove(f);
+            t.ttls -= 1;
+        }
+        due
+    }
+
     /// Heap bytes, for memory accounting.
     pub fn heap_size(&self) -> usize {
         match self {
             Hash::Pack(p) => p.byte_size(),
             Hash::Table(t) => {
-                let mut n = t.overhead_bytes() + std::mem::size_of::<Dict<Field>>();
+                let mut n = t.overhead_bytes() + std::mem::size_of::<FieldTable>();
                 t.iter().for_each(|e| n += e.field.heap_size() + e.value.heap_size());
                 n
             }
