@@ -50,6 +50,9 @@ pub fn cmp(a: (f64, &[u8]), b: (f64, &[u8])) -> Ordering {
 #[derive(Clone, Default)]
 pub struct OrderIndex {
     blocks: Vec<Vec<(f64, SmallBytes)>>,
+    /// Each block's last entry, side by side: finding a block binary-searches this one array
+    /// instead of touching every probed block's own allocation (a cache miss each).
+    lasts: Vec<(f64, SmallBytes)>,
     /// Fenwick tree over block lengths (1-based).
     fenwick: Vec<usize>,
     len: usize,
@@ -103,12 +106,19 @@ impl OrderIndex {
         (pos, rem)
     }
 
+    /// Refreshes the cached last entry of block `b`.
+    fn refresh_last(&mut self, b: usize) {
+        self.lasts[b] = self.blocks[b].last().expect("blocks are never empty").clone();
+    }
+
+    /// The block that holds (or would hold) `key`.
+    fn block_for(&self, key: (f64, &[u8])) -> usize {
+        self.lasts.partition_point(|(s, m)| cmp((*s, m), key) == Ordering::Less)
+    }
+
     /// Rank of the first entry for which `less` is false (entries are partitioned by it).
     pub fn partition_point(&self, less: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let b = self.blocks.partition_point(|blk| {
-            let (s, m) = blk.last().expect("blocks are never empty");
-            less(*s, m)
-        });
+        let b = self.lasts.partition_point(|(s, m)| less(*s, m));
         if b == self.blocks.len() {
             return self.len;
         }
@@ -123,46 +133,53 @@ impl OrderIndex {
 
     fn insert(&mut self, score: f64, member: SmallBytes) {
         if self.blocks.is_empty() {
+            self.lasts.push((score, member.clone()));
             self.blocks.push(vec![(score, member)]);
             self.len = 1;
             self.rebuild();
             return;
         }
         let key = (score, member.as_slice());
-        let mut b = self.blocks.partition_point(|blk| {
-            let (s, m) = blk.last().expect("non-empty");
-            cmp((*s, m), key) == Ordering::Less
-        });
+        let mut b = self.block_for(key);
         if b == self.blocks.len() {
             b -= 1;
         }
         let blk = &mut self.blocks[b];
         let pos = blk.partition_point(|(s, m)| cmp((*s, m), key) == Ordering::Less);
+        let at_end = pos == blk.len();
         blk.insert(pos, (score, member));
         self.len += 1;
         if blk.len() > BLOCK {
             let tail = blk.split_off(BLOCK / 2);
             self.blocks.insert(b + 1, tail);
+            self.lasts.insert(b + 1, (0.0, SmallBytes::EMPTY));
+            self.refresh_last(b);
+            self.refresh_last(b + 1);
             self.rebuild();
         } else {
+            if at_end {
+                self.refresh_last(b);
+            }
             self.add(b, 1);
         }
     }
 
     fn remove(&mut self, score: f64, member: &[u8]) -> bool {
         let key = (score, member);
-        let b = self.blocks.partition_point(|blk| {
-            let (s, m) = blk.last().expect("non-empty");
-            cmp((*s, m), key) == Ordering::Less
-        });
+        let b = self.block_for(key);
         let Some(blk) = self.blocks.get_mut(b) else { return false };
         let Ok(pos) = blk.binary_search_by(|(s, m)| cmp((*s, m), key)) else { return false };
         blk.remove(pos);
+        let was_last = pos == blk.len();
         self.len -= 1;
         if blk.is_empty() {
             self.blocks.remove(b);
+            self.lasts.remove(b);
             self.rebuild();
         } else {
+            if was_last {
+                self.refresh_last(b);
+            }
             self.add(b, -1);
         }
         true
