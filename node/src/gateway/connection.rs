@@ -78,6 +78,8 @@ pub struct Connection<S> {
     blocked: Option<BlockReq>,
     /// Bytes arrived while blocked that are not parsed yet.
     unparsed: bool,
+    /// The last command looked up (top level, before any subcommand).
+    last_spec: Option<&'static CommandSpec>,
 }
 
 /// How a blocking command's wait ended.
@@ -119,6 +121,7 @@ where
         locked_shards: Vec::new(),
         blocked: None,
         unparsed: false,
+        last_spec: None,
     };
     debug!(client = id, %addr, "client connected");
     // A node that began shutting down before this client registered must not miss it.
@@ -322,10 +325,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// must wait for the commands before it is handed back as `Step::Later`.
     fn schedule(&mut self, req: Request) -> Step {
         let t = table();
-        let Some(mut spec) = t.lookup(req.arg(0)) else {
+        // Pipelines repeat one command: compare with the last one before hashing the name.
+        let cached = self.last_spec.filter(|s| s.name.as_bytes().eq_ignore_ascii_case(req.arg(0)));
+        let Some(mut spec) = cached.or_else(|| t.lookup(req.arg(0))) else {
             self.local_error(&unknown_command_error(&req), None);
             return Step::Done(None);
         };
+        self.last_spec = Some(spec);
         if !spec.subcommands.is_empty() && (req.len() >= 2 || matches!(spec.handler, Handler::Container)) {
             if req.len() < 2 {
                 self.local_error(
@@ -503,6 +509,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     if let Some((mut b, _)) = self.done[first].take() {
                         std::mem::swap(&mut self.wbuf, &mut b.out);
                         b.out.clear();
+                        b.cmds.clear();
                         self.spare.push(b);
                         self.seq.clear();
                         return;
@@ -534,6 +541,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         for slot in self.done.iter_mut() {
             if let Some((mut b, _)) = slot.take() {
                 b.out.clear();
+                b.cmds.clear();
                 self.spare.push(b);
             }
         }
