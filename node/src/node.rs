@@ -189,6 +189,9 @@ pub struct ClientHandle {
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
     pub qbuf: AtomicUsize,
+    /// Subscriptions (channels, patterns, shard channels) and tracking, for CLIENT LIST.
+    pub subs: [AtomicUsize; 3],
+    pub tracking: AtomicBool,
     pub killed: AtomicBool,
     /// The socket, while the connection owns it. Killing a client shuts the socket down,
     /// which ends its pending read; the connection clears this under the lock before it
@@ -245,6 +248,8 @@ impl ClientRegistry {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
+            subs: [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)],
+            tracking: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             fd: Mutex::new(fd),
         });
@@ -258,6 +263,10 @@ impl ClientRegistry {
 
     pub fn count(&self) -> usize {
         self.clients.lock().expect("clients lock").len()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().expect("clients lock").get(&id).cloned()
     }
 
     pub fn exists(&self, id: u64) -> bool {

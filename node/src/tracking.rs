@@ -13,6 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+/// Most keys remembered for default-mode tracking (Redis's `tracking-table-max-keys`).
+pub const MAX_KEYS: usize = 1_000_000;
+
 /// Where a tracker's invalidations go.
 #[derive(Clone)]
 pub enum Target {
@@ -84,7 +87,8 @@ impl Tracking {
         self.active.store(!tb.trackers.is_empty(), Relaxed);
     }
 
-    /// Remembers that `client` read `keys` (default mode).
+    /// Remembers that `client` read `keys` (default mode). Past `MAX_KEYS` tracked keys,
+    /// some are invalidated early to make room (Redis's `tracking-table-max-keys`).
     pub fn remember(&self, client: u64, keys: impl Iterator<Item = Vec<u8>>) {
         let mut tb = self.table.lock().expect("tracking lock");
         if tb.trackers.get(&client).is_none_or(|t| t.bcast_on) {
@@ -93,6 +97,21 @@ impl Tracking {
         for k in keys {
             tb.keys.entry(k).or_default().insert(client);
         }
+        if tb.keys.len() > MAX_KEYS {
+            let evict: Vec<Vec<u8>> = tb.keys.keys().take(tb.keys.len() - MAX_KEYS).cloned().collect();
+            drop(tb);
+            for k in evict {
+                self.invalidate(&k, 0);
+            }
+        }
+    }
+
+    /// INFO's tracking_total_keys, tracking_total_items, tracking_total_prefixes.
+    pub fn totals(&self) -> (usize, usize, usize) {
+        let tb = self.table.lock().expect("tracking lock");
+        let items = tb.keys.values().map(|c| c.len()).sum();
+        let prefixes = tb.trackers.values().filter(|t| t.bcast_on).map(|t| t.bcast.len()).sum();
+        (tb.keys.len(), items, prefixes)
     }
 
     /// A key changed (by `writer`, 0 when not a client): invalidate it for whoever may cache it.

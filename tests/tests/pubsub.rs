@@ -26,6 +26,11 @@ fn messages_reach_channel_and_pattern_subscribers() {
     assert_eq!(p.cmd(&["PUBSUB", "NUMSUB", "news", "none"]), arr(vec![bulk("news"), int(1), bulk("none"), int(0)]));
     assert_eq!(p.cmd(&["PUBSUB", "NUMPAT"]), int(1));
     assert_eq!(p.cmd(&["PUBSUB", "CHANNELS", "s*"]), arr(vec![bulk("sport")]));
+    assert_eq!(s.info_field("pubsub_channels"), "2");
+    assert_eq!(s.info_field("pubsub_patterns"), "1");
+    let Frame::Bulk(list) = p.cmd(&["CLIENT", "LIST"]) else { panic!("CLIENT LIST") };
+    let list = String::from_utf8_lossy(&list).into_owned();
+    assert!(list.contains("flags=P db=0 sub=2 psub=1 ssub=0"), "{list}");
     // The subscribed context of RESP2.
     assert_eq!(
         sub.cmd(&["GET", "k"]),

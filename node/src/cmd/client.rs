@@ -62,6 +62,13 @@ pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
         id => table().name_of(id).to_string(),
     };
     let mut flags = String::new();
+    let subs: Vec<usize> = c.subs.iter().map(|n| n.load(Relaxed)).collect();
+    if subs.iter().any(|&n| n > 0) {
+        flags.push('P');
+    }
+    if c.tracking.load(Relaxed) {
+        flags.push('t');
+    }
     if c.no_evict.load(Relaxed) {
         flags.push('e');
     }
@@ -73,7 +80,7 @@ pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
     }
     let qbuf = c.qbuf.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -82,6 +89,9 @@ pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
         idle,
         flags,
         c.db.load(Relaxed),
+        subs[0],
+        subs[1],
+        subs[2],
         qbuf,
         16384usize.saturating_sub(qbuf),
         32768 + qbuf,
@@ -314,6 +324,7 @@ pub fn tracking(ctx: &mut GwCtx<'_>, req: &Request) {
     if is(req.arg(2), "OFF") {
         if ctx.session.tracking.take().is_some() {
             ctx.node.tracking.disable(id);
+            ctx.session.handle.tracking.store(false, Relaxed);
         }
         return reply::ok(ctx.out);
     }
@@ -373,6 +384,7 @@ pub fn tracking(ctx: &mut GwCtx<'_>, req: &Request) {
         noloop: m.noloop,
     });
     ctx.session.tracking = Some(m);
+    ctx.session.handle.tracking.store(true, Relaxed);
     reply::ok(ctx.out);
 }
 

@@ -55,6 +55,10 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
             let id = ctx.session.handle.id;
             pubsub::forget_all(ctx.node, &mut ctx.session.subs, id);
             ctx.session.pubsub = None;
+            if ctx.session.tracking.take().is_some() {
+                ctx.node.tracking.disable(id);
+                ctx.session.handle.tracking.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
             ctx.session.reset();
             reply::simple(ctx.out, b"RESET");
         }

@@ -33,6 +33,14 @@ impl Subscriptions {
     pub fn total(&self) -> usize {
         self.channels.len() + self.patterns.len() + self.shard.len()
     }
+
+    /// Publishes the counts CLIENT LIST shows.
+    fn publish_counts(&self, h: &crate::node::ClientHandle) {
+        use std::sync::atomic::Ordering::Relaxed;
+        h.subs[0].store(self.channels.len(), Relaxed);
+        h.subs[1].store(self.patterns.len(), Relaxed);
+        h.subs[2].store(self.shard.len(), Relaxed);
+    }
 }
 
 fn kind_names(space: Space) -> (&'static [u8], &'static [u8]) {
@@ -63,6 +71,7 @@ pub fn subscribe(ctx: &mut GwCtx<'_>, req: &Request, space: Space) {
         let count = ctx.session.subs.count(space);
         confirm(ctx, kind_names(space).0, Some(name), count);
     }
+    ctx.session.subs.publish_counts(&ctx.session.handle);
 }
 
 /// The client's outbox for messages and pushes, created on first use.
@@ -93,14 +102,18 @@ pub fn unsubscribe(ctx: &mut GwCtx<'_>, req: &Request, space: Space) {
         let count = ctx.session.subs.count(space);
         confirm(ctx, kind_names(space).1, Some(&name), count);
     }
+    ctx.session.subs.publish_counts(&ctx.session.handle);
 }
 
-/// Drops every subscription of a departing client.
+/// Drops every subscription of a departing (or RESET) client.
 pub fn forget_all(node: &crate::node::Node, subs: &mut Subscriptions, client: u64) {
     for space in [Space::Channel, Space::Pattern, Space::Shard] {
         for name in std::mem::take(subs.set(space)) {
             node.pubsub.unsubscribe(space, &name, client);
         }
+    }
+    if let Some(h) = node.clients.get(client) {
+        subs.publish_counts(&h);
     }
 }
 
