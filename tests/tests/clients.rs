@@ -1,5 +1,6 @@
 //! Ecosystem clients other than the `redis` crate: redis-cli and redis-py.
 
+use redis::Commands;
 use shoal_tests::Server;
 use std::process::Command;
 
@@ -159,4 +160,66 @@ fn hyperloglogs_answer_exactly_like_redis_server() {
 #[test]
 fn geo_answers_exactly_like_redis_server() {
     differential("geo");
+}
+
+#[test]
+fn values_dumped_by_redis_restore_in_shoal() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let mut r = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.1)).unwrap().get_connection().unwrap();
+    let mut c = s.redis();
+    // Redis 7.0 dumps small values in its compact encodings: listpack hashes and sorted sets,
+    // intsets, quicklists of listpacks (and plain nodes for large elements).
+    let big = "v".repeat(10_000);
+    let setup: &[&[&str]] = &[
+        &[
+            "HSET",
+            "h",
+            "f",
+            "1",
+            "g",
+            "-70000",
+            "long",
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        ],
+        &["ZADD", "z", "1", "a", "2.5", "b", "-3", "c", "1e20", "d"],
+        &["SADD", "si", "1", "2", "300000", "-5"],
+        &["SADD", "ss", "x", "y"],
+        &["RPUSH", "l", "a", "12", "-100000", "b"],
+        &["RPUSH", "lbig", "small", &big],
+    ];
+    for cmd in setup {
+        let _: redis::Value = redis::cmd(cmd[0]).arg(&cmd[1..]).query(&mut r).unwrap();
+    }
+    for key in ["h", "z", "si", "ss", "l", "lbig"] {
+        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut r).unwrap();
+        let _: () =
+            redis::cmd("RESTORE").arg(key).arg(0).arg(payload).query(&mut c).unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    let hash: std::collections::BTreeMap<String, String> = c.hgetall("h").unwrap();
+    let want: std::collections::BTreeMap<String, String> = r.hgetall("h").unwrap();
+    assert_eq!(hash, want);
+    let z: Vec<(String, f64)> = c.zrange_withscores("z", 0, -1).unwrap();
+    assert_eq!(z, r.zrange_withscores::<_, Vec<(String, f64)>>("z", 0, -1).unwrap());
+    for key in ["si", "ss"] {
+        let mut a: Vec<String> = c.smembers(key).unwrap();
+        let mut b: Vec<String> = r.smembers(key).unwrap();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{key}");
+    }
+    for key in ["l", "lbig"] {
+        assert_eq!(
+            c.lrange::<_, Vec<String>>(key, 0, -1).unwrap(),
+            r.lrange::<_, Vec<String>>(key, 0, -1).unwrap(),
+            "{key}"
+        );
+    }
+    // And back: what Shoal dumps, Redis restores.
+    for key in ["h", "z", "si", "l"] {
+        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut c).unwrap();
+        let _: () = redis::cmd("RESTORE").arg(format!("{key}:back")).arg(0).arg(payload).query(&mut r).unwrap();
+    }
+    let back: std::collections::BTreeMap<String, String> = r.hgetall("h:back").unwrap();
+    assert_eq!(back, want);
 }

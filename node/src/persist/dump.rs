@@ -2,6 +2,7 @@
 //! version (10) and a CRC-64 of both, so keys can move between Redis and Shoal.
 
 use super::crc64::crc64;
+use super::listpack;
 use crate::shard::types::hash::Hash;
 use crate::shard::types::set::Set;
 use crate::shard::types::stream::{Group, Pending, Stream, StreamId};
@@ -18,6 +19,12 @@ const RDB_TYPE_ZSET_2: u8 = 5;
 /// Streams use a Shoal-specific type (Redis's is a radix tree of listpacks): payloads move
 /// between Shoal nodes, not to Redis.
 const SHOAL_TYPE_STREAM: u8 = 0xF5;
+// Redis's compact encodings, which its own DUMP produces for small values.
+const RDB_TYPE_SET_INTSET: u8 = 11;
+const RDB_TYPE_HASH_LISTPACK: u8 = 16;
+const RDB_TYPE_ZSET_LISTPACK: u8 = 17;
+const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
+const RDB_TYPE_SET_LISTPACK: u8 = 20;
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
 const ENC_INT32: u8 = 2;
@@ -374,6 +381,81 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
             Value::ZSet(z)
         }
         SHOAL_TYPE_STREAM => Value::Stream(Box::new(read_stream(&mut r)?)),
+        RDB_TYPE_SET_INTSET => {
+            let ints = listpack::intset(&r.string()?).ok_or(DumpError::BadFormat)?;
+            let mut s: Option<Set> = None;
+            for n in ints {
+                let m = n.to_string();
+                if !s.get_or_insert_with(|| Set::for_member(m.as_bytes())).add(m.as_bytes(), enc) {
+                    return Err(DumpError::BadFormat);
+                }
+            }
+            Value::Set(s.ok_or(DumpError::BadFormat)?)
+        }
+        RDB_TYPE_SET_LISTPACK => {
+            let elems = listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?;
+            let mut s: Option<Set> = None;
+            for e in elems {
+                let m = e.into_bytes();
+                if !s.get_or_insert_with(|| Set::for_member(&m)).add(&m, enc) {
+                    return Err(DumpError::BadFormat);
+                }
+            }
+            Value::Set(s.ok_or(DumpError::BadFormat)?)
+        }
+        RDB_TYPE_HASH_LISTPACK => {
+            let elems = listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?;
+            if elems.len() % 2 != 0 {
+                return Err(DumpError::BadFormat);
+            }
+            let mut h = Hash::default();
+            let mut it = elems.into_iter();
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                if !h.set(&f.into_bytes(), &v.into_bytes(), enc) {
+                    return Err(DumpError::BadFormat);
+                }
+            }
+            Value::Hash(h)
+        }
+        RDB_TYPE_ZSET_LISTPACK => {
+            let elems = listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?;
+            if elems.len() % 2 != 0 {
+                return Err(DumpError::BadFormat);
+            }
+            let mut z = ZSet::default();
+            let mut it = elems.into_iter();
+            while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+                let score = match sc {
+                    listpack::Elem::Int(n) => n as f64,
+                    listpack::Elem::Bytes(b) => crate::util::float::string2d(&b).ok_or(DumpError::BadFormat)?,
+                };
+                let m = m.into_bytes();
+                if z.score(&m).is_some() {
+                    return Err(DumpError::BadFormat);
+                }
+                z.insert(&m, score, enc);
+            }
+            Value::ZSet(z)
+        }
+        RDB_TYPE_LIST_QUICKLIST_2 => {
+            let nodes = r.count()?;
+            let mut l = List::new();
+            for _ in 0..nodes {
+                let container = r.len()?.map_err(|_| DumpError::BadFormat)?;
+                let blob = r.string()?;
+                match container {
+                    // A plain node holds one large element as is.
+                    1 => l.push_back(crate::shard::bytes::SmallBytes::from_vec(blob)),
+                    2 => {
+                        for e in listpack::listpack(&blob).ok_or(DumpError::BadFormat)? {
+                            l.push_back(crate::shard::bytes::SmallBytes::from_vec(e.into_bytes()));
+                        }
+                    }
+                    _ => return Err(DumpError::BadFormat),
+                }
+            }
+            Value::List(Box::new(l))
+        }
         _ => return Err(DumpError::BadFormat),
     };
     if value.element_count() == 0 {
