@@ -39,9 +39,22 @@ pub fn shoal_bin() -> PathBuf {
     .clone()
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and one this test process has not handed out before.
+///
+/// The kernel may give the same ephemeral port to two `bind(0)` calls in quick succession;
+/// two servers of concurrent tests would then race for it, and the loser's readiness probe
+/// would reach the winner (once, a maxclients test talked to another test's node while that
+/// node shut down).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it yields a value, failing the test at the deadline. The one place tests
