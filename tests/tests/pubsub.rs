@@ -129,6 +129,39 @@ fn keyspace_notifications_announce_writes_and_expiry_like_redis() {
 }
 
 #[test]
+fn new_key_events_announce_only_keys_that_did_not_exist() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut admin = s.raw();
+    // `A` leaves out `n`, as in Redis: "new" events are sent only when asked for by name.
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), ok());
+    let mut sub = s.raw();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "__keyevent@0__:new"]),
+        arr(vec![bulk("subscribe"), bulk("__keyevent@0__:new"), int(1)])
+    );
+    let mut w = s.raw();
+    assert_eq!(w.cmd(&["SET", "quiet", "1"]), ok());
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "En"]), ok());
+    let new = |key: &str| arr(vec![bulk("message"), bulk("__keyevent@0__:new"), bulk(key)]);
+    assert_eq!(w.cmd(&["SET", "a", "1"]), ok());
+    assert_eq!(sub.read(), new("a"));
+    // Overwrites and additions to existing keys are not new; the next event proves none came.
+    assert_eq!(w.cmd(&["SET", "a", "2"]), ok());
+    assert_eq!(w.cmd(&["SET", "quiet", "2"]), ok());
+    assert_eq!(w.cmd(&["SADD", "s", "m"]), int(1));
+    assert_eq!(sub.read(), new("s"));
+    assert_eq!(w.cmd(&["SADD", "s", "n"]), int(1));
+    assert_eq!(w.cmd(&["SMOVE", "s", "t", "m"]), int(1));
+    assert_eq!(sub.read(), new("t"));
+    assert_eq!(w.cmd(&["RENAME", "t", "u"]), ok());
+    assert_eq!(sub.read(), new("u"));
+    assert_eq!(w.cmd(&["COPY", "u", "v", "DB", "0"]), int(1));
+    assert_eq!(sub.read(), new("v"));
+    assert_eq!(w.cmd(&["XADD", "st", "1-1", "f", "v"]), bulk("1-1"));
+    assert_eq!(sub.read(), new("st"));
+}
+
+#[test]
 fn client_tracking_invalidates_cached_keys() {
     let s = Server::start_with(&["--shards", "3"]);
     let mut a = s.raw();

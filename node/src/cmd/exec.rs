@@ -94,6 +94,21 @@ impl<'a, 'b> Exec<'a, 'b> {
         }
     }
 
+    /// Whether keyspace notifications are on for the running command.
+    #[inline]
+    pub fn notifying(&self) -> bool {
+        self.cmd.is_some()
+    }
+
+    /// Announces a key the running command created (the `n` class, "new").
+    pub fn note_new_key(&mut self, db: usize, key: &[u8]) {
+        if self.cmd.is_none() {
+            return;
+        }
+        let s = self.shard_idx(key);
+        self.shards[s].notify(crate::notify::NEW, "new", key, db);
+    }
+
     /// Announces the running command's write to a key it recorded under another key (the
     /// destination of RENAME, COPY, MOVE), in database `db`.
     pub fn announce_key_in(&mut self, db: usize, key: &[u8]) {
@@ -289,6 +304,8 @@ impl<'a, 'b> Exec<'a, 'b> {
     pub fn create(&mut self, key: &[u8], value: Value) -> Loc {
         let s = self.shard_idx(key);
         let id = self.shards[s].dbs[self.db].insert(SmallBytes::new(key), value, 0);
+        let db = self.db;
+        self.note_new_key(db, key);
         (s, id)
     }
 

@@ -155,6 +155,8 @@ fn rename_generic(ctx: &mut Exec<'_, '_>, req: &Request, nx: bool) {
     let r = take(ctx, ctx.db, src).expect("looked up above");
     let d = ctx.shard_idx(dst);
     ctx.shards[d].dbs[ctx.db].insert(crate::shard::bytes::SmallBytes::new(dst), r.value, r.expire_at);
+    let db = ctx.db;
+    ctx.note_new_key(db, dst);
     ctx.emit(src, || argv![if nx { "RENAMENX" } else { "RENAME" }, src, dst]);
     let db = ctx.db;
     ctx.announce_key_in(db, dst);
@@ -218,6 +220,7 @@ pub fn copy(ctx: &mut Exec<'_, '_>, req: &Request) {
         ctx.shards[d].dbs[dst_db].remove(dst);
     }
     ctx.shards[d].dbs[dst_db].insert(crate::shard::bytes::SmallBytes::new(dst), value, expire);
+    ctx.note_new_key(dst_db, dst);
     let db_arg = dst_db.to_string();
     ctx.emit(src, || argv!["COPY", src, dst, "DB", db_arg, "REPLACE"]);
     ctx.announce_key_in(dst_db, dst);
@@ -240,6 +243,7 @@ pub fn move_(ctx: &mut Exec<'_, '_>, req: &Request) {
     }
     let r = take(ctx, ctx.db, key).expect("looked up above");
     ctx.shards[s].dbs[dst_db].insert(r.key, r.value, r.expire_at);
+    ctx.note_new_key(dst_db, key);
     let db_arg = dst_db.to_string();
     ctx.emit(key, || argv!["MOVE", key, db_arg]);
     ctx.announce_key_in(dst_db, key);
@@ -355,6 +359,8 @@ pub fn restore(ctx: &mut Exec<'_, '_>, req: &Request) {
     let s = ctx.shard_idx(key);
     let clock = ctx.shards[s].clock;
     let id = ctx.shards[s].dbs[ctx.db].insert(crate::shard::bytes::SmallBytes::new(key), value, at as u64);
+    let db = ctx.db;
+    ctx.note_new_key(db, key);
     if let Some(idle) = idle {
         ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).access = clock.wrapping_sub(idle.min(u32::MAX as i64) as u32);
     } else {

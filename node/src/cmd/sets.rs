@@ -195,13 +195,14 @@ pub fn smove(ctx: &mut Exec<'_, '_>, req: &Request) {
         return reply::integer(ctx.out, 0);
     }
     ctx.drop_if_empty(src, sloc);
-    let dloc = match dst_found {
+    ctx.emit(src, || argv!["SREM", src, member]);
+    // Looked up again: removing from the source may have moved entries of the same shard.
+    let dloc = match dst_found.and_then(|_| ctx.lookup(dst)) {
         Some(d) => d,
         None => ctx.create(dst, Value::Set(Set::for_member(member))),
     };
     let enc = ctx.settings.enc;
     set_mut(ctx, dloc).add(member, &enc);
-    ctx.emit(src, || argv!["SREM", src, member]);
     ctx.emit(dst, || argv!["SADD", dst, member]);
     reply::integer(ctx.out, 1);
 }

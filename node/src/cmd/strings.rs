@@ -29,7 +29,12 @@ impl Ttl {
 
 /// Stores a string value under `key`.
 pub fn store(ctx: &mut Exec<'_, '_>, key: &[u8], value: Value, ttl: Ttl) {
+    let new = ctx.notifying() && ctx.db_of(key).dict.find_no_step(key).is_none();
     ctx.db_of(key).set(key, value, ttl.as_option());
+    if new {
+        let db = ctx.db;
+        ctx.note_new_key(db, key);
+    }
 }
 
 /// Looks a key up for reading; `Err` when it holds a non-string (WRONGTYPE already sent).
