@@ -9,7 +9,6 @@ use crate::shard::types::Encodings;
 use crate::shard::{Lease, ShardMsg, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::counter::Striped;
-use ractor::ActorRef;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -291,7 +290,7 @@ pub struct Pause {
 pub struct Node {
     pub config: Config,
     pub live: LiveConfig,
-    pub shards: Vec<ActorRef<ShardMsg>>,
+    pub shards: Vec<crate::shard::Shard>,
     pub route: Arc<SlotRoute>,
     pub clients: ClientRegistry,
     pub stats: NodeStats,
@@ -317,7 +316,7 @@ pub struct Node {
 impl Node {
     pub fn new(
         config: Config,
-        shards: Vec<ActorRef<ShardMsg>>,
+        shards: Vec<crate::shard::Shard>,
         route: Arc<SlotRoute>,
         node_id: String,
         notifier: Arc<crate::notify::Notifier>,

@@ -4,7 +4,7 @@ use crate::cmd::table::table;
 use crate::config::Config;
 use crate::gateway::listener;
 use crate::node::Node;
-use crate::shard::{ShardActor, ShardArgs, ShardState};
+use crate::shard::{Shard, ShardActor, ShardArgs, ShardState};
 use crate::slots::SlotRoute;
 use ractor::Actor;
 use std::path::Path;
@@ -57,10 +57,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         let mut state = Box::new(ShardState::new(i, config.databases, table().stat_slots()));
         state.notifier = Some(notifier.clone());
         state.tracking = Some(tracking.clone());
-        let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { state, route: route.clone() })
+        let slot = Arc::new(parking_lot::Mutex::new(Some(state)));
+        let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { slot: slot.clone(), route: route.clone() })
             .await
             .map_err(|e| ServerError::Shard { shard: i, message: e.to_string() })?;
-        shard_refs.push(actor);
+        shard_refs.push(Shard::new(actor, slot));
         shard_handles.push(handle);
     }
     let id = node_id(&config.data_dir);
@@ -110,7 +111,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         warn!(clients = node.clients.count(), "shutdown timeout reached with clients still connected");
     }
     for s in &node.shards {
-        s.stop(None);
+        s.actor.stop(None);
     }
     for h in shard_handles {
         let _ = h.await;

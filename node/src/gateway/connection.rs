@@ -490,6 +490,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         for (s, slot) in self.pending.iter_mut().enumerate() {
             if let Some(mut b) = slot.take() {
+                if self.node.shards[s].run_here(&self.node.route, &mut b) {
+                    self.done[s] = Some((b, 0));
+                    continue;
+                }
                 let (tx, rx) = oneshot::channel();
                 b.reply = Some(tx);
                 if self.node.shards[s].cast(ShardMsg::Batch(b)).is_ok() {

@@ -1,5 +1,5 @@
-//! Shard actors. Each owns the keys of its hash slots in every database; nothing else touches
-//! them, so there are no locks around data. Work arrives as messages:
+//! Shard actors. Each owns the keys of its hash slots in every database. Work arrives as
+//! messages:
 //!
 //! - `Batch`: the single-shard commands one pipeline read produced, answered with their
 //!   replies already encoded, in order.
@@ -13,6 +13,13 @@
 //! Mailboxes are unbounded in ractor; they stay bounded because a connection never has more
 //! than one message in flight per shard (it awaits its replies before it reads again), so a
 //! shard's queue is at most one message per connection plus its ticks.
+//!
+//! A `Batch` need not travel: while the shard is idle its state rests in a [`StateSlot`], and
+//! a connection that finds the slot free runs its batch there, on its own thread
+//! ([`Shard::run_here`]). Two task wake-ups per request (to the actor and back) cost more
+//! than a command, and on a machine whose other cores are busy (the client, other services)
+//! they turn into context switches. The slot is only ever held for a synchronous batch, never
+//! across an await; a lease takes the state out of it, so leased shards are never run inline.
 
 pub mod blocked;
 pub mod bytes;
@@ -377,13 +384,48 @@ pub enum ShardMsg {
 pub struct ShardActor;
 
 pub struct ShardArgs {
-    pub state: Box<ShardState>,
+    pub slot: Arc<StateSlot>,
     pub route: Arc<SlotRoute>,
 }
 
 pub struct ShardCell {
-    state: Option<Box<ShardState>>,
+    slot: Arc<StateSlot>,
     route: Arc<SlotRoute>,
+}
+
+/// Where a shard's state rests between messages; empty while a lease holds it.
+pub type StateSlot = parking_lot::Mutex<Option<Box<ShardState>>>;
+
+/// A shard as the rest of the node sees it: its actor, and the state when it is idle.
+pub struct Shard {
+    pub actor: ActorRef<ShardMsg>,
+    slot: Arc<StateSlot>,
+}
+
+impl Shard {
+    pub fn new(actor: ActorRef<ShardMsg>, slot: Arc<StateSlot>) -> Shard {
+        Shard { actor, slot }
+    }
+
+    pub fn cast(&self, msg: ShardMsg) -> Result<(), ractor::MessagingErr<ShardMsg>> {
+        self.actor.cast(msg)
+    }
+
+    /// Runs `batch` on the caller's thread if the shard is idle (not running another batch, not
+    /// leased); false, leaving the batch untouched, otherwise.
+    #[inline]
+    pub fn run_here(&self, route: &SlotRoute, batch: &mut Batch) -> bool {
+        let Some(mut guard) = self.slot.try_lock() else { return false };
+        let Some(state) = guard.as_mut() else { return false };
+        run_batch(state, route, batch);
+        true
+    }
+}
+
+/// The shard's state for a message; present outside leases, which the actor never
+/// interleaves with other messages.
+fn locked(slot: &StateSlot) -> parking_lot::MappedMutexGuard<'_, ShardState> {
+    parking_lot::MutexGuard::map(slot.lock(), |s| &mut **s.as_mut().expect("state present outside leases"))
 }
 
 impl Actor for ShardActor {
@@ -393,7 +435,7 @@ impl Actor for ShardActor {
 
     async fn pre_start(&self, myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardCell, ActorProcessingErr> {
         myself.send_interval(TICK, || ShardMsg::Tick);
-        Ok(ShardCell { state: Some(args.state), route: args.route })
+        Ok(ShardCell { slot: args.slot, route: args.route })
     }
 
     async fn handle(
@@ -404,28 +446,27 @@ impl Actor for ShardActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ShardMsg::Batch(mut batch) => {
-                let state = cell.state.as_mut().expect("state present outside leases");
-                run_batch(state, &cell.route, &mut batch);
+                run_batch(&mut locked(&cell.slot), &cell.route, &mut batch);
                 if let Some(tx) = batch.reply.take() {
                     let _ = tx.send(batch);
                 }
             }
             ShardMsg::Lease(tx) => {
                 let (back_tx, back_rx) = oneshot::channel();
-                let lease = Lease { state: cell.state.take(), back: Some(back_tx) };
+                let lease = Lease { state: cell.slot.lock().take(), back: Some(back_tx) };
                 // If the borrower is gone, the lease is dropped here and comes straight back.
                 let _ = tx.send(lease);
                 let state = back_rx.await.map_err(|_| "shard state lost during a lease")?;
-                cell.state = Some(state);
+                *cell.slot.lock() = Some(state);
             }
             ShardMsg::Run(f) => {
-                let state = cell.state.as_mut().expect("state present outside leases");
-                if std::panic::catch_unwind(AssertUnwindSafe(|| f(state))).is_err() {
+                let mut state = locked(&cell.slot);
+                if std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut state))).is_err() {
                     error!(shard = state.id, "shard task panicked");
                 }
             }
             ShardMsg::Tick => {
-                let state = cell.state.as_mut().expect("state present outside leases");
+                let mut state = locked(&cell.slot);
                 state.update_clock();
                 let more_expiry = state.active_expire && state.expire_due(now_ms(), TICK_BUDGET);
                 if state.active_expire {
