@@ -206,3 +206,25 @@ fn client_tracking_invalidates_cached_keys() {
         err("ERR PREFIX option requires BCAST mode to be enabled")
     );
 }
+
+#[test]
+fn key_misses_are_announced_when_asked() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Em"]), ok());
+    let mut sub = s.raw();
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "__keyevent@0__:keymiss"]),
+        arr(vec![bulk("subscribe"), bulk("__keyevent@0__:keymiss"), int(1)])
+    );
+    let mut w = s.raw();
+    let miss = |key: &str| arr(vec![bulk("message"), bulk("__keyevent@0__:keymiss"), bulk(key)]);
+    assert_eq!(w.cmd(&["SET", "here", "1"]), ok());
+    assert_eq!(w.cmd(&["GET", "here"]), bulk("1"));
+    assert_eq!(w.cmd(&["GET", "absent"]), Frame::Null);
+    assert_eq!(sub.read(), miss("absent"), "a hit is not announced, a miss is");
+    // Writes that find no key are not misses (Redis's LOOKUP_WRITE).
+    assert_eq!(w.cmd(&["DEL", "nothing"]), int(0));
+    assert_eq!(w.cmd(&["LLEN", "nolist"]), int(0));
+    assert_eq!(sub.read(), miss("nolist"));
+}

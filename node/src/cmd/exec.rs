@@ -212,25 +212,25 @@ impl<'a, 'b> Exec<'a, 'b> {
                     e.access = clock;
                 }
             }
-            None => {
-                let s = self.shard_idx(key);
-                self.shards[s].stats.keyspace_misses += 1;
-            }
+            None => self.missed(key),
         }
         found
+    }
+
+    /// A read found no key: Redis counts a keyspace miss and announces it (the `m` class).
+    fn missed(&mut self, key: &[u8]) {
+        let s = self.shard_idx(key);
+        let sh = &mut *self.shards[s];
+        sh.stats.keyspace_misses += 1;
+        sh.notify(crate::notify::KEY_MISS, "keymiss", key, self.db);
     }
 
     /// Finds a live key for reading without touching its access clock (TTL, TYPE, EXISTS).
     pub fn read_notouch(&mut self, key: &[u8]) -> Option<(usize, EntryId)> {
         let found = self.lookup(key);
-        let s = match found {
-            Some((s, _)) => s,
-            None => self.shard_idx(key),
-        };
-        if found.is_some() {
-            self.shards[s].stats.keyspace_hits += 1;
-        } else {
-            self.shards[s].stats.keyspace_misses += 1;
+        match found {
+            Some((s, _)) => self.shards[s].stats.keyspace_hits += 1,
+            None => self.missed(key),
         }
         found
     }

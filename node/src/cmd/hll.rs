@@ -396,7 +396,13 @@ fn histogram(h: &[u8]) -> Option<[u32; 64]> {
 
 /// The HLL at `key` for reading: its bytes, None when missing, Err after an error reply.
 fn read_hll(ctx: &mut Exec<'_, '_>, key: &[u8]) -> Result<Option<(Loc, Vec<u8>)>, Replied> {
-    let Some(loc) = ctx.read(key) else { return Ok(None) };
+    let found = ctx.read(key);
+    hll_at(ctx, found)
+}
+
+/// The HLL at a looked-up location (see `read_hll`).
+fn hll_at(ctx: &mut Exec<'_, '_>, found: Option<Loc>) -> Result<Option<(Loc, Vec<u8>)>, Replied> {
+    let Some(loc) = found else { return Ok(None) };
     let v = ctx.value(loc);
     if !v.is_string() {
         ctx.wrongtype();
@@ -421,7 +427,9 @@ fn store(ctx: &mut Exec<'_, '_>, key: &[u8], loc: Option<Loc>, h: Vec<u8>) {
 
 pub fn pfadd(ctx: &mut Exec<'_, '_>, req: &Request) {
     let key = req.arg(1);
-    let Ok(found) = read_hll(ctx, key) else { return };
+    // A write lookup, as Redis's PFADD: no keyspace hit or miss.
+    let found = ctx.lookup(key);
+    let Ok(found) = hll_at(ctx, found) else { return };
     let (loc, mut h, mut updated) = match found {
         Some((loc, h)) => (Some(loc), h, false),
         None => (None, new_hll(), true),

@@ -214,17 +214,12 @@ enum Op {
     Diff,
 }
 
-/// Reads the sets at `keys` (missing keys are `None`); `Err` after WRONGTYPE.
-fn load(
-    ctx: &mut Exec<'_, '_>,
-    req: &Request,
-    keys: std::ops::Range<usize>,
-    write: bool,
-) -> Result<Vec<Option<Loc>>, Replied> {
+/// Reads the sets at `keys` (missing keys are `None`); `Err` after WRONGTYPE. The STORE
+/// forms read their sources this way too, as Redis 7 does.
+fn load(ctx: &mut Exec<'_, '_>, req: &Request, keys: std::ops::Range<usize>) -> Result<Vec<Option<Loc>>, Replied> {
     let mut locs = Vec::with_capacity(keys.len());
     for i in keys {
-        let r = if write { ctx.write_typed(req.arg(i), Kind::Set) } else { ctx.read_typed(req.arg(i), Kind::Set) };
-        locs.push(r?);
+        locs.push(ctx.read_typed(req.arg(i), Kind::Set)?);
     }
     Ok(locs)
 }
@@ -279,14 +274,14 @@ fn compute(ctx: &Exec<'_, '_>, locs: &[Option<Loc>], op: Op, limit: usize) -> Ve
 }
 
 fn algebra(ctx: &mut Exec<'_, '_>, req: &Request, op: Op) {
-    let Ok(locs) = load(ctx, req, 1..req.len(), false) else { return };
+    let Ok(locs) = load(ctx, req, 1..req.len()) else { return };
     let members = compute(ctx, &locs, op, usize::MAX);
     reply_members(ctx, &members);
 }
 
 fn algebra_store(ctx: &mut Exec<'_, '_>, req: &Request, op: Op) {
     let dst = req.arg(1);
-    let Ok(locs) = load(ctx, req, 2..req.len(), true) else { return };
+    let Ok(locs) = load(ctx, req, 2..req.len()) else { return };
     let members = compute(ctx, &locs, op, usize::MAX);
     store(ctx, dst, &members);
     reply::integer(ctx.out, members.len() as i64);
@@ -367,7 +362,7 @@ pub fn sintercard(ctx: &mut Exec<'_, '_>, req: &Request) {
             return ctx.err(SYNTAX);
         }
     }
-    let Ok(locs) = load(ctx, req, 2..2 + n, false) else { return };
+    let Ok(locs) = load(ctx, req, 2..2 + n) else { return };
     let members = compute(ctx, &locs, Op::Inter, limit);
     reply::integer(ctx.out, members.len() as i64);
 }

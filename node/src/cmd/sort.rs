@@ -139,7 +139,7 @@ fn sort_generic(ctx: &mut Exec<'_, '_>, req: &Request, readonly: bool) {
         }
         j += 1;
     }
-    let found = if store.is_some() { ctx.lookup(key) } else { ctx.read(key) };
+    let found = ctx.read(key);
     let kind = found.map(|loc| ctx.value(loc).kind());
     if kind.is_some_and(|k| !matches!(k, Kind::List | Kind::Set | Kind::ZSet)) {
         return ctx.wrongtype();

@@ -934,12 +934,12 @@ fn algebra(
         }
     };
     let keys = at + 1..at + 1 + n;
-    // Every key is looked up (write lookups for STORE) and type-checked before the options
-    // are parsed, as Redis does.
+    // Every key is looked up (read lookups, STORE too, as in Redis 7) and type-checked
+    // before the options are parsed, as Redis does.
     let mut locs = Vec::with_capacity(n);
     for i in keys.clone() {
         let key = req.arg(i);
-        let found = if store { ctx.lookup(key) } else { ctx.read(key) };
+        let found = ctx.read(key);
         if let Some(loc) = found {
             if !matches!(ctx.value(loc).kind(), Kind::ZSet | Kind::Set) {
                 ctx.wrongtype();
