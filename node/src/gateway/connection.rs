@@ -488,9 +488,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if self.seq.is_empty() {
             return;
         }
+        // Work for one shard runs here when that shard is idle: a hand-off to its actor and
+        // back costs more than the commands. Work for several shards goes to their actors, so
+        // the shards run in parallel on the other cores while this connection waits.
+        let alone = self.pending.iter().filter(|b| b.is_some()).count() == 1;
         for (s, slot) in self.pending.iter_mut().enumerate() {
             if let Some(mut b) = slot.take() {
-                if self.node.shards[s].run_here(&self.node.route, &mut b) {
+                if alone && self.node.shards[s].run_here(&self.node.route, &mut b) {
                     self.done[s] = Some((b, 0));
                     continue;
                 }
