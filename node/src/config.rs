@@ -1,6 +1,7 @@
 //! Start-up configuration: command-line flags, `SHOAL_*` environment variables and an optional
 //! TOML file, in that order of precedence, over built-in defaults that need no configuration.
 
+use crate::memory::Policy;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -90,13 +91,17 @@ pub struct Cli {
     #[arg(long, env = "SHOAL_CLIENT_QUERY_BUFFER_LIMIT", value_name = "BYTES")]
     pub client_query_buffer_limit: Option<String>,
 
-    /// Memory limit for data, e.g. "4gb"; 0 means no limit [default: 0]. Reported by INFO and
-    /// CONFIG GET; not enforced yet (eviction and -OOM come with persistence and eviction work).
+    /// Memory limit, e.g. "4gb"; 0 means no limit [default: 0]. Counted as the allocator's
+    /// allocated bytes (INFO's used_memory), so it covers data, buffers and tables alike.
+    /// When a write would go above it, --maxmemory-policy decides what happens.
     #[arg(long, env = "SHOAL_MAXMEMORY", value_name = "BYTES")]
     pub maxmemory: Option<String>,
 
-    /// Eviction policy: noeviction or cache, or a Redis policy name [default: noeviction].
-    /// Selects LRU or LFU access tracking (OBJECT IDLETIME/FREQ) today; not enforced yet.
+    /// What happens at maxmemory [default: noeviction]. noeviction: writes that add data fail
+    /// with -OOM. cache: evict the keys least likely to be read again (a frequency sketch that
+    /// remembers evicted keys, recency as tie-break; best hit ratio). Redis's policies are
+    /// accepted with their meaning: allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru,
+    /// volatile-lfu, volatile-random, volatile-ttl (volatile-*: only keys with a TTL).
     #[arg(long, env = "SHOAL_MAXMEMORY_POLICY", value_name = "POLICY")]
     pub maxmemory_policy: Option<String>,
 
@@ -171,7 +176,7 @@ pub struct Config {
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxmemory: u64,
-    pub maxmemory_policy: String,
+    pub maxmemory_policy: Policy,
     pub shutdown_timeout: u64,
     pub config_file: Option<PathBuf>,
 }
@@ -204,18 +209,6 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     };
     n.checked_mul(mul)
 }
-
-pub const POLICIES: [&str; 9] = [
-    "noeviction",
-    "cache",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
 
 fn split_bind(values: Vec<String>) -> Vec<String> {
     values
@@ -267,14 +260,11 @@ impl Config {
         if !(1..=65536).contains(&databases) {
             return Err(ConfigError::Invalid { name: "databases", message: "must be between 1 and 65536".into() });
         }
-        let policy =
-            cli.maxmemory_policy.or(file.maxmemory_policy).unwrap_or_else(|| "noeviction".into()).to_ascii_lowercase();
-        if !POLICIES.contains(&policy.as_str()) {
-            return Err(ConfigError::Invalid {
-                name: "maxmemory-policy",
-                message: format!("unknown policy '{policy}'"),
-            });
-        }
+        let policy = cli.maxmemory_policy.or(file.maxmemory_policy).unwrap_or_else(|| "noeviction".into());
+        let policy = Policy::parse(&policy).ok_or_else(|| ConfigError::Invalid {
+            name: "maxmemory-policy",
+            message: format!("unknown policy '{policy}' (one of {})", Policy::names()),
+        })?;
         let proto_max_bulk_len = size(
             "proto-max-bulk-len",
             cli.proto_max_bulk_len.or(file.proto_max_bulk_len.map(SizeValue::text)),

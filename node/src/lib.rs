@@ -4,6 +4,7 @@
 pub mod cmd;
 pub mod config;
 pub mod gateway;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod notify;

@@ -24,10 +24,6 @@ pub struct LiveConfig {
     pub tcp_keepalive: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub client_query_buffer_limit: AtomicU64,
-    pub maxmemory: AtomicU64,
-    pub maxmemory_policy: RwLock<String>,
-    /// Whether the policy is an LFU one (read on every batch, so kept apart from the name).
-    pub lfu: AtomicBool,
     /// Parameters accepted and reported for compatibility but not acted on yet.
     pub passive: RwLock<BTreeMap<&'static str, String>>,
     /// Collection encoding thresholds, indexed as `ENCODING_PARAMS`.
@@ -307,7 +303,7 @@ pub struct Node {
     lease_order: Mutex<()>,
     /// Connections admitted and not yet closed; checked against maxclients at accept time.
     pub admitted: AtomicUsize,
-    pub stat_peak_memory: AtomicU64,
+    pub memory: Arc<crate::memory::Memory>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
     pub notifier: Arc<crate::notify::Notifier>,
     pub tracking: Arc<crate::tracking::Tracking>,
@@ -321,6 +317,7 @@ impl Node {
         node_id: String,
         notifier: Arc<crate::notify::Notifier>,
         tracking: Arc<crate::tracking::Tracking>,
+        memory: Arc<crate::memory::Memory>,
     ) -> Node {
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
@@ -328,9 +325,6 @@ impl Node {
             tcp_keepalive: AtomicU64::new(config.tcp_keepalive),
             proto_max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
-            maxmemory: AtomicU64::new(config.maxmemory),
-            maxmemory_policy: RwLock::new(config.maxmemory_policy.clone()),
-            lfu: AtomicBool::new(config.maxmemory_policy.ends_with("-lfu")),
             passive: RwLock::new(crate::cmd::config::passive_defaults()),
             encodings: encoding_defaults(),
         };
@@ -350,7 +344,7 @@ impl Node {
             pause_until: AtomicU64::new(0),
             admitted: AtomicUsize::new(0),
             lease_order: Mutex::new(()),
-            stat_peak_memory: AtomicU64::new(0),
+            memory,
             pubsub: notifier.pubsub(),
             tracking,
             notifier,
@@ -367,7 +361,7 @@ impl Node {
         ExecSettings {
             proto_max_bulk_len: self.live.proto_max_bulk_len.load(Relaxed) as usize,
             databases: self.config.databases,
-            lfu: self.live.lfu.load(Relaxed),
+            policy: self.memory.policy(),
             enc: self.live.encodings(),
             client: 0,
         }

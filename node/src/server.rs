@@ -53,10 +53,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let pubsub = Arc::new(crate::pubsub::PubSub::default());
     let notifier = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
     let tracking = Arc::new(crate::tracking::Tracking::new(pubsub));
+    let memory = crate::memory::Memory::new(config.maxmemory, config.maxmemory_policy, config.shards);
+    memory.start_sampler();
     for i in 0..config.shards {
         let mut state = Box::new(ShardState::new(i, config.databases, table().stat_slots()));
         state.notifier = Some(notifier.clone());
         state.tracking = Some(tracking.clone());
+        state.memory = Some(memory.clone());
         let slot = Arc::new(parking_lot::Mutex::new(Some(state)));
         let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { slot: slot.clone(), route: route.clone() })
             .await
@@ -67,7 +70,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let id = node_id(&config.data_dir);
     let metrics_addr = (config.metrics_port != 0).then(|| format!("{}:{}", config.metrics_bind, config.metrics_port));
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
-    let node = Arc::new(Node::new(config, shard_refs, route, id, notifier, tracking));
+    let node = Arc::new(Node::new(config, shard_refs, route, id, notifier, tracking, memory));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     if let Some(addr) = metrics_addr {
         let l = tokio::net::TcpListener::bind(&addr)

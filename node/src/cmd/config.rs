@@ -1,7 +1,8 @@
 //! CONFIG GET / SET / RESETSTAT over the node's live configuration.
 
 use super::gateway::GwCtx;
-use crate::config::{parse_memory, POLICIES};
+use crate::config::parse_memory;
+use crate::memory::Policy;
 use crate::node::{Node, ENCODING_PARAMS};
 use crate::util::glob::glob_match;
 use shoal_proto::{reply, Request};
@@ -15,7 +16,6 @@ pub fn passive_defaults() -> BTreeMap<&'static str, String> {
         ("save", "3600 1 300 100 60 10000"),
         ("appendonly", "no"),
         ("appendfsync", "everysec"),
-        ("maxmemory-samples", "5"),
         ("lazyfree-lazy-user-flush", "no"),
         ("lazyfree-lazy-expire", "no"),
         ("hz", "10"),
@@ -54,6 +54,7 @@ const ACTIVE: &[(&str, bool)] = &[
     ("client-query-buffer-limit", true),
     ("maxmemory", true),
     ("maxmemory-policy", true),
+    ("maxmemory-samples", true),
     ("notify-keyspace-events", true),
     ("cluster-enabled", false),
     ("io-threads", false),
@@ -91,8 +92,9 @@ fn active_value(node: &Node, name: &str) -> String {
         "tcp-keepalive" => l.tcp_keepalive.load(Relaxed).to_string(),
         "proto-max-bulk-len" => l.proto_max_bulk_len.load(Relaxed).to_string(),
         "client-query-buffer-limit" => l.client_query_buffer_limit.load(Relaxed).to_string(),
-        "maxmemory" => l.maxmemory.load(Relaxed).to_string(),
-        "maxmemory-policy" => l.maxmemory_policy.read().expect("config lock").clone(),
+        "maxmemory" => node.memory.maxmemory().to_string(),
+        "maxmemory-policy" => node.memory.policy().name().to_string(),
+        "maxmemory-samples" => node.memory.samples().to_string(),
         "notify-keyspace-events" => crate::notify::to_string(node.notifier.flags()),
         "cluster-enabled" => "yes".into(),
         "io-threads" => node.config.shards.to_string(),
@@ -153,19 +155,23 @@ fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
             }
             l.client_query_buffer_limit.store(v, Relaxed)
         }
-        "maxmemory" => l.maxmemory.store(mem()?, Relaxed),
+        "maxmemory" => node.memory.set_maxmemory(mem()?),
+        "maxmemory-samples" => {
+            let n = num()?;
+            if !(1..=64).contains(&n) {
+                return Err("argument must be between 1 and 64 inclusive".into());
+            }
+            node.memory.set_samples(n as usize)
+        }
         "notify-keyspace-events" => {
             let f = crate::notify::parse(value)
                 .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
             node.notifier.set_flags(f);
         }
         "maxmemory-policy" => {
-            let v = value.to_ascii_lowercase();
-            if !POLICIES.contains(&v.as_str()) {
-                return Err("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, cache".into());
-            }
-            l.lfu.store(v.ends_with("-lfu"), Relaxed);
-            *l.maxmemory_policy.write().expect("config lock") = v;
+            let p = Policy::parse(value)
+                .ok_or_else(|| format!("argument(s) must be one of the following: {}", Policy::names()))?;
+            node.memory.set_policy(p);
         }
         _ => {
             let mut passive = l.passive.write().expect("config lock");

@@ -3,9 +3,11 @@
 //! whether its keys sit in one shard (inside that shard's actor) or in several (leased).
 
 use crate::argv;
+use crate::memory::Policy;
 use crate::shard::bytes::SmallBytes;
 use crate::shard::db::Db;
 use crate::shard::dict::EntryId;
+use crate::shard::evict;
 use crate::shard::value::{Kind, Value};
 use crate::shard::ShardState;
 use crate::slots::SlotRoute;
@@ -17,7 +19,8 @@ use shoal_proto::{reply, Protocol};
 pub struct ExecSettings {
     pub proto_max_bulk_len: usize,
     pub databases: usize,
-    pub lfu: bool,
+    /// The eviction policy, which decides what a read records about the key.
+    pub policy: crate::memory::Policy,
     pub enc: crate::shard::types::Encodings,
     /// The client the commands come from (0: none).
     pub client: u64,
@@ -206,10 +209,15 @@ impl<'a, 'b> Exec<'a, 'b> {
                 sh.stats.keyspace_hits += 1;
                 let clock = sh.clock;
                 let e = sh.dbs[self.db].dict.entry_mut(id);
-                // The clock ticks once a second: skip the store (and dirtying the cache line,
-                // which the next reader on another core would have to fetch) when unchanged.
-                if e.access != clock {
-                    e.access = clock;
+                match self.settings.policy {
+                    p if p.lfu() => e.access = evict::lfu_touch(e.access, clock / 60, &mut sh.evict.rng),
+                    // The clock ticks once a second: skip the store (and dirtying the cache
+                    // line, which the next reader on another core would fetch) when unchanged.
+                    _ if e.access != clock => e.access = clock,
+                    _ => {}
+                }
+                if self.settings.policy == Policy::Cache {
+                    sh.evict.sketch.increment(sh.evict.sketch.hash(key));
                 }
             }
             None => self.missed(key),
@@ -222,6 +230,11 @@ impl<'a, 'b> Exec<'a, 'b> {
         let s = self.shard_idx(key);
         let sh = &mut *self.shards[s];
         sh.stats.keyspace_misses += 1;
+        // The cache policy counts reads of absent keys too: a key that is asked for often
+        // deserves its place when it is stored again.
+        if self.settings.policy == Policy::Cache {
+            sh.evict.sketch.increment(sh.evict.sketch.hash(key));
+        }
         sh.notify(crate::notify::KEY_MISS, "keymiss", key, self.db);
     }
 

@@ -276,7 +276,7 @@ pub fn object_refcount(ctx: &mut Exec<'_, '_>, req: &Request) {
 
 pub fn object_idletime(ctx: &mut Exec<'_, '_>, req: &Request) {
     if let Some((s, id)) = object_lookup(ctx, req) {
-        if ctx.settings.lfu {
+        if ctx.settings.policy.lfu() {
             return ctx.err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
         }
         let sh = &ctx.shards[s];
@@ -286,11 +286,15 @@ pub fn object_idletime(ctx: &mut Exec<'_, '_>, req: &Request) {
 }
 
 pub fn object_freq(ctx: &mut Exec<'_, '_>, req: &Request) {
-    if let Some((_s, _id)) = object_lookup(ctx, req) {
-        if !ctx.settings.lfu {
-            return ctx.err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
-        }
-        reply::integer(ctx.out, 0);
+    if let Some((s, id)) = object_lookup(ctx, req) {
+        let sh = &ctx.shards[s];
+        let freq = match ctx.settings.policy {
+            p if p.lfu() => crate::shard::evict::lfu_decayed(sh.dbs[ctx.db].dict.entry(id).access, sh.clock / 60),
+            // The cache policy's sketch counts reads (saturating at 15, halved as it ages).
+            crate::memory::Policy::Cache => sh.evict.sketch.frequency(sh.evict.sketch.hash(req.arg(2))),
+            _ => return ctx.err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
+        };
+        reply::integer(ctx.out, freq as i64);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod lists;
+pub mod memory;
 pub mod multi;
 pub mod pubsub;
 pub mod scan;

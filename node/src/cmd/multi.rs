@@ -115,6 +115,10 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
         unwatch_all(ctx);
         return ctx.err("EXECABORT Transaction discarded because of previous errors.");
     }
+    if queued.iter().any(|(spec, _)| spec.has(crate::cmd::table::flags::DENYOOM)) && ctx.node.memory.refuses_writes() {
+        unwatch_all(ctx);
+        return ctx.err(&format!("EXECABORT Transaction discarded because of: {}", crate::memory::OOM_ERROR));
+    }
     let route = ctx.node.route.clone();
     let mut shards: Vec<usize> = ctx.session.watched.iter().map(|(s, _, _)| *s).collect();
     for (spec, req) in &queued {

@@ -371,6 +371,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.local_error("ERR Command not allowed inside a transaction", Some(spec.id));
                 return Step::Done(None);
             }
+            // Queueing takes memory too: at the limit Redis refuses every command but EXEC
+            // and DISCARD, and the transaction fails.
+            if self.node.memory.refuses_writes() {
+                self.local_error(crate::memory::OOM_ERROR, Some(spec.id));
+                return Step::Done(None);
+            }
             self.session.multi.as_mut().expect("in MULTI").push((spec, req));
             self.local_reply(b"+QUEUED\r\n");
             return Step::Done(None);

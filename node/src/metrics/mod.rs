@@ -4,7 +4,7 @@
 //! families, so serving metrics costs the hot path nothing. The HTTP side is a few lines of
 //! HTTP/1.1 for two GET paths, bounded in size and time.
 
-use crate::cmd::info::{allocator, rss_bytes, snapshot};
+use crate::cmd::info::{rss_bytes, snapshot};
 use crate::node::{called_commands, Node};
 use crate::shard::stats::LATENCY_BUCKETS_US;
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
@@ -115,7 +115,7 @@ pub async fn render(node: &Node) -> String {
         MetricType::GAUGE,
         vec![gauge(node.clients.count() as f64, &[])],
     ));
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 10] = [
         (
             "shoal_connections_received_total",
             "Client connections accepted.",
@@ -130,6 +130,12 @@ pub async fn render(node: &Node) -> String {
         ("shoal_net_output_bytes_total", "Bytes written to clients.", s.net_output_bytes.get()),
         ("shoal_protocol_errors_total", "Connections closed for malformed input.", s.protocol_errors.load(Relaxed)),
         ("shoal_expired_keys_total", "Keys removed because their TTL passed.", st.expired_keys),
+        ("shoal_evicted_keys_total", "Keys evicted to stay under maxmemory.", st.evicted_keys),
+        (
+            "shoal_oom_rejections_total",
+            "Commands refused with -OOM because memory was at maxmemory.",
+            node.memory.oom_rejections.load(Relaxed),
+        ),
         ("shoal_keyspace_hits_total", "Reads that found their key.", st.keyspace_hits),
         ("shoal_keyspace_misses_total", "Reads that did not find their key.", st.keyspace_misses),
     ];
@@ -155,11 +161,16 @@ pub async fn render(node: &Node) -> String {
         MetricType::GAUGE,
         dbs.iter().map(|(db, _, e)| gauge(*e as f64, &[("db", db)])).collect(),
     ));
-    let (allocated, _, _) = allocator();
-    let gauges: [(&str, &str, f64); 5] = [
+    let allocated = node.memory.sample().allocated;
+    let gauges: [(&str, &str, f64); 6] = [
         ("shoal_memory_used_bytes", "Bytes allocated (INFO used_memory).", allocated as f64),
+        (
+            "shoal_memory_peak_bytes",
+            "Most bytes allocated since start (INFO used_memory_peak).",
+            node.memory.peak() as f64,
+        ),
         ("shoal_memory_rss_bytes", "Resident set size of the process.", rss_bytes() as f64),
-        ("shoal_maxmemory_bytes", "Configured memory limit, 0 for none.", node.live.maxmemory.load(Relaxed) as f64),
+        ("shoal_maxmemory_bytes", "Configured memory limit, 0 for none.", node.memory.maxmemory() as f64),
         ("shoal_uptime_seconds", "Seconds since the node started.", node.uptime_ms() as f64 / 1000.0),
         ("shoal_shards", "Shard actors on this node.", node.shards.len() as f64),
     ];

@@ -128,6 +128,20 @@ impl Db {
         self.expires.first().filter(|(at, _)| *at <= now).map(|(_, k)| k.clone())
     }
 
+    /// The key that expires first, and when.
+    pub fn first_expiring(&self) -> Option<(u64, SmallBytes)> {
+        self.expires.first().map(|(at, k)| (*at, k.clone()))
+    }
+
+    /// A random key with a TTL, for the volatile eviction policies. Picks a random instant
+    /// between the first and last expiry and takes the next key due after it: not uniform when
+    /// expiries bunch, but O(log n) and never misses a key for long.
+    pub fn random_volatile(&self, rng: &mut impl rand::Rng) -> Option<SmallBytes> {
+        let (first, last) = (self.expires.first()?.0, self.expires.last()?.0);
+        let t = rng.gen_range(first..=last);
+        self.expires.range((t, SmallBytes::EMPTY)..).next().map(|(_, k)| k.clone())
+    }
+
     pub fn clear(&mut self) {
         self.hash_ttl_keys.clear();
         self.dict.clear();

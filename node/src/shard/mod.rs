@@ -26,6 +26,7 @@ pub mod bytes;
 pub mod change;
 pub mod db;
 pub mod dict;
+pub mod evict;
 pub mod stats;
 pub mod types;
 pub mod value;
@@ -37,6 +38,7 @@ use crate::cmd::table::{CommandSpec, Handler};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
 use ::bytes::BytesMut;
+use bytes::SmallBytes;
 use change::ChangeLog;
 use db::Db;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -71,6 +73,11 @@ pub struct ShardState {
     pub tracking: Option<Arc<crate::tracking::Tracking>>,
     /// The client whose command is running, for tracking's NOLOOP (0: none).
     pub writer: u64,
+    /// The node's memory use and limit (absent in unit tests: no limit).
+    pub memory: Option<Arc<crate::memory::Memory>>,
+    /// The eviction policy the access fields are kept for (LRU clock or LFU counter).
+    pub policy: crate::memory::Policy,
+    pub evict: evict::Evictor,
     start: Instant,
 }
 
@@ -89,6 +96,9 @@ impl ShardState {
             notifier: None,
             tracking: None,
             writer: 0,
+            memory: None,
+            policy: crate::memory::Policy::NoEviction,
+            evict: evict::Evictor::default(),
             start: Instant::now(),
         }
     }
@@ -100,9 +110,56 @@ impl ShardState {
     /// Sets the access clock, which new keys and reads are stamped with.
     pub fn set_clock(&mut self, secs: u32) {
         self.clock = secs;
+        // Under an LFU policy a new key starts with Redis's initial counter instead.
+        let stamp = if self.policy.lfu() { evict::lfu_stamp(secs / 60, evict::LFU_INIT) } else { secs };
         for db in self.dbs.iter_mut() {
-            db.clock = secs;
+            db.clock = stamp;
         }
+    }
+
+    /// Follows a change of eviction policy (CONFIG SET maxmemory-policy).
+    #[inline]
+    pub fn sync_policy(&mut self, policy: crate::memory::Policy) {
+        if self.policy != policy {
+            self.policy = policy;
+            self.evict.reset_pool();
+            self.set_clock(self.clock);
+        }
+    }
+
+    /// Evicts while the node is over maxmemory, within `budget`, for shards that take no
+    /// writes to trigger it themselves. True if it stopped with memory still over the limit
+    /// and keys left to evict.
+    fn evict_in_background(&mut self, budget: Duration) -> bool {
+        let Some(mem) = self.memory.clone() else { return false };
+        let policy = mem.policy();
+        let keys: usize = self.dbs.iter().map(Db::len).sum();
+        if policy == crate::memory::Policy::Cache {
+            self.evict.sketch.fit(keys);
+        }
+        let evictable = match policy {
+            crate::memory::Policy::NoEviction => 0,
+            p if p.volatile() => self.dbs.iter().map(Db::expires_len).sum(),
+            _ => keys,
+        };
+        mem.set_evictable(self.id, evictable as u64);
+        // Only shards holding at least their share evict here, so the keyspace stays even
+        // across shards (writes in a shard evict from it; this is for the rest).
+        if policy == crate::memory::Policy::NoEviction || !mem.over_limit() || !mem.above_fair_share(evictable as u64) {
+            return false;
+        }
+        self.sync_policy(policy);
+        let started = Instant::now();
+        let mut n = 0u32;
+        while mem.over_limit() {
+            let Some(freed) = self.evict_one(policy) else { return false };
+            mem.note_freed(freed);
+            n += 1;
+            if n.is_multiple_of(16) && started.elapsed() > budget {
+                return true;
+            }
+        }
+        false
     }
 
     /// Notes a write to `key` (it changed, was created or deleted): blocked clients waiting
@@ -296,12 +353,36 @@ pub fn run_guarded(
     spec: &'static CommandSpec,
 ) -> bool {
     let mark = ex.out.len();
+    let policy = ex.settings.policy;
+    for s in ex.shards.iter_mut() {
+        s.sync_policy(policy);
+    }
+    let mut reject = None;
+    if spec.has(crate::cmd::table::flags::DENYOOM) {
+        match make_room(ex, spec, req) {
+            Room::Made => {}
+            Room::Refused => {
+                ex.err(crate::memory::OOM_ERROR);
+                return true;
+            }
+            Room::RejectNewcomer(s, key) => reject = Some((s, key)),
+        }
+    }
     ex.begin_command(spec, req);
     let client = ex.settings.client;
     for s in ex.shards.iter_mut() {
         s.writer = client;
     }
-    match std::panic::catch_unwind(AssertUnwindSafe(|| f(ex, req))) {
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| f(ex, req)));
+    if let Some((s, key)) = reject {
+        let db = ex.db;
+        if let Some(freed) = ex.shards[s].evict_key(db, &key) {
+            if let Some(m) = &ex.shards[s].memory {
+                m.note_freed(freed);
+            }
+        }
+    }
+    match ran {
         Ok(()) => ex.failed,
         Err(_) => {
             error!(command = %spec.full_name, "command handler panicked");
@@ -311,6 +392,105 @@ pub fn run_guarded(
         }
     }
 }
+
+/// Before a command that may add data (flagged denyoom): when the node is over maxmemory,
+/// evicts from the shards at hand until it is not, as Redis's `performEvictions`. Refuses the
+/// command when the policy is noeviction or nothing is left to evict anywhere. A long
+/// eviction stops after a budget and lets the command run; shards' ticks carry on.
+fn make_room(ex: &mut Exec<'_, '_>, spec: &CommandSpec, req: &Request) -> Room {
+    use crate::memory::Policy;
+    use evict::Admission;
+    let Some(mem) = ex.shards[0].memory.as_ref().filter(|m| m.maxmemory() != 0) else {
+        return Room::Made;
+    };
+    // What the command may add: its arguments, plus a table entry.
+    let adds = (0..req.len()).map(|i| req.arg(i).len() as u64).sum::<u64>() + 64;
+    mem.note_added(ex.shards[0].id, adds);
+    if !mem.over_limit() {
+        return Room::Made;
+    }
+    let mem = mem.clone();
+    let policy = mem.policy();
+    if policy == Policy::NoEviction {
+        mem.oom_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Room::Refused;
+    }
+    // Under the cache policy a key the command is about to create must earn its place.
+    let newcomer = match (policy, spec.keys_of(req).next()) {
+        (Policy::Cache, Some(i)) => {
+            let key = req.arg(i);
+            let s = ex.shard_idx(key);
+            let sh = &ex.shards[s];
+            sh.dbs[ex.db]
+                .dict
+                .find_no_step(key)
+                .is_none()
+                .then(|| (s, SmallBytes::new(key), sh.evict.sketch.frequency(sh.evict.sketch.hash(key))))
+        }
+        _ => None,
+    };
+    // A command frees about what it may add, not the whole excess: shards that write while
+    // the node is over the limit would otherwise pay for each other's writes, and whichever
+    // runs first in each round would drain. The rest of the excess goes on the ticks of
+    // shards that hold more than their share.
+    // Scaled up by the shard's share of the evictable keys: a shard that holds more than its
+    // share gives up more, which keeps shards even whatever order they run in. Never less
+    // than what the command adds, so writes cannot grow an excess while counts are stale.
+    let share = ex.shards.iter().map(|s| mem.share(s.id)).sum::<f64>() / ex.shards.len() as f64;
+    let share = share.clamp(1.0, 2.0);
+    let quota = mem.excess().min((adds as f64 * share) as u64);
+    let mut freed_here = 0u64;
+    let started = Instant::now();
+    let (mut turn, mut dry) = (0usize, 0usize);
+    while mem.over_limit() && freed_here < quota {
+        let s = turn % ex.shards.len();
+        turn += 1;
+        let done = match &newcomer {
+            Some((_, _, freq)) => ex.shards[s].evict_or_reject(*freq),
+            None => ex.shards[s].evict_one(policy).map_or(Admission::Nothing, Admission::Evicted),
+        };
+        match done {
+            Admission::Evicted(freed) => {
+                mem.note_freed(freed);
+                freed_here += freed;
+                dry = 0;
+            }
+            Admission::Reject => {
+                let (s, key, _) = newcomer.expect("only newcomers are rejected");
+                return Room::RejectNewcomer(s, key);
+            }
+            Admission::Nothing => {
+                dry += 1;
+                if dry >= ex.shards.len() {
+                    // Other shards evict on their ticks; refuse only when nobody can.
+                    let mine: Vec<usize> = ex.shards.iter().map(|s| s.id).collect();
+                    if mem.others_can_evict(&mine) {
+                        return Room::Made;
+                    }
+                    mem.oom_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Room::Refused;
+                }
+            }
+        }
+        if turn.is_multiple_of(16) && started.elapsed() > EVICTION_BUDGET {
+            break;
+        }
+    }
+    Room::Made
+}
+
+/// What `make_room` decided for a command.
+enum Room {
+    Made,
+    /// Over the limit with nothing to evict, or under noeviction: -OOM.
+    Refused,
+    /// The key the command creates is colder than anything resident: it is evicted right
+    /// after the command (index into the exec's shards, key).
+    RejectNewcomer(usize, SmallBytes),
+}
+
+/// Longest a command waits for evictions before it runs anyway (Redis's eviction tenacity).
+const EVICTION_BUDGET: Duration = Duration::from_millis(2);
 
 /// Per-batch inputs of a command.
 pub struct ExecJob<'a> {
@@ -473,7 +653,8 @@ impl Actor for ShardActor {
                     state.expire_hash_fields(now_ms());
                 }
                 let more_rehash = state.maintain_tables(TICK_BUDGET);
-                if more_expiry || more_rehash {
+                let more_eviction = state.evict_in_background(TICK_BUDGET);
+                if more_expiry || more_rehash || more_eviction {
                     // Continue after whatever is queued, so commands are never starved.
                     let _ = myself.cast(ShardMsg::Tick);
                 }
@@ -506,7 +687,13 @@ mod tests {
     use crate::cmd::table::table;
 
     fn settings() -> ExecSettings {
-        ExecSettings { proto_max_bulk_len: 512 << 20, databases: 16, lfu: false, enc: Default::default(), client: 0 }
+        ExecSettings {
+            proto_max_bulk_len: 512 << 20,
+            databases: 16,
+            policy: crate::memory::Policy::NoEviction,
+            enc: Default::default(),
+            client: 0,
+        }
     }
 
     /// Runs one command on a lone shard at time `now`, returning the reply bytes.

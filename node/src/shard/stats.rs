@@ -19,6 +19,8 @@ pub struct ShardStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    /// Keys removed to get under maxmemory.
+    pub evicted_keys: u64,
     pub commands: Vec<CommandStat>,
     /// Error replies by their code (`ERR`, `WRONGTYPE`, ...).
     pub errors: Vec<(String, u64)>,
@@ -33,6 +35,7 @@ impl ShardStats {
             keyspace_hits: 0,
             keyspace_misses: 0,
             expired_keys: 0,
+            evicted_keys: 0,
             commands: vec![CommandStat::default(); commands],
             errors: Vec::new(),
             latency: [0; LATENCY_BUCKETS_US.len() + 1],
@@ -66,6 +69,7 @@ impl ShardStats {
         self.keyspace_hits += other.keyspace_hits;
         self.keyspace_misses += other.keyspace_misses;
         self.expired_keys += other.expired_keys;
+        self.evicted_keys += other.evicted_keys;
         if self.commands.len() < other.commands.len() {
             self.commands.resize(other.commands.len(), CommandStat::default());
         }
