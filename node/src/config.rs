@@ -108,6 +108,12 @@ pub struct Cli {
     /// Seconds to wait for in-flight commands at shutdown before exiting anyway [default: 10].
     #[arg(long, env = "SHOAL_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
     pub shutdown_timeout: Option<u64>,
+
+    /// Load this RDB file written by Redis (dump.rdb, any version up to 7.2) at start-up,
+    /// before accepting clients: the way to move a dataset from Redis. Keys already expired
+    /// are skipped. A corrupt file stops the start with the offset of the damage.
+    #[arg(long, env = "SHOAL_IMPORT_RDB", value_name = "FILE")]
+    pub import_rdb: Option<PathBuf>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -132,6 +138,7 @@ struct FileConfig {
     maxmemory: Option<SizeValue>,
     maxmemory_policy: Option<String>,
     shutdown_timeout: Option<u64>,
+    import_rdb: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -178,6 +185,7 @@ pub struct Config {
     pub maxmemory: u64,
     pub maxmemory_policy: Policy,
     pub shutdown_timeout: u64,
+    pub import_rdb: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -306,6 +314,7 @@ impl Config {
             maxmemory: size("maxmemory", cli.maxmemory.or(file.maxmemory.map(SizeValue::text)), 0)?,
             maxmemory_policy: policy,
             shutdown_timeout: cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(10),
+            import_rdb: cli.import_rdb.or(file.import_rdb),
             config_file: cli.config,
         })
     }

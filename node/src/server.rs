@@ -23,6 +23,46 @@ pub enum ServerError {
     Metrics { addr: String, source: std::io::Error },
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("cannot import: {0}")]
+    Import(#[from] crate::persist::rdb::RdbError),
+    #[error("cannot import {path}: it uses database {db}, but --databases is {databases}")]
+    ImportDb { path: std::path::PathBuf, db: usize, databases: usize },
+}
+
+/// Loads a Redis RDB file into the shard states before they start.
+fn import_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) -> Result<(), ServerError> {
+    let started = Instant::now();
+    let now = crate::util::now_ms();
+    let databases = states[0].dbs.len();
+    let (mut bad_db, mut expired) = (None, 0u64);
+    let enc = crate::shard::types::Encodings::default();
+    let summary = crate::persist::rdb::load(path, &enc, |k| {
+        if k.db >= databases {
+            bad_db.get_or_insert(k.db);
+            return;
+        }
+        if k.expire_at != 0 && k.expire_at <= now {
+            expired += 1;
+            return;
+        }
+        let shard = route.shard_of_key(&k.key);
+        states[shard].dbs[k.db].set(&k.key, k.value, Some(k.expire_at));
+    })?;
+    if let Some(db) = bad_db {
+        return Err(ServerError::ImportDb { path: path.into(), db, databases });
+    }
+    if summary.skipped_functions > 0 {
+        warn!(path = %path.display(), libraries = summary.skipped_functions, "function libraries in the rdb file were not loaded");
+    }
+    info!(
+        path = %path.display(),
+        rdb_version = summary.version,
+        keys = summary.keys - expired,
+        expired_skipped = expired,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "imported rdb file"
+    );
+    Ok(())
 }
 
 /// The node id persisted in the data directory, created on first start. A node that cannot
@@ -55,8 +95,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let tracking = Arc::new(crate::tracking::Tracking::new(pubsub));
     let memory = crate::memory::Memory::new(config.maxmemory, config.maxmemory_policy, config.shards);
     memory.start_sampler();
-    for i in 0..config.shards {
-        let mut state = Box::new(ShardState::new(i, config.databases, table().stat_slots()));
+    let mut states: Vec<Box<ShardState>> =
+        (0..config.shards).map(|i| Box::new(ShardState::new(i, config.databases, table().stat_slots()))).collect();
+    if let Some(path) = config.import_rdb.clone() {
+        let r = route.clone();
+        // Reading and decoding a large file is disk and CPU work: off the runtime's threads.
+        states = tokio::task::spawn_blocking(move || import_rdb(&path, &mut states, &r).map(|()| states))
+            .await
+            .map_err(|e| ServerError::Shard { shard: 0, message: format!("rdb import panicked: {e}") })??;
+    }
+    for (i, mut state) in states.into_iter().enumerate() {
         state.notifier = Some(notifier.clone());
         state.tracking = Some(tracking.clone());
         state.memory = Some(memory.clone());

@@ -268,3 +268,43 @@ pub fn ok() -> Frame {
 pub fn arr(items: Vec<Frame>) -> Frame {
     Frame::Array(items)
 }
+
+/// A redis-server (Debian's, the reference) on a free port, stopped when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    /// Its working directory, where SAVE writes dump.rdb.
+    pub dir: PathBuf,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        wait_for("redis-server to listen", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        RedisServer { child, port, dir }
+    }
+
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .expect("client")
+            .get_connection()
+            .expect("connect")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

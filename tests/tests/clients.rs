@@ -1,7 +1,7 @@
 //! Ecosystem clients other than the `redis` crate: redis-cli and redis-py.
 
 use redis::Commands;
-use shoal_tests::Server;
+use shoal_tests::{RedisServer, Server};
 use std::process::Command;
 
 fn redis_cli(s: &Server, args: &[&str]) -> String {
@@ -69,29 +69,6 @@ fn redis_py_plain_pipelined_resp3_and_cluster_clients() {
     );
 }
 
-/// A redis-server on a free port, stopped when dropped.
-struct RedisServer(std::process::Child, u16);
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = shoal_tests::free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        shoal_tests::wait_for("redis-server to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        RedisServer(child, port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the differential script for one command family against a fresh redis-server and a
 /// three-shard Shoal: 100,000 commands in RESP2 (two seeds) and 50,000 in RESP3.
 fn differential(family: &str) {
@@ -100,7 +77,7 @@ fn differential(family: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/differential.py");
     for (count, seed, protocol) in [("50000", "1", "2"), ("50000", "2", "2"), ("50000", "3", "3")] {
         let out = Command::new("python3")
-            .args([script, &redis.1.to_string(), &s.port.to_string(), family, count, seed, protocol])
+            .args([script, &redis.port.to_string(), &s.port.to_string(), family, count, seed, protocol])
             .output()
             .expect("python3 is installed");
         assert!(
@@ -166,7 +143,7 @@ fn geo_answers_exactly_like_redis_server() {
 fn values_dumped_by_redis_restore_in_shoal() {
     let redis = RedisServer::start();
     let s = Server::start();
-    let mut r = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.1)).unwrap().get_connection().unwrap();
+    let mut r = redis.redis();
     let mut c = s.redis();
     // Redis 7.0 dumps small values in its compact encodings: listpack hashes and sorted sets,
     // intsets, quicklists of listpacks (and plain nodes for large elements).

@@ -2,7 +2,7 @@
 //! version (10) and a CRC-64 of both, so keys can move between Redis and Shoal.
 
 use super::crc64::crc64;
-use super::listpack;
+use super::listpack::{self, Elem};
 use crate::shard::types::hash::Hash;
 use crate::shard::types::set::Set;
 use crate::shard::types::stream::{Group, Pending, Stream, StreamId};
@@ -214,19 +214,19 @@ fn read_stream(r: &mut Reader<'_>) -> Result<Stream, DumpError> {
     Ok(s)
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+pub(super) struct Reader<'a> {
+    pub(super) data: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, DumpError> {
+    pub(super) fn byte(&mut self) -> Result<u8, DumpError> {
         let b = *self.data.get(self.pos).ok_or(DumpError::BadFormat)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DumpError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DumpError> {
         let end = self.pos.checked_add(n).ok_or(DumpError::BadFormat)?;
         let s = self.data.get(self.pos..end).ok_or(DumpError::BadFormat)?;
         self.pos = end;
@@ -234,7 +234,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length, or `Err(Ok(enc))` for a special encoding.
-    fn len(&mut self) -> Result<Result<u64, u8>, DumpError> {
+    pub(super) fn len(&mut self) -> Result<Result<u64, u8>, DumpError> {
         let b = self.byte()?;
         Ok(match b >> 6 {
             0 => Ok((b & 0x3f) as u64),
@@ -246,7 +246,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn u64(&mut self) -> Result<u64, DumpError> {
+    pub(super) fn u64(&mut self) -> Result<u64, DumpError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
@@ -255,7 +255,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An element count, bounded by what the remaining bytes could hold.
-    fn count(&mut self) -> Result<u64, DumpError> {
+    pub(super) fn count(&mut self) -> Result<u64, DumpError> {
         let n = self.len()?.map_err(|_| DumpError::BadFormat)?;
         if n > (self.data.len() - self.pos) as u64 {
             return Err(DumpError::BadFormat);
@@ -263,7 +263,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn string(&mut self) -> Result<Vec<u8>, DumpError> {
+    pub(super) fn string(&mut self) -> Result<Vec<u8>, DumpError> {
         match self.len()? {
             Ok(n) => Ok(self.take(usize::try_from(n).map_err(|_| DumpError::BadFormat)?)?.to_vec()),
             Err(ENC_INT8) => Ok((self.byte()? as i8).to_string().into_bytes()),
@@ -277,6 +277,42 @@ impl<'a> Reader<'a> {
             Err(_) => Err(DumpError::BadFormat),
         }
     }
+}
+
+/// A hash from a flat field, value, field, value... sequence.
+pub(super) fn pairs_to_hash(elems: Vec<Elem>, enc: &Encodings) -> Result<Value, DumpError> {
+    if !elems.len().is_multiple_of(2) {
+        return Err(DumpError::BadFormat);
+    }
+    let mut h = Hash::default();
+    let mut it = elems.into_iter();
+    while let (Some(f), Some(v)) = (it.next(), it.next()) {
+        if !h.set(&f.into_bytes(), &v.into_bytes(), enc) {
+            return Err(DumpError::BadFormat);
+        }
+    }
+    Ok(Value::Hash(h))
+}
+
+/// A sorted set from a flat member, score, member, score... sequence.
+pub(super) fn pairs_to_zset(elems: Vec<Elem>, enc: &Encodings) -> Result<Value, DumpError> {
+    if !elems.len().is_multiple_of(2) {
+        return Err(DumpError::BadFormat);
+    }
+    let mut z = ZSet::default();
+    let mut it = elems.into_iter();
+    while let (Some(m), Some(sc)) = (it.next(), it.next()) {
+        let score = match sc {
+            Elem::Int(n) => n as f64,
+            Elem::Bytes(b) => crate::util::float::string2d(&b).ok_or(DumpError::BadFormat)?,
+        };
+        let m = m.into_bytes();
+        if z.score(&m).is_some() {
+            return Err(DumpError::BadFormat);
+        }
+        z.insert(&m, score, enc);
+    }
+    Ok(Value::ZSet(z))
 }
 
 /// LZF decompression (Redis compresses strings over 20 bytes in DUMP payloads).
@@ -334,7 +370,17 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
         return Err(DumpError::VersionOrChecksum);
     }
     let mut r = Reader { data: body, pos: 0 };
-    let value = match r.byte()? {
+    let ty = r.byte()?;
+    let value = read_value(&mut r, ty, enc)?;
+    if r.pos != body.len() {
+        return Err(DumpError::BadFormat);
+    }
+    Ok(value)
+}
+
+/// Reads a value of RDB type `ty`: the part DUMP payloads and RDB files share.
+pub(super) fn read_value(r: &mut Reader<'_>, ty: u8, enc: &Encodings) -> Result<Value, DumpError> {
+    let value = match ty {
         RDB_TYPE_STRING => Value::string_from_vec(r.string()?),
         RDB_TYPE_LIST => {
             let n = r.count()?;
@@ -380,7 +426,7 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
             }
             Value::ZSet(z)
         }
-        SHOAL_TYPE_STREAM => Value::Stream(Box::new(read_stream(&mut r)?)),
+        SHOAL_TYPE_STREAM => Value::Stream(Box::new(read_stream(r)?)),
         RDB_TYPE_SET_INTSET => {
             let ints = listpack::intset(&r.string()?).ok_or(DumpError::BadFormat)?;
             let mut s: Option<Set> = None;
@@ -403,40 +449,8 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
             }
             Value::Set(s.ok_or(DumpError::BadFormat)?)
         }
-        RDB_TYPE_HASH_LISTPACK => {
-            let elems = listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?;
-            if elems.len() % 2 != 0 {
-                return Err(DumpError::BadFormat);
-            }
-            let mut h = Hash::default();
-            let mut it = elems.into_iter();
-            while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                if !h.set(&f.into_bytes(), &v.into_bytes(), enc) {
-                    return Err(DumpError::BadFormat);
-                }
-            }
-            Value::Hash(h)
-        }
-        RDB_TYPE_ZSET_LISTPACK => {
-            let elems = listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?;
-            if elems.len() % 2 != 0 {
-                return Err(DumpError::BadFormat);
-            }
-            let mut z = ZSet::default();
-            let mut it = elems.into_iter();
-            while let (Some(m), Some(sc)) = (it.next(), it.next()) {
-                let score = match sc {
-                    listpack::Elem::Int(n) => n as f64,
-                    listpack::Elem::Bytes(b) => crate::util::float::string2d(&b).ok_or(DumpError::BadFormat)?,
-                };
-                let m = m.into_bytes();
-                if z.score(&m).is_some() {
-                    return Err(DumpError::BadFormat);
-                }
-                z.insert(&m, score, enc);
-            }
-            Value::ZSet(z)
-        }
+        RDB_TYPE_HASH_LISTPACK => pairs_to_hash(listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?, enc)?,
+        RDB_TYPE_ZSET_LISTPACK => pairs_to_zset(listpack::listpack(&r.string()?).ok_or(DumpError::BadFormat)?, enc)?,
         RDB_TYPE_LIST_QUICKLIST_2 => {
             let nodes = r.count()?;
             let mut l = List::new();
@@ -456,12 +470,9 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
             }
             Value::List(Box::new(l))
         }
-        _ => return Err(DumpError::BadFormat),
+        ty => return super::rdb::read_legacy_value(r, ty, enc),
     };
     if value.element_count() == 0 {
-        return Err(DumpError::BadFormat);
-    }
-    if r.pos != body.len() {
         return Err(DumpError::BadFormat);
     }
     Ok(value)

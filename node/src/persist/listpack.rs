@@ -1,5 +1,5 @@
 //! Decoders for the compact blobs inside Redis's RDB values: listpacks (hashes, sorted sets,
-//! list nodes, Redis 7.2 sets) and intsets. Every length is checked against the blob, so a
+//! list nodes, Redis 7.2 sets), ziplists (what Redis before 7.0 wrote) and intsets. Every length is checked against the blob, so a
 //! corrupt payload is an error, never a panic or an oversized allocation.
 
 /// A listpack element: bytes or an integer.
@@ -73,6 +73,53 @@ pub fn listpack(lp: &[u8]) -> Option<Vec<Elem>> {
     }
 }
 
+/// The elements of a ziplist; `None` when it is malformed.
+pub fn ziplist(zl: &[u8]) -> Option<Vec<Elem>> {
+    if zl.len() < 11 || u32::from_le_bytes(zl[..4].try_into().ok()?) as usize != zl.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut p = 10;
+    loop {
+        if *zl.get(p)? == 0xFF {
+            return (p == zl.len() - 1).then_some(out);
+        }
+        // The previous entry's length: one byte, or 0xFE and four.
+        p += if zl[p] == 0xFE { 5 } else { 1 };
+        let b = *zl.get(p)?;
+        let take = |from: usize, n: usize| zl.get(from..from.checked_add(n)?);
+        let (elem, len) = match b >> 6 {
+            0 => {
+                let n = (b & 0x3f) as usize;
+                (Elem::Bytes(take(p + 1, n)?.to_vec()), 1 + n)
+            }
+            1 => {
+                let n = (((b & 0x3f) as usize) << 8) | *zl.get(p + 1)? as usize;
+                (Elem::Bytes(take(p + 2, n)?.to_vec()), 2 + n)
+            }
+            2 => {
+                let n = u32::from_be_bytes(take(p + 1, 4)?.try_into().ok()?) as usize;
+                (Elem::Bytes(take(p + 5, n)?.to_vec()), 5 + n)
+            }
+            _ => match b {
+                0xC0 => (Elem::Int(i16::from_le_bytes(take(p + 1, 2)?.try_into().ok()?) as i64), 3),
+                0xD0 => (Elem::Int(i32::from_le_bytes(take(p + 1, 4)?.try_into().ok()?) as i64), 5),
+                0xE0 => (Elem::Int(i64::from_le_bytes(take(p + 1, 8)?.try_into().ok()?)), 9),
+                0xF0 => {
+                    let t = take(p + 1, 3)?;
+                    let v = (((t[2] as i32) << 24 | (t[1] as i32) << 16 | (t[0] as i32) << 8) >> 8) as i64;
+                    (Elem::Int(v), 4)
+                }
+                0xFE => (Elem::Int(*zl.get(p + 1)? as i8 as i64), 2),
+                0xF1..=0xFD => (Elem::Int((b & 0x0f) as i64 - 1), 1),
+                _ => return None,
+            },
+        };
+        p += len;
+        out.push(elem);
+    }
+}
+
 /// The integers of an intset; `None` when it is malformed.
 pub fn intset(blob: &[u8]) -> Option<Vec<i64>> {
     let width = u32::from_le_bytes(blob.get(..4)?.try_into().ok()?) as usize;
@@ -125,5 +172,24 @@ mod tests {
             is.extend_from_slice(&v.to_le_bytes());
         }
         assert_eq!(intset(&is).unwrap(), vec![1, 7, -2]);
+    }
+
+    #[test]
+    fn decodes_ziplist_encodings() {
+        // Header (bytes, tail, count), then "ab", 7 (4-bit immediate), 300 (int16), -5 (int8).
+        let mut zl = vec![0u8; 10];
+        zl.extend_from_slice(&[0, 0x02, b'a', b'b']);
+        zl.extend_from_slice(&[4, 0xF8]);
+        zl.extend_from_slice(&[2, 0xC0]);
+        zl.extend_from_slice(&300i16.to_le_bytes());
+        zl.extend_from_slice(&[4, 0xFE, (-5i8) as u8]);
+        zl.push(0xFF);
+        let n = zl.len() as u32;
+        zl[..4].copy_from_slice(&n.to_le_bytes());
+        assert_eq!(
+            ziplist(&zl).unwrap(),
+            vec![Elem::Bytes(b"ab".to_vec()), Elem::Int(7), Elem::Int(300), Elem::Int(-5)]
+        );
+        assert_eq!(ziplist(&zl[..zl.len() - 1]), None);
     }
 }
