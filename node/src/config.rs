@@ -114,6 +114,13 @@ pub struct Cli {
     /// are skipped. A corrupt file stops the start with the offset of the damage.
     #[arg(long, env = "SHOAL_IMPORT_RDB", value_name = "FILE")]
     pub import_rdb: Option<PathBuf>,
+
+    /// Snapshot points, Redis's `save` setting: "<seconds> <changes>" pairs, or "" for none
+    /// [default: "3600 1 300 100 60 10000"]. With points set, a shutdown writes dump.rdb to
+    /// the data directory (SHUTDOWN NOSAVE skips it), and the next start loads it. Timed
+    /// background saves at those points are not run yet.
+    #[arg(long, env = "SHOAL_SAVE", value_name = "RULES")]
+    pub save: Option<String>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -139,6 +146,7 @@ struct FileConfig {
     maxmemory_policy: Option<String>,
     shutdown_timeout: Option<u64>,
     import_rdb: Option<PathBuf>,
+    save: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -186,6 +194,7 @@ pub struct Config {
     pub maxmemory_policy: Policy,
     pub shutdown_timeout: u64,
     pub import_rdb: Option<PathBuf>,
+    pub save: String,
     pub config_file: Option<PathBuf>,
 }
 
@@ -315,6 +324,7 @@ impl Config {
             maxmemory_policy: policy,
             shutdown_timeout: cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(10),
             import_rdb: cli.import_rdb.or(file.import_rdb),
+            save: cli.save.or(file.save).unwrap_or_else(|| "3600 1 300 100 60 10000".into()),
             config_file: cli.config,
         })
     }

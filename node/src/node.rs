@@ -275,6 +275,15 @@ impl ClientRegistry {
     }
 }
 
+/// What SHUTDOWN asked for about saving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownSave {
+    /// Save if `save` points are configured (Redis's rule).
+    Default,
+    Save,
+    NoSave,
+}
+
 /// CLIENT PAUSE state: until when, and whether only writes wait.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pause {
@@ -304,6 +313,10 @@ pub struct Node {
     /// Connections admitted and not yet closed; checked against maxclients at accept time.
     pub admitted: AtomicUsize,
     pub memory: Arc<crate::memory::Memory>,
+    /// Snapshot bookkeeping: last save, changes since, in progress.
+    pub saves: crate::persist::snapshot::SaveState,
+    /// How a shutdown treats the snapshot: `Default` follows the `save` setting.
+    pub shutdown_save: Mutex<ShutdownSave>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
     pub notifier: Arc<crate::notify::Notifier>,
     pub tracking: Arc<crate::tracking::Tracking>,
@@ -325,7 +338,11 @@ impl Node {
             tcp_keepalive: AtomicU64::new(config.tcp_keepalive),
             proto_max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(config.client_query_buffer_limit),
-            passive: RwLock::new(crate::cmd::config::passive_defaults()),
+            passive: RwLock::new({
+                let mut p = crate::cmd::config::passive_defaults();
+                p.insert("save", config.save.clone());
+                p
+            }),
             encodings: encoding_defaults(),
         };
         Node {
@@ -345,6 +362,8 @@ impl Node {
             admitted: AtomicUsize::new(0),
             lease_order: Mutex::new(()),
             memory,
+            saves: crate::persist::snapshot::SaveState::new(crate::util::now_ms() / 1000),
+            shutdown_save: Mutex::new(ShutdownSave::Default),
             pubsub: notifier.pubsub(),
             tracking,
             notifier,

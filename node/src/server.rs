@@ -29,8 +29,21 @@ pub enum ServerError {
     ImportDb { path: std::path::PathBuf, db: usize, databases: usize },
 }
 
-/// Loads a Redis RDB file into the shard states before they start.
-fn import_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) -> Result<(), ServerError> {
+/// Whether stopping writes a snapshot: SHUTDOWN SAVE / NOSAVE decide, otherwise Redis's rule
+/// (save when `save` points are configured).
+fn shutdown_saves(node: &Node) -> bool {
+    match *node.shutdown_save.lock().expect("shutdown lock") {
+        crate::node::ShutdownSave::Save => true,
+        crate::node::ShutdownSave::NoSave => false,
+        crate::node::ShutdownSave::Default => {
+            node.live.passive.read().expect("config lock").get("save").is_some_and(|s| !s.trim().is_empty())
+        }
+    }
+}
+
+/// Loads an RDB file (Redis's, or a Shoal snapshot) into the shard states before they start;
+/// returns the keys loaded and the keys skipped as expired.
+fn import_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) -> Result<(u64, u64), ServerError> {
     let started = Instant::now();
     let now = crate::util::now_ms();
     let databases = states[0].dbs.len();
@@ -60,9 +73,9 @@ fn import_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) ->
         keys = summary.keys - expired,
         expired_skipped = expired,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "imported rdb file"
+        "loaded rdb file"
     );
-    Ok(())
+    Ok((summary.keys - expired, expired))
 }
 
 /// The node id persisted in the data directory, created on first start. A node that cannot
@@ -97,12 +110,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     memory.start_sampler();
     let mut states: Vec<Box<ShardState>> =
         (0..config.shards).map(|i| Box::new(ShardState::new(i, config.databases, table().stat_slots()))).collect();
-    if let Some(path) = config.import_rdb.clone() {
+    // --import-rdb names a file to load; otherwise the node's own snapshot, if there is one.
+    let snapshot = config.data_dir.join(crate::persist::snapshot::FILE_NAME);
+    let load = config.import_rdb.clone().or_else(|| snapshot.exists().then_some(snapshot));
+    let mut loaded = (0, 0);
+    if let Some(path) = load {
         let r = route.clone();
         // Reading and decoding a large file is disk and CPU work: off the runtime's threads.
-        states = tokio::task::spawn_blocking(move || import_rdb(&path, &mut states, &r).map(|()| states))
+        let (s, counts) = tokio::task::spawn_blocking(move || import_rdb(&path, &mut states, &r).map(|c| (states, c)))
             .await
-            .map_err(|e| ServerError::Shard { shard: 0, message: format!("rdb import panicked: {e}") })??;
+            .map_err(|e| ServerError::Shard { shard: 0, message: format!("rdb load panicked: {e}") })??;
+        states = s;
+        loaded = counts;
     }
     for (i, mut state) in states.into_iter().enumerate() {
         state.notifier = Some(notifier.clone());
@@ -120,6 +139,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
     let node = Arc::new(Node::new(config, shard_refs, route, id, notifier, tracking, memory));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
+    node.saves.loaded_keys.store(loaded.0, std::sync::atomic::Ordering::Relaxed);
+    node.saves.loaded_expired.store(loaded.1, std::sync::atomic::Ordering::Relaxed);
     if let Some(addr) = metrics_addr {
         let l = tokio::net::TcpListener::bind(&addr)
             .await
@@ -160,6 +181,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     if node.clients.count() > 0 {
         warn!(clients = node.clients.count(), "shutdown timeout reached with clients still connected");
+    }
+    if shutdown_saves(&node) {
+        // A failed save is logged by `save`; the node still stops, as asked.
+        let _ = crate::persist::snapshot::save(&node).await;
     }
     for s in &node.shards {
         s.actor.stop(None);

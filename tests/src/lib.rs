@@ -2,6 +2,7 @@
 //! RESP client for checking bytes on the wire.
 
 use bytes::BytesMut;
+use redis::{Commands, Value};
 use shoal_proto::Frame;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -81,6 +82,7 @@ pub struct Server {
     pub port: u16,
     pub metrics_port: Option<u16>,
     pub dir: PathBuf,
+    owns_dir: bool,
 }
 
 impl Server {
@@ -88,14 +90,30 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// Starts a node with extra flags (`--bind 127.0.0.1` and a port are added).
+    /// Starts a node with extra flags (`--bind 127.0.0.1` and a port are added) in a fresh
+    /// data directory, removed when the server is dropped.
     pub fn start_with(args: &[&str]) -> Server {
+        Server::spawn(None, args)
+    }
+
+    /// Starts a node on the data directory `dir`, which outlives it (for restarts).
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        Server::spawn(Some(dir), args)
+    }
+
+    fn spawn(keep: Option<&Path>, args: &[&str]) -> Server {
         let bin = shoal_bin();
         for _attempt in 0..5 {
             let port = free_port();
             let metrics_port = args.contains(&"--metrics").then(free_port);
-            let dir = std::env::temp_dir().join(format!("shoal-test-{}-{port}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
+            let dir = match keep {
+                Some(d) => d.to_path_buf(),
+                None => {
+                    let d = std::env::temp_dir().join(format!("shoal-test-{}-{port}", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&d);
+                    d
+                }
+            };
             std::fs::create_dir_all(&dir).expect("data dir");
             let mut cmd = Command::new(&bin);
             cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--data-dir"])
@@ -119,7 +137,7 @@ impl Server {
                 }
             });
             if listening {
-                return Server { child: Some(child), port, metrics_port, dir };
+                return Server { child: Some(child), port, metrics_port, dir, owns_dir: keep.is_none() };
             }
             let _ = child.wait();
         }
@@ -177,7 +195,9 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -307,4 +327,126 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Everything a client can observe about a key, in a comparable form.
+pub fn describe_key(con: &mut redis::Connection, db: i64, key: &str) -> String {
+    let _: () = redis::cmd("SELECT").arg(db).query(con).unwrap();
+    let ty: String = redis::cmd("TYPE").arg(key).query(con).unwrap();
+    let expire: i64 = redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap();
+    let q = |con: &mut redis::Connection, args: &[&str]| -> Value {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query(con).unwrap()
+    };
+    let body = match ty.as_str() {
+        "string" => format!("{:?}", q(con, &["GET", key])),
+        "list" => format!("{:?}", q(con, &["LRANGE", key, "0", "-1"])),
+        "set" => {
+            let mut m: Vec<Vec<u8>> = con.smembers(key).unwrap();
+            m.sort();
+            format!("{m:?}")
+        }
+        "hash" => {
+            let mut h: Vec<(Vec<u8>, Vec<u8>)> = con.hgetall(key).unwrap();
+            h.sort();
+            format!("{h:?}")
+        }
+        "zset" => format!("{:?}", q(con, &["ZRANGE", key, "0", "-1", "WITHSCORES"])),
+        "stream" => {
+            // radix-tree-nodes counts Redis's internal tree nodes, which depend on how the tree
+            // was built, not on the stream's contents.
+            let Value::Array(mut info) = q(con, &["XINFO", "STREAM", key]) else { panic!("XINFO STREAM") };
+            if let Some(i) = info.iter().position(|v| *v == Value::BulkString(b"radix-tree-nodes".to_vec())) {
+                info.drain(i..i + 2);
+            }
+            format!(
+                "{:?} {info:?} {:?} {:?}",
+                q(con, &["XRANGE", key, "-", "+"]),
+                q(con, &["XINFO", "GROUPS", key]),
+                q(con, &["XPENDING", key, "g"]),
+            )
+        }
+        other => panic!("unexpected type {other}"),
+    };
+    format!("{ty} expire={expire} {body}")
+}
+
+/// Writes keys of every type in their small and large encodings, with a TTL, a stream with
+/// a consumer group, and a key in database 3; returns (db, key) of each.
+pub fn populate_every_type(r: &mut redis::Connection) -> Vec<(i64, String)> {
+    let big = "x".repeat(10_000);
+    let run = |r: &mut redis::Connection, args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        let _: Value = c.query(r).unwrap();
+    };
+    let mut keys = Vec::new();
+    let mut add = |db: i64, k: &str| keys.push((db, k.to_string()));
+    // Strings: integer, short, compressible (LZF), binary, and one with a TTL.
+    run(r, &["SET", "s:int", "-12345"]);
+    run(r, &["SET", "s:short", "hello"]);
+    run(r, &["SET", "s:lzf", &"ab".repeat(200)]);
+    let _: () = r.set("s:bin", b"\x00\xff\r\n".as_slice()).unwrap();
+    run(r, &["SET", "s:ttl", "v", "PXAT", "4102444800123"]);
+    for k in ["s:int", "s:short", "s:lzf", "s:bin", "s:ttl"] {
+        add(0, k);
+    }
+    // Lists: one listpack node, many nodes, and a plain node for a 10 kB element.
+    run(r, &["RPUSH", "l:small", "a", "1", "-7", "b"]);
+    for i in 0..2000 {
+        run(r, &["RPUSH", "l:big", &format!("element-{i}")]);
+    }
+    run(r, &["RPUSH", "l:plain", "x", &big, "y"]);
+    // Sets: intset, hashtable.
+    run(r, &["SADD", "set:ints", "1", "2", "-300", "70000", "5000000000"]);
+    for i in 0..600 {
+        run(r, &["SADD", "set:big", &format!("member-{i}")]);
+    }
+    run(r, &["SADD", "set:small", "a", "b", "c"]);
+    // Hashes: listpack and hashtable.
+    run(r, &["HSET", "h:small", "f1", "v1", "f2", "2", "f3", "-3"]);
+    for i in 0..300 {
+        run(r, &["HSET", "h:big", &format!("field-{i}"), &format!("value-{i}")]);
+    }
+    // Sorted sets: listpack (with inf and fractions) and skiplist.
+    run(r, &["ZADD", "z:small", "1.5", "a", "-inf", "b", "+inf", "c", "3", "d"]);
+    for i in 0..300 {
+        run(r, &["ZADD", "z:big", &format!("{}.25", i), &format!("m{i}")]);
+    }
+    // A stream with two field layouts, a deleted entry, a group with pending entries.
+    for i in 0..250 {
+        run(r, &["XADD", "st", &format!("1000-{i}"), "a", &i.to_string(), "b", "x"]);
+    }
+    run(r, &["XADD", "st", "2000-0", "other", "layout"]);
+    run(r, &["XDEL", "st", "1000-5"]);
+    run(r, &["XGROUP", "CREATE", "st", "g", "0"]);
+    run(r, &["XREADGROUP", "GROUP", "g", "alice", "COUNT", "3", "STREAMS", "st", ">"]);
+    run(r, &["XREADGROUP", "GROUP", "g", "bob", "COUNT", "2", "STREAMS", "st", ">"]);
+    run(r, &["XACK", "st", "g", "1000-0"]);
+    for k in [
+        "l:small",
+        "l:big",
+        "l:plain",
+        "set:ints",
+        "set:big",
+        "set:small",
+        "h:small",
+        "h:big",
+        "z:small",
+        "z:big",
+        "st",
+    ] {
+        add(0, k);
+    }
+    // Another database.
+    run(r, &["SELECT", "3"]);
+    run(r, &["SET", "elsewhere", "db3"]);
+    run(r, &["SELECT", "0"]);
+    add(3, "elsewhere");
+    keys
 }

@@ -104,6 +104,10 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::Debug => server::debug(ctx, req).await,
         Gw::Shutdown => server::shutdown(ctx, req),
         Gw::DbSize => server::dbsize(ctx).await,
+        Gw::Save => server::save(ctx).await,
+        Gw::LastSave => {
+            reply::integer(ctx.out, ctx.node.saves.last_save.load(std::sync::atomic::Ordering::Relaxed) as i64)
+        }
         Gw::MemoryStats => super::memory::stats(ctx).await,
         Gw::MemoryDoctor => super::memory::doctor(ctx),
         Gw::MemoryMallocStats => super::memory::malloc_stats(ctx),

@@ -232,16 +232,33 @@ pub async fn randomkey(ctx: &mut GwCtx<'_>) {
     }
 }
 
+pub async fn save(ctx: &mut GwCtx<'_>) {
+    match crate::persist::snapshot::save(ctx.node).await {
+        Ok(_) => reply::ok(ctx.out),
+        Err(crate::persist::snapshot::SnapshotError::InProgress) => ctx.err("ERR Background save already in progress"),
+        Err(e) => {
+            tracing::warn!(error = %e, "SAVE failed");
+            ctx.err("ERR")
+        }
+    }
+}
+
 pub fn shutdown(ctx: &mut GwCtx<'_>, req: &Request) {
+    let mut choice = crate::node::ShutdownSave::Default;
     for i in 1..req.len() {
         let a = req.arg(i);
         if is(a, "ABORT") {
             return ctx.err("ERR No shutdown in progress.");
         }
-        if !(is(a, "NOSAVE") || is(a, "SAVE") || is(a, "NOW") || is(a, "FORCE")) {
+        if is(a, "NOSAVE") {
+            choice = crate::node::ShutdownSave::NoSave;
+        } else if is(a, "SAVE") {
+            choice = crate::node::ShutdownSave::Save;
+        } else if !(is(a, "NOW") || is(a, "FORCE")) {
             return ctx.syntax();
         }
     }
+    *ctx.node.shutdown_save.lock().expect("shutdown lock") = choice;
     info!(client = ctx.session.handle.id, "shutdown requested by SHUTDOWN command");
     ctx.node.shutdown.send_replace(true);
     ctx.session.close_after_reply = true;

@@ -17,8 +17,9 @@ const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_HASH: u8 = 4;
 const RDB_TYPE_ZSET_2: u8 = 5;
 /// Streams use a Shoal-specific type (Redis's is a radix tree of listpacks): payloads move
-/// between Shoal nodes, not to Redis.
-const SHOAL_TYPE_STREAM: u8 = 0xF5;
+/// between Shoal nodes, not to Redis. Outside both Redis's type numbers and its RDB opcodes
+/// (0xF5–0xFF), so the same encoding serves in RDB files.
+const SHOAL_TYPE_STREAM: u8 = 0xE5;
 // Redis's compact encodings, which its own DUMP produces for small values.
 const RDB_TYPE_SET_INTSET: u8 = 11;
 const RDB_TYPE_HASH_LISTPACK: u8 = 16;
@@ -38,7 +39,7 @@ pub enum DumpError {
     BadFormat,
 }
 
-fn put_len(out: &mut Vec<u8>, n: u64) {
+pub(super) fn put_len(out: &mut Vec<u8>, n: u64) {
     if n < 64 {
         out.push(n as u8);
     } else if n < 16384 {
@@ -69,7 +70,7 @@ fn put_int(out: &mut Vec<u8>, n: i64) -> bool {
 }
 
 /// Redis's `rdbSaveRawString`: short canonical integers are stored as integers.
-fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+pub(super) fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(n) = shoal_proto::request::parse_i64(s) {
             if put_int(out, n) {
@@ -85,52 +86,64 @@ fn put_string(out: &mut Vec<u8>, s: &[u8]) {
 /// version loads them) rather than Redis's listpack images.
 pub fn dump(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.str_len() + 16);
-    match value {
-        Value::Hash(h) => {
-            out.push(RDB_TYPE_HASH);
-            put_len(&mut out, h.len() as u64);
-            h.for_each(|f, v| {
-                put_string(&mut out, f);
-                put_string(&mut out, v);
-            });
-        }
-        Value::List(l) => {
-            out.push(RDB_TYPE_LIST);
-            put_len(&mut out, l.len() as u64);
-            l.iter().for_each(|e| put_string(&mut out, e));
-        }
-        Value::Set(s) => {
-            out.push(RDB_TYPE_SET);
-            put_len(&mut out, s.len() as u64);
-            s.for_each(|e| put_string(&mut out, &e.to_vec()));
-        }
-        Value::ZSet(z) => {
-            out.push(RDB_TYPE_ZSET_2);
-            put_len(&mut out, z.len() as u64);
-            let o = z.ordered();
-            // Redis writes from the highest score down, so a load inserts at the head.
-            o.visit(0, o.len(), true, |m, score| {
-                put_string(&mut out, m);
-                out.extend_from_slice(&score.to_le_bytes());
-            });
-        }
-        Value::Stream(st) => {
-            out.push(SHOAL_TYPE_STREAM);
-            put_stream(&mut out, st);
-        }
-        Value::Int(n) if put_int(&mut Vec::new(), *n) => {
-            out.push(RDB_TYPE_STRING);
-            put_int(&mut out, *n);
-        }
-        v => {
-            out.push(RDB_TYPE_STRING);
-            put_string(&mut out, &v.to_vec())
-        }
-    }
+    put_value(&mut out, None, value);
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Appends a value's RDB type byte and encoding, as DUMP payloads hold them; with a key, an
+/// RDB file's record (type, key, encoding).
+pub fn put_value(out: &mut Vec<u8>, key: Option<&[u8]>, value: &Value) {
+    let tag = |out: &mut Vec<u8>, ty: u8| {
+        out.push(ty);
+        if let Some(k) = key {
+            put_string(out, k);
+        }
+    };
+    match value {
+        Value::Hash(h) => {
+            tag(out, RDB_TYPE_HASH);
+            put_len(out, h.len() as u64);
+            h.for_each(|f, v| {
+                put_string(out, f);
+                put_string(out, v);
+            });
+        }
+        Value::List(l) => {
+            tag(out, RDB_TYPE_LIST);
+            put_len(out, l.len() as u64);
+            l.iter().for_each(|e| put_string(out, e));
+        }
+        Value::Set(s) => {
+            tag(out, RDB_TYPE_SET);
+            put_len(out, s.len() as u64);
+            s.for_each(|e| put_string(out, &e.to_vec()));
+        }
+        Value::ZSet(z) => {
+            tag(out, RDB_TYPE_ZSET_2);
+            put_len(out, z.len() as u64);
+            let o = z.ordered();
+            // Redis writes from the highest score down, so a load inserts at the head.
+            o.visit(0, o.len(), true, |m, score| {
+                put_string(out, m);
+                out.extend_from_slice(&score.to_le_bytes());
+            });
+        }
+        Value::Stream(st) => {
+            tag(out, SHOAL_TYPE_STREAM);
+            put_stream(out, st);
+        }
+        Value::Int(n) if put_int(&mut Vec::new(), *n) => {
+            tag(out, RDB_TYPE_STRING);
+            put_int(out, *n);
+        }
+        v => {
+            tag(out, RDB_TYPE_STRING);
+            put_string(out, &v.to_vec())
+        }
+    }
 }
 
 fn put_u64(out: &mut Vec<u8>, n: u64) {
