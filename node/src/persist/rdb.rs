@@ -19,12 +19,12 @@ const OP_FUNCTION: u8 = 0xF6;
 const OP_MODULE_AUX: u8 = 0xF7;
 const OP_IDLE: u8 = 0xF8;
 const OP_FREQ: u8 = 0xF9;
-const OP_AUX: u8 = 0xFA;
-const OP_RESIZEDB: u8 = 0xFB;
-const OP_EXPIRETIME_MS: u8 = 0xFC;
+pub(super) const OP_AUX: u8 = 0xFA;
+pub(super) const OP_RESIZEDB: u8 = 0xFB;
+pub(super) const OP_EXPIRETIME_MS: u8 = 0xFC;
 const OP_EXPIRETIME: u8 = 0xFD;
-const OP_SELECTDB: u8 = 0xFE;
-const OP_EOF: u8 = 0xFF;
+pub(super) const OP_SELECTDB: u8 = 0xFE;
+pub(super) const OP_EOF: u8 = 0xFF;
 
 const TYPE_ZSET: u8 = 3;
 const TYPE_HASH_ZIPMAP: u8 = 9;

@@ -9,6 +9,7 @@
 
 use super::crc64::crc64;
 use super::dump::{put_len, put_string, put_value};
+use super::rdb::{OP_AUX, OP_EOF, OP_EXPIRETIME_MS, OP_RESIZEDB, OP_SELECTDB};
 use crate::node::Node;
 use crate::shard::ShardState;
 use std::io::Write;
@@ -18,11 +19,6 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 pub const FILE_NAME: &str = "dump.rdb";
-const OP_AUX: u8 = 0xFA;
-const OP_RESIZEDB: u8 = 0xFB;
-const OP_EXPIRETIME_MS: u8 = 0xFC;
-const OP_SELECTDB: u8 = 0xFE;
-const OP_EOF: u8 = 0xFF;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
