@@ -116,9 +116,10 @@ pub struct Cli {
     pub import_rdb: Option<PathBuf>,
 
     /// Snapshot points, Redis's `save` setting: "<seconds> <changes>" pairs, or "" for none
-    /// [default: "3600 1 300 100 60 10000"]. With points set, a shutdown writes dump.rdb to
-    /// the data directory (SHUTDOWN NOSAVE skips it), and the next start loads it. Timed
-    /// background saves at those points are not run yet.
+    /// [default: "3600 1 300 100 60 10000"]. A background save of dump.rdb in the data
+    /// directory starts once a point is reached (that many seconds and writes since the last
+    /// save); with points set, a shutdown saves too (SHUTDOWN NOSAVE skips it). A start loads
+    /// dump.rdb.
     #[arg(long, env = "SHOAL_SAVE", value_name = "RULES")]
     pub save: Option<String>,
 }

@@ -314,7 +314,7 @@ pub struct Node {
     pub admitted: AtomicUsize,
     pub memory: Arc<crate::memory::Memory>,
     /// Snapshot bookkeeping: last save, changes since, in progress.
-    pub saves: crate::persist::snapshot::SaveState,
+    pub saves: Arc<crate::persist::snapshot::SaveState>,
     /// How a shutdown treats the snapshot: `Default` follows the `save` setting.
     pub shutdown_save: Mutex<ShutdownSave>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
@@ -362,7 +362,7 @@ impl Node {
             admitted: AtomicUsize::new(0),
             lease_order: Mutex::new(()),
             memory,
-            saves: crate::persist::snapshot::SaveState::new(crate::util::now_ms() / 1000),
+            saves: Arc::new(crate::persist::snapshot::SaveState::new(crate::util::now_ms() / 1000)),
             shutdown_save: Mutex::new(ShutdownSave::Default),
             pubsub: notifier.pubsub(),
             tracking,

@@ -98,6 +98,10 @@ fn node_id(dir: &Path) -> String {
 
 /// Runs a node until SIGTERM, SIGINT or SHUTDOWN, then drains connections and returns.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // Handlers first: a SIGTERM that arrives once clients can connect must shut down cleanly
+    // (and save), not kill the process with the default action.
+    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
     let listeners = listener::bind(&config.bind, config.port).await?;
     let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(config.port);
     let route = Arc::new(SlotRoute::even(config.shards));
@@ -148,6 +152,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         tokio::spawn(crate::metrics::serve(node.clone(), l));
     }
     tokio::spawn(crate::util::run_coarse_clock());
+    tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
     for l in listeners {
         tokio::spawn(listener::accept_loop(node.clone(), l));
     }
@@ -159,8 +164,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         "ready to accept connections"
     );
 
-    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
     // `wait_for` looks at the current value first: a SHUTDOWN that arrived while the node
     // was still starting is not missed.
     let mut requested = node.shutdown.subscribe();
@@ -183,7 +186,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         warn!(clients = node.clients.count(), "shutdown timeout reached with clients still connected");
     }
     if shutdown_saves(&node) {
-        // A failed save is logged by `save`; the node still stops, as asked.
+        // A background save under way is finished first; then a final one. A failed save is
+        // logged by `save`; the node still stops, as asked.
+        while node.saves.in_progress.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let _ = crate::persist::snapshot::save(&node).await;
     }
     for s in &node.shards {

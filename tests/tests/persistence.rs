@@ -105,3 +105,103 @@ fn a_damaged_snapshot_stops_start_up() {
     assert!(stderr.contains(&path.display().to_string()) && stderr.contains("checksum mismatch"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn wait_saved(s: &Server) {
+    shoal_tests::wait_for("the background save to finish", || s.info_field("rdb_bgsave_in_progress") == "0");
+    assert_eq!(s.info_field("rdb_last_bgsave_status"), "ok");
+}
+
+#[test]
+fn bgsave_is_a_point_in_time_across_shards_under_writes() {
+    let dir = fresh_dir("bgsave-pit");
+    let mut s = Server::start_in(&dir, &["--shards", "4"]);
+    let mut c = s.redis();
+    let filler = "f".repeat(100);
+    let mut p = redis::pipe();
+    for i in 0..50_000 {
+        p.set(format!("k:{i}"), &filler).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    // Counters in many slots, always written together in one transaction: any consistent
+    // snapshot has them all equal.
+    let counters: Vec<String> = (0..16).map(|i| format!("c:{i}")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (stop, url, counters) = (stop.clone(), s.url(), counters.clone());
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let mut round = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    round += 1;
+                    if w == 0 {
+                        let mut t = redis::pipe();
+                        t.atomic();
+                        for k in &counters {
+                            t.incr(k, 1).ignore();
+                        }
+                        let _: () = t.query(&mut c).unwrap();
+                    } else {
+                        // Churn: overwrite, delete and create keys the walk has not reached.
+                        let i = (round * 7919) % 50_000;
+                        let _: () = c.set(format!("k:{i}"), round.to_string()).unwrap();
+                        let _: () = c.del(format!("k:{}", (i + 1) % 50_000)).unwrap();
+                        let _: () = c.set(format!("new:{round}"), "x").unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    shoal_tests::wait_for("writers to get going", || {
+        let v: Option<u64> = c.get("c:0").unwrap();
+        v.unwrap_or(0) > 100
+    });
+    let reply: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(reply, "Background saving started");
+    let again: redis::RedisResult<String> = redis::cmd("BGSAVE").query(&mut c);
+    assert!(again.is_err() || s.info_field("rdb_bgsave_in_progress") == "0", "one save at a time");
+    wait_saved(&s);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    s.signal_and_wait(libc::SIGKILL);
+    let s = Server::start_in(&dir, &[]);
+    let mut c = s.redis();
+    let values: Vec<Option<u64>> = counters.iter().map(|k| c.get(k).unwrap()).collect();
+    assert!(values[0].is_some_and(|v| v > 100), "the counters were saved: {values:?}");
+    assert!(values.iter().all(|v| *v == values[0]), "a torn snapshot: {values:?}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgsave_keeps_what_was_there_when_it_started() {
+    let dir = fresh_dir("bgsave-flush");
+    let mut s = Server::start_in(&dir, &["--shards", "2"]);
+    let mut c = s.redis();
+    let mut p = redis::pipe();
+    for i in 0..30_000 {
+        p.set(format!("k:{i}"), i).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut c).unwrap();
+    let _: () = c.set("in-db1", "1").unwrap();
+    // Pipelined right behind BGSAVE, before the walk can have got far.
+    let mut p = redis::pipe();
+    p.cmd("BGSAVE").ignore().cmd("SWAPDB").arg(0).arg(1).ignore().cmd("FLUSHDB").ignore().set("after", "1").ignore();
+    let _: () = p.query(&mut c).unwrap();
+    wait_saved(&s);
+    s.signal_and_wait(libc::SIGKILL);
+    let s = Server::start_in(&dir, &[]);
+    let mut c = s.redis();
+    let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 30_000, "db 0 as it was when BGSAVE started");
+    let v: Option<u64> = c.get("k:29999").unwrap();
+    assert_eq!(v, Some(29999));
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut c).unwrap();
+    let keys: Vec<String> = c.keys("*").unwrap();
+    assert_eq!(keys, vec!["in-db1".to_string()], "db 1 as it was, without later writes");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -280,7 +280,7 @@ fn serve_stream_waiters(
 fn stream_has_data(state: &ShardState, db: usize, key: &[u8], op: &BlockOp) -> bool {
     let BlockOp::XRead { keys, group, .. } = op else { return false };
     let Some((_, after)) = keys.iter().find(|(k, _)| k.as_slice() == key) else { return false };
-    let d = &state.dbs[db].dict;
+    let d = &state.dbs[db].dict();
     let Some(id) = d.find_no_step(key) else { return false };
     let Value::Stream(s) = &d.entry(id).value else { return false };
     if s.is_empty() {
@@ -297,8 +297,8 @@ fn stream_has_data(state: &ShardState, db: usize, key: &[u8], op: &BlockOp) -> b
 /// The type of the live value at `key`, if any.
 fn value_kind(state: &ShardState, db: usize, key: &[u8], now: u64) -> Option<Kind> {
     let d = &state.dbs[db];
-    let id = d.dict.find_no_step(key)?;
-    let e = d.dict.entry(id);
+    let id = d.dict().find_no_step(key)?;
+    let e = d.dict().entry(id);
     if e.expire_at().is_some_and(|t| t <= now) {
         return None;
     }

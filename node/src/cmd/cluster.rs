@@ -96,7 +96,7 @@ pub async fn countkeysinslot(ctx: &mut GwCtx<'_>, req: &Request) {
     let db = ctx.session.db;
     let n = ctx
         .node
-        .broadcast_one(shard, move |st| st.dbs[db].dict.iter().filter(|e| key_hash_slot(e.key()) == slot).count())
+        .broadcast_one(shard, move |st| st.dbs[db].dict().iter().filter(|e| key_hash_slot(e.key()) == slot).count())
         .await;
     reply::integer(ctx.out, n as i64);
 }
@@ -115,7 +115,7 @@ pub async fn getkeysinslot(ctx: &mut GwCtx<'_>, req: &Request) {
         .node
         .broadcast_one(shard, move |st| {
             st.dbs[db]
-                .dict
+                .dict()
                 .iter()
                 .filter(|e| key_hash_slot(e.key()) == slot)
                 .take(count as usize)

@@ -187,7 +187,7 @@ impl<'a, 'b> Exec<'a, 'b> {
         let sh = &mut *self.shards[s];
         let d = &mut sh.dbs[db];
         let id = d.find(key)?;
-        let e = d.dict.entry(id);
+        let e = d.dict().entry(id);
         if e.expire_at().is_some_and(|t| t <= self.now) {
             d.remove(key);
             sh.stats.expired_keys += 1;
@@ -208,7 +208,7 @@ impl<'a, 'b> Exec<'a, 'b> {
                 let sh = &mut *self.shards[s];
                 sh.stats.keyspace_hits += 1;
                 let clock = sh.clock;
-                let e = sh.dbs[self.db].dict.entry_mut(id);
+                let e = sh.dbs[self.db].entry_mut(id);
                 match self.settings.policy {
                     p if p.lfu() => e.access = evict::lfu_touch(e.access, clock / 60, &mut sh.evict.rng),
                     // The clock ticks once a second: skip the store (and dirtying the cache
@@ -276,18 +276,18 @@ impl<'a, 'b> Exec<'a, 'b> {
 
     #[inline]
     pub fn value(&self, loc: Loc) -> &Value {
-        &self.shards[loc.0].dbs[self.db].dict.entry(loc.1).value
+        &self.shards[loc.0].dbs[self.db].dict().entry(loc.1).value
     }
 
     /// A found value together with the reply buffer, for replies that quote the value.
     #[inline]
     pub fn value_and_out(&mut self, loc: Loc) -> (&Value, &mut BytesMut) {
-        (&self.shards[loc.0].dbs[self.db].dict.entry(loc.1).value, &mut *self.out)
+        (&self.shards[loc.0].dbs[self.db].dict().entry(loc.1).value, &mut *self.out)
     }
 
     #[inline]
     pub fn value_mut(&mut self, loc: Loc) -> &mut Value {
-        &mut self.shards[loc.0].dbs[self.db].dict.entry_mut(loc.1).value
+        &mut self.shards[loc.0].dbs[self.db].entry_mut(loc.1).value
     }
 
     /// Finds a key of type `kind` for reading (counting a hit or miss). `Err` means it holds

@@ -34,7 +34,7 @@ pub fn touch(ctx: &mut Exec<'_, '_>, req: &Request) {
 pub fn type_(ctx: &mut Exec<'_, '_>, req: &Request) {
     let name = match ctx.read_notouch(req.arg(1)) {
         None => "none",
-        Some((s, id)) => ctx.shards[s].dbs[ctx.db].dict.entry(id).value.kind().name(),
+        Some((s, id)) => ctx.shards[s].dbs[ctx.db].dict().entry(id).value.kind().name(),
     };
     reply::simple(ctx.out, name.as_bytes());
 }
@@ -67,7 +67,7 @@ fn expire_generic(ctx: &mut Exec<'_, '_>, req: &Request, unit: TimeUnit, absolut
     };
     let key = req.arg(1);
     let Some((s, id)) = ctx.lookup(key) else { return reply::integer(ctx.out, 0) };
-    let current = ctx.shards[s].dbs[ctx.db].dict.entry(id).expire_at().map(|t| t as i64);
+    let current = ctx.shards[s].dbs[ctx.db].dict().entry(id).expire_at().map(|t| t as i64);
     let refuse = (nx && current.is_some())
         || (xx && current.is_none())
         || (gt && current.is_none_or(|c| when <= c))
@@ -100,7 +100,7 @@ pub fn pexpireat(ctx: &mut Exec<'_, '_>, req: &Request) {
 
 fn ttl_generic(ctx: &mut Exec<'_, '_>, req: &Request, ms: bool, absolute: bool) {
     let Some((s, id)) = ctx.read_notouch(req.arg(1)) else { return reply::integer(ctx.out, -2) };
-    let Some(at) = ctx.shards[s].dbs[ctx.db].dict.entry(id).expire_at() else {
+    let Some(at) = ctx.shards[s].dbs[ctx.db].dict().entry(id).expire_at() else {
         return reply::integer(ctx.out, -1);
     };
     let ttl = if absolute { at as i64 } else { (at as i64 - ctx.now as i64).max(0) };
@@ -123,7 +123,7 @@ pub fn pexpiretime(ctx: &mut Exec<'_, '_>, req: &Request) {
 pub fn persist(ctx: &mut Exec<'_, '_>, req: &Request) {
     let key = req.arg(1);
     let Some((s, id)) = ctx.lookup(key) else { return reply::integer(ctx.out, 0) };
-    if ctx.shards[s].dbs[ctx.db].dict.entry(id).expire_at().is_none() {
+    if ctx.shards[s].dbs[ctx.db].dict().entry(id).expire_at().is_none() {
         return reply::integer(ctx.out, 0);
     }
     ctx.shards[s].dbs[ctx.db].set_expire(id, 0);
@@ -210,7 +210,7 @@ pub fn copy(ctx: &mut Exec<'_, '_>, req: &Request) {
         return ctx.err(SAME_OBJECT);
     }
     let Some((s, id)) = ctx.read(src) else { return reply::integer(ctx.out, 0) };
-    let e = ctx.shards[s].dbs[ctx.db].dict.entry(id);
+    let e = ctx.shards[s].dbs[ctx.db].dict().entry(id);
     let (value, expire) = (e.value.clone(), e.expire_at().unwrap_or(0));
     let d = ctx.shard_idx(dst);
     if ctx.lookup_in(d, dst_db, dst).is_some() {
@@ -261,7 +261,7 @@ fn object_lookup(ctx: &mut Exec<'_, '_>, req: &Request) -> Option<(usize, crate:
 
 pub fn object_encoding(ctx: &mut Exec<'_, '_>, req: &Request) {
     if let Some((s, id)) = object_lookup(ctx, req) {
-        let enc = ctx.shards[s].dbs[ctx.db].dict.entry(id).value.encoding();
+        let enc = ctx.shards[s].dbs[ctx.db].dict().entry(id).value.encoding();
         reply::bulk(ctx.out, enc.as_bytes());
     }
 }
@@ -269,7 +269,7 @@ pub fn object_encoding(ctx: &mut Exec<'_, '_>, req: &Request) {
 pub fn object_refcount(ctx: &mut Exec<'_, '_>, req: &Request) {
     if let Some((s, id)) = object_lookup(ctx, req) {
         // Redis shares the integers 0..9999 and reports them with INT_MAX references.
-        let shared = matches!(ctx.shards[s].dbs[ctx.db].dict.entry(id).value, Value::Int(0..=9999));
+        let shared = matches!(ctx.shards[s].dbs[ctx.db].dict().entry(id).value, Value::Int(0..=9999));
         reply::integer(ctx.out, if shared { i32::MAX as i64 } else { 1 });
     }
 }
@@ -280,7 +280,7 @@ pub fn object_idletime(ctx: &mut Exec<'_, '_>, req: &Request) {
             return ctx.err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
         }
         let sh = &ctx.shards[s];
-        let idle = sh.clock.wrapping_sub(sh.dbs[ctx.db].dict.entry(id).access);
+        let idle = sh.clock.wrapping_sub(sh.dbs[ctx.db].dict().entry(id).access);
         reply::integer(ctx.out, idle as i64);
     }
 }
@@ -289,7 +289,7 @@ pub fn object_freq(ctx: &mut Exec<'_, '_>, req: &Request) {
     if let Some((s, id)) = object_lookup(ctx, req) {
         let sh = &ctx.shards[s];
         let freq = match ctx.settings.policy {
-            p if p.lfu() => crate::shard::evict::lfu_decayed(sh.dbs[ctx.db].dict.entry(id).access, sh.clock / 60),
+            p if p.lfu() => crate::shard::evict::lfu_decayed(sh.dbs[ctx.db].dict().entry(id).access, sh.clock / 60),
             // The cache policy's sketch counts reads (saturating at 15, halved as it ages).
             crate::memory::Policy::Cache => sh.evict.sketch.frequency(sh.evict.sketch.hash(req.arg(2))),
             _ => return ctx.err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
@@ -302,7 +302,7 @@ pub fn dump(ctx: &mut Exec<'_, '_>, req: &Request) {
     match ctx.read(req.arg(1)) {
         None => reply::null(ctx.out, ctx.proto),
         Some((s, id)) => {
-            let payload = dump::dump(&ctx.shards[s].dbs[ctx.db].dict.entry(id).value);
+            let payload = dump::dump(&ctx.shards[s].dbs[ctx.db].dict().entry(id).value);
             reply::bulk(ctx.out, &payload);
         }
     }
@@ -366,9 +366,9 @@ pub fn restore(ctx: &mut Exec<'_, '_>, req: &Request) {
     let db = ctx.db;
     ctx.note_new_key(db, key);
     if let Some(idle) = idle {
-        ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).access = clock.wrapping_sub(idle.min(u32::MAX as i64) as u32);
+        ctx.shards[s].dbs[ctx.db].entry_mut(id).access = clock.wrapping_sub(idle.min(u32::MAX as i64) as u32);
     } else {
-        ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).access = clock;
+        ctx.shards[s].dbs[ctx.db].entry_mut(id).access = clock;
     }
     let (payload, abs) = (req.arg_bytes(3), at.to_string());
     ctx.emit(key, || argv!["RESTORE", key, abs, payload, "REPLACE", "ABSTTL"]);

@@ -26,7 +26,7 @@ pub fn usage(ctx: &mut Exec<'_, '_>, req: &Request) {
     match ctx.lookup(req.arg(2)) {
         None => reply::null(ctx.out, ctx.proto),
         Some((s, id)) => {
-            let e = ctx.shards[s].dbs[ctx.db].dict.entry(id);
+            let e = ctx.shards[s].dbs[ctx.db].dict().entry(id);
             let bytes = ENTRY_OVERHEAD + e.key_owned().heap_size() + e.value.heap_size();
             reply::integer(ctx.out, bytes as i64);
         }

@@ -112,7 +112,7 @@ pub async fn keys(ctx: &mut GwCtx<'_>, req: &Request) {
             let now = now_ms();
             let all = pattern == b"*";
             st.dbs[db]
-                .dict
+                .dict()
                 .iter()
                 .filter(|e| e.expire_at().is_none_or(|t| t > now))
                 .filter(|e| all || glob_match(&pattern, e.key(), false))
@@ -130,8 +130,8 @@ pub async fn keys(ctx: &mut GwCtx<'_>, req: &Request) {
 /// Removes `key` if it is expired, recording the deletion.
 fn expire_if_due(st: &mut ShardState, db: usize, key: &[u8], now: u64) -> bool {
     let d = &mut st.dbs[db];
-    let Some(id) = d.dict.find_no_step(key) else { return true };
-    if d.dict.entry(id).expire_at().is_some_and(|t| t <= now) {
+    let Some(id) = d.dict().find_no_step(key) else { return true };
+    if d.dict().entry(id).expire_at().is_some_and(|t| t <= now) {
         d.remove(key);
         st.stats.expired_keys += 1;
         st.changes.emit(db, || argv!["DEL", key]);
@@ -163,7 +163,7 @@ pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
                 let mut cur = inner;
                 let mut budget = count.saturating_mul(10);
                 loop {
-                    cur = st.dbs[db].dict.scan(cur, |e| found.push(e.key().to_vec()));
+                    cur = st.dbs[db].dict().scan(cur, |e| found.push(e.key().to_vec()));
                     budget -= 1;
                     if cur == 0 || budget == 0 || found.len() >= count {
                         break;
@@ -179,9 +179,9 @@ pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
                     match &type_filter {
                         None => true,
                         Some(t) => st.dbs[db]
-                            .dict
+                            .dict()
                             .find_no_step(k)
-                            .is_some_and(|id| st.dbs[db].dict.entry(id).value.kind().name() == t),
+                            .is_some_and(|id| st.dbs[db].dict().entry(id).value.kind().name() == t),
                     }
                 });
                 (cur, found)
@@ -210,8 +210,8 @@ pub async fn randomkey(ctx: &mut GwCtx<'_>) {
             let now = now_ms();
             let mut rng = rand::thread_rng();
             for _ in 0..100 {
-                let Some(id) = st.dbs[db].dict.random(&mut rng) else { break };
-                let key = st.dbs[db].dict.entry(id).key().to_vec();
+                let Some(id) = st.dbs[db].dict().random(&mut rng) else { break };
+                let key = st.dbs[db].dict().entry(id).key().to_vec();
                 if !expire_if_due(st, db, &key, now) {
                     return (st.dbs[db].len(), Some(key));
                 }
@@ -238,6 +238,27 @@ pub async fn save(ctx: &mut GwCtx<'_>) {
         Err(crate::persist::snapshot::SnapshotError::InProgress) => ctx.err("ERR Background save already in progress"),
         Err(e) => {
             tracing::warn!(error = %e, "SAVE failed");
+            ctx.err("ERR")
+        }
+    }
+}
+
+/// BGSAVE [SCHEDULE]: a snapshot written while commands keep running.
+pub async fn bgsave(ctx: &mut GwCtx<'_>, req: &Request) {
+    let schedule = match req.len() {
+        1 => false,
+        2 if is(req.arg(1), "SCHEDULE") => true,
+        _ => return ctx.syntax(),
+    };
+    match crate::persist::snapshot::bgsave(ctx.node).await {
+        Ok(()) => reply::simple(ctx.out, b"Background saving started"),
+        Err(crate::persist::snapshot::SnapshotError::InProgress) if schedule => {
+            ctx.node.saves.scheduled.store(true, std::sync::atomic::Ordering::Relaxed);
+            reply::simple(ctx.out, b"Background saving scheduled");
+        }
+        Err(crate::persist::snapshot::SnapshotError::InProgress) => ctx.err("ERR Background save already in progress"),
+        Err(e) => {
+            tracing::warn!(error = %e, "BGSAVE failed to start");
             ctx.err("ERR")
         }
     }
@@ -291,8 +312,8 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
                     if expire_if_due(st, db, &key, now) {
                         return None;
                     }
-                    let id = st.dbs[db].dict.find_no_step(&key)?;
-                    let e = st.dbs[db].dict.entry(id);
+                    let id = st.dbs[db].dict().find_no_step(&key)?;
+                    let e = st.dbs[db].dict().entry(id);
                     // Redis counts the encoded value alone: no type byte, no version or checksum.
                     let ser = crate::persist::dump::dump(&e.value).len() - 11;
                     Some(format!(

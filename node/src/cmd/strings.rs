@@ -29,7 +29,7 @@ impl Ttl {
 
 /// Stores a string value under `key`.
 pub fn store(ctx: &mut Exec<'_, '_>, key: &[u8], value: Value, ttl: Ttl) {
-    let new = ctx.notifying() && ctx.db_of(key).dict.find_no_step(key).is_none();
+    let new = ctx.notifying() && ctx.db_of(key).dict().find_no_step(key).is_none();
     ctx.db_of(key).set(key, value, ttl.as_option());
     if new {
         let db = ctx.db;
@@ -41,7 +41,7 @@ pub fn store(ctx: &mut Exec<'_, '_>, key: &[u8], value: Value, ttl: Ttl) {
 fn read_string(ctx: &mut Exec<'_, '_>, key: &[u8]) -> Result<Option<(usize, EntryId)>, Replied> {
     match ctx.read(key) {
         None => Ok(None),
-        Some((s, id)) if ctx.shards[s].dbs[ctx.db].dict.entry(id).value.is_string() => Ok(Some((s, id))),
+        Some((s, id)) if ctx.shards[s].dbs[ctx.db].dict().entry(id).value.is_string() => Ok(Some((s, id))),
         Some(_) => {
             ctx.wrongtype();
             Err(Replied)
@@ -52,7 +52,7 @@ fn read_string(ctx: &mut Exec<'_, '_>, key: &[u8]) -> Result<Option<(usize, Entr
 /// The value of a found entry.
 macro_rules! value {
     ($ctx:expr, $s:expr, $id:expr) => {
-        $ctx.shards[$s].dbs[$ctx.db].dict.entry($id).value
+        $ctx.shards[$s].dbs[$ctx.db].dict().entry($id).value
     };
 }
 
@@ -61,7 +61,7 @@ pub fn get(ctx: &mut Exec<'_, '_>, req: &Request) {
     match ctx.read(key) {
         None => reply::null(ctx.out, ctx.proto),
         Some((s, id)) => {
-            let v = &ctx.shards[s].dbs[ctx.db].dict.entry(id).value;
+            let v = &ctx.shards[s].dbs[ctx.db].dict().entry(id).value;
             if v.is_string() {
                 v.write_bulk(ctx.out);
             } else {
@@ -225,8 +225,8 @@ pub fn mget(ctx: &mut Exec<'_, '_>, req: &Request) {
     for i in 1..req.len() {
         let key = req.arg(i);
         match ctx.read(key) {
-            Some((s, id)) if ctx.shards[s].dbs[ctx.db].dict.entry(id).value.is_string() => {
-                ctx.shards[s].dbs[ctx.db].dict.entry(id).value.write_bulk(ctx.out)
+            Some((s, id)) if ctx.shards[s].dbs[ctx.db].dict().entry(id).value.is_string() => {
+                ctx.shards[s].dbs[ctx.db].dict().entry(id).value.write_bulk(ctx.out)
             }
             _ => reply::null(ctx.out, ctx.proto),
         }
@@ -287,7 +287,7 @@ pub fn getex(ctx: &mut Exec<'_, '_>, req: &Request) {
     let Some((s, id)) = ctx.read(key) else {
         return reply::null(ctx.out, ctx.proto);
     };
-    if !ctx.shards[s].dbs[ctx.db].dict.entry(id).value.is_string() {
+    if !ctx.shards[s].dbs[ctx.db].dict().entry(id).value.is_string() {
         return ctx.wrongtype();
     }
     let mut at = None;
@@ -298,7 +298,7 @@ pub fn getex(ctx: &mut Exec<'_, '_>, req: &Request) {
         }
     }
     let db = ctx.db;
-    ctx.shards[s].dbs[db].dict.entry(id).value.write_bulk(ctx.out);
+    ctx.shards[s].dbs[db].dict().entry(id).value.write_bulk(ctx.out);
     match at {
         Some((t, true)) if t <= ctx.now => {
             ctx.delete(key);
@@ -308,7 +308,7 @@ pub fn getex(ctx: &mut Exec<'_, '_>, req: &Request) {
             ctx.shards[s].dbs[db].set_expire(id, t);
             ctx.emit(key, || argv!["PEXPIREAT", key, t.to_string()]);
         }
-        None if o.persist && ctx.shards[s].dbs[db].dict.entry(id).expire_at().is_some() => {
+        None if o.persist && ctx.shards[s].dbs[db].dict().entry(id).expire_at().is_some() => {
             ctx.shards[s].dbs[db].set_expire(id, 0);
             ctx.emit(key, || argv!["PERSIST", key]);
         }
@@ -325,7 +325,7 @@ pub fn append(ctx: &mut Exec<'_, '_>, req: &Request) {
         }
         Some((s, id)) => {
             let max = ctx.settings.proto_max_bulk_len;
-            let v = &mut ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).value;
+            let v = &mut ctx.shards[s].dbs[ctx.db].entry_mut(id).value;
             if !v.is_string() {
                 return ctx.wrongtype();
             }
@@ -409,7 +409,7 @@ pub fn setrange(ctx: &mut Exec<'_, '_>, req: &Request) {
             n
         }
         Some((s, id)) => {
-            let v = &mut ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).value;
+            let v = &mut ctx.shards[s].dbs[ctx.db].entry_mut(id).value;
             if !v.is_string() {
                 return ctx.wrongtype();
             }
@@ -436,7 +436,7 @@ fn incr_generic(ctx: &mut Exec<'_, '_>, key: &[u8], by: i64) {
     let found = ctx.lookup(key);
     let current = match found {
         None => 0,
-        Some((s, id)) => match &ctx.shards[s].dbs[ctx.db].dict.entry(id).value {
+        Some((s, id)) => match &ctx.shards[s].dbs[ctx.db].dict().entry(id).value {
             Value::Int(n) => *n,
             v if v.is_string() => match args::int(&v.to_vec()) {
                 Some(n) => n,
@@ -449,7 +449,7 @@ fn incr_generic(ctx: &mut Exec<'_, '_>, key: &[u8], by: i64) {
         return ctx.err("ERR increment or decrement would overflow");
     };
     match found {
-        Some((s, id)) => ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).value = Value::Int(new),
+        Some((s, id)) => ctx.shards[s].dbs[ctx.db].entry_mut(id).value = Value::Int(new),
         None => store(ctx, key, Value::Int(new), Ttl::Clear),
     }
     ctx.emit(key, || argv!["SET", key, new.to_string(), "KEEPTTL"]);
@@ -485,7 +485,7 @@ pub fn incrbyfloat(ctx: &mut Exec<'_, '_>, req: &Request) {
     let current = match found {
         None => None,
         Some((s, id)) => {
-            let v = &ctx.shards[s].dbs[ctx.db].dict.entry(id).value;
+            let v = &ctx.shards[s].dbs[ctx.db].dict().entry(id).value;
             if !v.is_string() {
                 return ctx.wrongtype();
             }
@@ -501,7 +501,7 @@ pub fn incrbyfloat(ctx: &mut Exec<'_, '_>, req: &Request) {
     // embstr, and INCR on it parses it again.
     let value = Value::Str(SmallBytes::new(&result));
     match found {
-        Some((s, id)) => ctx.shards[s].dbs[ctx.db].dict.entry_mut(id).value = value,
+        Some((s, id)) => ctx.shards[s].dbs[ctx.db].entry_mut(id).value = value,
         None => store(ctx, key, value, Ttl::Clear),
     }
     reply::bulk(ctx.out, &result);
@@ -512,7 +512,7 @@ pub fn lcs(ctx: &mut Exec<'_, '_>, req: &Request) {
     let mut strs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     for (i, slot) in strs.iter_mut().enumerate() {
         if let Some((s, id)) = ctx.read(req.arg(1 + i)) {
-            let v = &ctx.shards[s].dbs[ctx.db].dict.entry(id).value;
+            let v = &ctx.shards[s].dbs[ctx.db].dict().entry(id).value;
             if !v.is_string() {
                 return ctx.err("ERR The specified keys must contain string values");
             }

@@ -2,15 +2,20 @@
 //! loaded again at start-up. The format is Redis's RDB version 10, so a Shoal snapshot
 //! without streams loads into redis-server as well; streams use Shoal's own type number.
 //!
-//! SAVE holds every shard while it writes, as Redis's SAVE blocks the server: the file is a
-//! single point in time across shards. The file is written under a temporary name, synced,
-//! renamed over the old one and the directory synced, so a crash at any moment leaves either
-//! the old snapshot or the new one, never half of one.
+//! SAVE holds every shard while it writes, as Redis's SAVE blocks the server. BGSAVE does not
+//! fork and does not copy the keyspace: it holds every shard for an instant to mark the point
+//! in time, then each shard walks its slab of entries between commands, writing each entry
+//! once, and an entry a command is about to change, delete or flush before the walk reaches
+//! it is written first (copy before write, one entry at a time). Entries created after the
+//! start are skipped. A writer thread puts the shards' records into the file. The file is
+//! written under a temporary name, synced, renamed over the old one and the directory synced,
+//! so a crash at any moment leaves either the old snapshot or the new one.
 
 use super::crc64::crc64;
 use super::dump::{put_len, put_string, put_value};
 use super::rdb::{OP_AUX, OP_EOF, OP_EXPIRETIME_MS, OP_RESIZEDB, OP_SELECTDB};
 use crate::node::Node;
+use crate::shard::dict::{Entry, EntryId};
 use crate::shard::ShardState;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +33,17 @@ pub enum SnapshotError {
     InProgress,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_points_parse_as_pairs() {
+        assert_eq!(save_points("3600 1 300 100 60 10000"), vec![(3600, 1), (300, 100), (60, 10000)]);
+        assert_eq!(save_points(""), vec![]);
+    }
+}
+
 /// What INFO persistence and LASTSAVE report.
 pub struct SaveState {
     /// The change counter (`dirty`) at the last successful save.
@@ -41,6 +57,12 @@ pub struct SaveState {
     /// What the start-up load found.
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
+    /// Progress of the save under way: keys written, keys at the start, start (Unix ms).
+    pub current_keys: AtomicU64,
+    pub current_total: AtomicU64,
+    pub current_started_ms: AtomicU64,
+    /// BGSAVE SCHEDULE asked for another save when the running one ends.
+    pub scheduled: AtomicBool,
 }
 
 impl SaveState {
@@ -55,6 +77,10 @@ impl SaveState {
             last_duration_ms: AtomicU64::new(0),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
+            current_keys: AtomicU64::new(0),
+            current_total: AtomicU64::new(0),
+            current_started_ms: AtomicU64::new(0),
+            scheduled: AtomicBool::new(false),
         }
     }
 }
@@ -65,6 +91,79 @@ pub struct Saved {
     pub keys: u64,
     pub bytes: u64,
 }
+
+/// A database's part in a running BGSAVE: how far its walk of the slab has come, which
+/// entries are already written (or were created after the start), and records not yet handed
+/// to the writer.
+pub struct DbSnap {
+    /// The database's index when the snapshot started (SWAPDB moves the `Db`, not this).
+    pub index: usize,
+    pub cursor: u32,
+    /// Slab slots at the start; later slots hold only keys created since.
+    pub end: u32,
+    done: Vec<u64>,
+    pub out: Vec<u8>,
+    /// Keys that expired before this instant are left out.
+    now: u64,
+    pub keys: u64,
+}
+
+impl DbSnap {
+    pub fn new(index: usize, end: u32, now: u64) -> DbSnap {
+        DbSnap { index, cursor: 0, end, done: vec![0; end as usize / 64 + 1], out: Vec::new(), now, keys: 0 }
+    }
+
+    /// Marks slot `id` as not to be written (already written, or a key born after the start).
+    #[inline]
+    pub fn skip(&mut self, id: EntryId) {
+        if id < self.end {
+            self.done[id as usize / 64] |= 1 << (id % 64);
+        }
+    }
+
+    /// Writes the entry in slot `id` if the snapshot still owes it.
+    #[inline]
+    pub fn save(&mut self, id: EntryId, e: &Entry) {
+        if id >= self.end || self.done[id as usize / 64] & (1 << (id % 64)) != 0 {
+            return;
+        }
+        self.skip(id);
+        if e.is_vacant() {
+            return;
+        }
+        if let Some(at) = e.expire_at() {
+            if at <= self.now {
+                return;
+            }
+            self.out.push(OP_EXPIRETIME_MS);
+            self.out.extend_from_slice(&at.to_le_bytes());
+        }
+        put_value(&mut self.out, Some(e.key()), &e.value);
+        self.keys += 1;
+    }
+}
+
+/// What shards send the writer thread of a BGSAVE.
+pub enum Chunk {
+    Records {
+        db: usize,
+        bytes: Vec<u8>,
+        keys: u64,
+    },
+    /// A shard has written everything it owed.
+    Done,
+}
+
+/// A shard's handle on a running BGSAVE.
+pub struct ShardRun {
+    pub tx: std::sync::mpsc::Sender<Chunk>,
+    /// Bytes sent and not yet written: shards stop walking while this is high, so a slow
+    /// disk does not turn into memory.
+    pub pending: std::sync::Arc<AtomicU64>,
+}
+
+/// How many bytes may wait for the writer before shards pause their walk.
+pub const MAX_PENDING: u64 = 16 << 20;
 
 /// A writer that keeps the running CRC-64 of everything written, as the RDB footer needs.
 struct Checksummed<W: Write> {
@@ -92,16 +191,21 @@ fn aux(out: &mut Vec<u8>, key: &str, value: &str) {
     put_string(out, value.as_bytes());
 }
 
+/// The RDB magic, version and the AUX fields Redis writes.
+fn header(buf: &mut Vec<u8>, now: u64) {
+    buf.extend_from_slice(format!("REDIS{:04}", super::dump::RDB_VERSION).as_bytes());
+    aux(buf, "redis-ver", crate::REDIS_VERSION);
+    aux(buf, "redis-bits", "64");
+    aux(buf, "ctime", &(now / 1000).to_string());
+    aux(buf, "shoal-ver", env!("CARGO_PKG_VERSION"));
+}
+
 /// Writes the keys of `states` as one RDB file to `w`; keys already expired at `now` are left
 /// out, as Redis does.
 pub fn write_rdb(states: &[&ShardState], now: u64, w: impl Write) -> std::io::Result<Saved> {
     let mut w = Checksummed { inner: w, crc: 0, written: 0 };
     let mut buf = Vec::with_capacity(64 * 1024);
-    buf.extend_from_slice(format!("REDIS{:04}", super::dump::RDB_VERSION).as_bytes());
-    aux(&mut buf, "redis-ver", crate::REDIS_VERSION);
-    aux(&mut buf, "redis-bits", "64");
-    aux(&mut buf, "ctime", &(now / 1000).to_string());
-    aux(&mut buf, "shoal-ver", env!("CARGO_PKG_VERSION"));
+    header(&mut buf, now);
     let mut keys = 0u64;
     let databases = states.first().map_or(0, |s| s.dbs.len());
     for db in 0..databases {
@@ -116,7 +220,7 @@ pub fn write_rdb(states: &[&ShardState], now: u64, w: impl Write) -> std::io::Re
         put_len(&mut buf, size as u64);
         put_len(&mut buf, expires as u64);
         for st in states {
-            for e in st.dbs[db].dict.iter() {
+            for e in st.dbs[db].dict().iter() {
                 if let Some(at) = e.expire_at() {
                     if at <= now {
                         continue;
@@ -187,21 +291,155 @@ pub async fn save(node: &Node) -> Result<Saved, SnapshotError> {
     })
     .await
     .unwrap_or_else(|e| Err(SnapshotError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) }));
-    let ms = started.elapsed().as_millis() as u64;
-    state.in_progress.store(false, Relaxed);
-    state.last_duration_ms.store(ms, Relaxed);
-    match &result {
+    finish(state, &path, &result, dirty, started.elapsed().as_millis() as u64);
+    result
+}
+
+/// BGSAVE: holds every shard for an instant to mark the point in time, starts the writer
+/// thread, and returns; shards then write their entries between commands.
+pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
+    let saves = node.saves.clone();
+    if saves.in_progress.swap(true, Relaxed) {
+        return Err(SnapshotError::InProgress);
+    }
+    let path = node.config.data_dir.join(FILE_NAME);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pending = std::sync::Arc::new(AtomicU64::new(0));
+    let now = crate::util::now_ms();
+    let (mut total, mut dirty) = (0u64, 0u64);
+    {
+        let mut leases = node.lease_all().await;
+        for l in leases.iter_mut() {
+            let st = l.state();
+            dirty += st.changes.dirty;
+            for (i, db) in st.dbs.iter_mut().enumerate() {
+                total += db.len() as u64;
+                db.snap = Some(Box::new(DbSnap::new(i, db.dict().slots(), now)));
+            }
+            st.snapshot = Some(ShardRun { tx: tx.clone(), pending: pending.clone() });
+        }
+    }
+    drop(tx);
+    saves.current_keys.store(0, Relaxed);
+    saves.current_total.store(total, Relaxed);
+    saves.current_started_ms.store(now, Relaxed);
+    info!(path = %path.display(), keys = total, "background save started");
+    let shards = node.shards.len();
+    let spawned = std::thread::Builder::new().name("shoal-bgsave".into()).spawn(move || {
+        let started = Instant::now();
+        let result = write_atomically(&path, |f| receive(f, &rx, shards, now, &pending, &saves));
+        // On failure shards may still be sending: take it all so none of them waits on memory.
+        while rx.recv().is_ok() {}
+        finish(&saves, &path, &result, dirty, started.elapsed().as_millis() as u64);
+    });
+    if let Err(e) = spawned {
+        node.saves.in_progress.store(false, Relaxed);
+        return Err(SnapshotError::Io { path: node.config.data_dir.join(FILE_NAME), source: e });
+    }
+    for s in &node.shards {
+        let _ = s.cast(crate::shard::ShardMsg::Tick);
+    }
+    Ok(())
+}
+
+/// The writer thread's part: the shards' records, in the order they come, each run preceded by
+/// its database (RDB allows SELECTDB anywhere), then the footer.
+fn receive(
+    f: &mut std::fs::File,
+    rx: &std::sync::mpsc::Receiver<Chunk>,
+    shards: usize,
+    now: u64,
+    pending: &AtomicU64,
+    saves: &SaveState,
+) -> std::io::Result<Saved> {
+    let mut w = Checksummed { inner: std::io::BufWriter::with_capacity(1 << 20, f), crc: 0, written: 0 };
+    let mut buf = Vec::new();
+    header(&mut buf, now);
+    w.write_all(&buf)?;
+    let (mut done, mut keys) = (0, 0u64);
+    let mut logged = Instant::now();
+    while done < shards {
+        match rx.recv() {
+            Ok(Chunk::Records { db, bytes, keys: n }) => {
+                buf.clear();
+                buf.push(OP_SELECTDB);
+                put_len(&mut buf, db as u64);
+                w.write_all(&buf)?;
+                w.write_all(&bytes)?;
+                pending.fetch_sub(bytes.len() as u64, Relaxed);
+                keys += n;
+                saves.current_keys.store(keys, Relaxed);
+                if logged.elapsed().as_secs() >= 5 {
+                    logged = Instant::now();
+                    info!(keys, total = saves.current_total.load(Relaxed), "background save progress");
+                }
+            }
+            Ok(Chunk::Done) => done += 1,
+            Err(_) => return Err(std::io::Error::other("a shard stopped before finishing its part")),
+        }
+    }
+    w.write_all(&[OP_EOF])?;
+    let crc = w.crc;
+    w.write_all(&crc.to_le_bytes())?;
+    w.flush()?;
+    Ok(Saved { keys, bytes: w.written })
+}
+
+/// Records the outcome of a save for INFO, LASTSAVE and the logs.
+fn finish(saves: &SaveState, path: &Path, result: &Result<Saved, SnapshotError>, dirty: u64, ms: u64) {
+    saves.last_duration_ms.store(ms, Relaxed);
+    match result {
         Ok(saved) => {
-            state.dirty_at_save.store(dirty, Relaxed);
-            state.last_save.store(crate::util::now_ms() / 1000, Relaxed);
-            state.saves.fetch_add(1, Relaxed);
-            state.last_ok.store(true, Relaxed);
+            saves.dirty_at_save.store(dirty, Relaxed);
+            saves.last_save.store(crate::util::now_ms() / 1000, Relaxed);
+            saves.saves.fetch_add(1, Relaxed);
+            saves.last_ok.store(true, Relaxed);
             info!(path = %path.display(), keys = saved.keys, bytes = saved.bytes, elapsed_ms = ms, "snapshot saved");
         }
         Err(e) => {
-            state.last_ok.store(false, Relaxed);
+            saves.last_ok.store(false, Relaxed);
             warn!(error = %e, "snapshot failed");
         }
     }
-    result
+    saves.in_progress.store(false, Relaxed);
+}
+
+/// Parses Redis's `save` setting: "<seconds> <changes>" pairs.
+pub fn save_points(rules: &str) -> Vec<(u64, u64)> {
+    let n: Vec<u64> = rules.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    n.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
+/// Runs for the node's life: starts a BGSAVE when a save point is reached (at least `changes`
+/// writes and `seconds` since the last save), or when BGSAVE SCHEDULE asked for one.
+pub async fn run_save_points(node: std::sync::Arc<Node>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if *node.shutdown.borrow() {
+            return;
+        }
+        if node.saves.in_progress.load(Relaxed) {
+            continue;
+        }
+        let rules = node.live.passive.read().expect("config lock").get("save").cloned().unwrap_or_default();
+        let points = save_points(&rules);
+        let scheduled = node.saves.scheduled.swap(false, Relaxed);
+        if points.is_empty() && !scheduled {
+            continue;
+        }
+        let dirty: u64 = node.broadcast(|st| st.changes.dirty).await.into_iter().sum();
+        let changes = dirty.saturating_sub(node.saves.dirty_at_save.load(Relaxed));
+        let since = (crate::util::now_ms() / 1000).saturating_sub(node.saves.last_save.load(Relaxed));
+        let due = points.iter().any(|&(secs, n)| changes >= n && since >= secs);
+        // A failed save is retried after a pause, as Redis does (CONFIG_BGSAVE_RETRY_DELAY).
+        let since_attempt = crate::util::now_ms().saturating_sub(node.saves.current_started_ms.load(Relaxed));
+        let failed_recently = !node.saves.last_ok.load(Relaxed) && since_attempt < 5000;
+        if scheduled || (due && !failed_recently) {
+            info!(changes, seconds = since, scheduled, "starting a background save");
+            if let Err(e) = bgsave(&node).await {
+                warn!(error = %e, "background save did not start");
+            }
+        }
+    }
 }

@@ -2,12 +2,15 @@
 //! so active expiry removes exactly the keys that are due instead of sampling for them.
 
 use super::bytes::SmallBytes;
-use super::dict::{Dict, EntryId, Removed};
+use super::dict::{Dict, Entry, EntryId, Removed};
 use super::value::Value;
+use crate::persist::snapshot::DbSnap;
 use std::collections::BTreeSet;
 
 pub struct Db {
-    pub dict: Dict,
+    /// The key table. Mutable access goes through `Db` so a running snapshot can copy an entry
+    /// before it changes.
+    table: Dict,
     expires: BTreeSet<(u64, SmallBytes)>,
     /// Sum of the expiry times in `expires`, for INFO's avg_ttl.
     expire_sum: u128,
@@ -17,26 +20,86 @@ pub struct Db {
     pub hash_ttl_keys: BTreeSet<SmallBytes>,
     /// Where the last sweep of `hash_ttl_keys` stopped.
     pub hash_ttl_cursor: Option<SmallBytes>,
+    /// This database's part of a running snapshot (BGSAVE).
+    pub snap: Option<Box<DbSnap>>,
 }
 
 impl Db {
     pub fn new(seed: u64) -> Db {
         Db {
-            dict: Dict::new(seed),
+            table: Dict::new(seed),
             expires: BTreeSet::new(),
             expire_sum: 0,
             clock: 0,
             hash_ttl_keys: BTreeSet::new(),
             hash_ttl_cursor: None,
+            snap: None,
         }
     }
 
+    #[inline]
+    pub fn dict(&self) -> &Dict {
+        &self.table
+    }
+
+    /// An entry to change. A running snapshot that has not written it yet writes it first, so
+    /// the snapshot keeps the value of the moment it started.
+    #[inline]
+    pub fn entry_mut(&mut self, id: EntryId) -> &mut Entry {
+        if let Some(s) = self.snap.as_deref_mut() {
+            s.save(id, self.table.entry(id));
+        }
+        self.table.entry_mut(id)
+    }
+
+    /// A key created now is not part of a running snapshot.
+    #[inline]
+    fn born(&mut self, id: EntryId) -> EntryId {
+        if let Some(s) = self.snap.as_deref_mut() {
+            s.skip(id);
+        }
+        id
+    }
+
+    /// Advances a running snapshot by up to `n` slab slots; true when this database is done.
+    pub fn snapshot_step(&mut self, n: u32) -> bool {
+        let Some(s) = self.snap.as_deref_mut() else { return true };
+        for _ in 0..n {
+            if s.cursor >= s.end {
+                break;
+            }
+            let id = s.cursor;
+            s.cursor += 1;
+            s.save(id, self.table.entry(id));
+        }
+        s.cursor >= s.end
+    }
+
+    /// Writes whatever a running snapshot has not written yet (before the table is emptied).
+    fn snapshot_rest(&mut self) {
+        if let Some(s) = self.snap.as_deref_mut() {
+            while s.cursor < s.end {
+                let id = s.cursor;
+                s.cursor += 1;
+                s.save(id, self.table.entry(id));
+            }
+        }
+    }
+
+    pub fn rehash(&mut self, n: usize) -> bool {
+        self.table.rehash(n)
+    }
+
+    pub fn shrink_if_needed(&mut self) {
+        self.table.shrink_if_needed()
+    }
+
     pub fn len(&self) -> usize {
-        self.dict.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.dict.is_empty()
+        self.table.is_empty()
     }
 
     pub fn expires_len(&self) -> usize {
@@ -53,15 +116,15 @@ impl Db {
     }
 
     pub fn find(&mut self, key: &[u8]) -> Option<EntryId> {
-        self.dict.find(key)
+        self.table.find(key)
     }
 
     /// Sets `key` to `value`. `expire_at`: `Some(0)` clears the TTL, `Some(t)` sets it, `None`
     /// keeps the current one (KEEPTTL).
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) -> EntryId {
-        match self.dict.find(key) {
+        match self.table.find(key) {
             Some(id) => {
-                self.dict.entry_mut(id).value = value;
+                self.entry_mut(id).value = value;
                 if let Some(at) = expire_at {
                     self.set_expire(id, at);
                 }
@@ -73,7 +136,8 @@ impl Db {
                 if at != 0 {
                     self.index_add(at, k.clone());
                 }
-                self.dict.insert_new(k, value, at, self.clock)
+                let id = self.table.insert_new(k, value, at, self.clock);
+                self.born(id)
             }
         }
     }
@@ -83,11 +147,24 @@ impl Db {
         if expire_at != 0 {
             self.index_add(expire_at, key.clone());
         }
-        self.dict.insert_new(key, value, expire_at, self.clock)
+        let id = self.table.insert_new(key, value, expire_at, self.clock);
+        self.born(id)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
-        let r = self.dict.remove(key)?.into_removed();
+        if let Some(s) = self.snap.as_deref_mut() {
+            if let Some(id) = self.table.find_no_step(key) {
+                s.save(id, self.table.entry(id));
+            }
+        }
+        let r = self.table.remove(key)?.into_removed();
+        if self.table.is_empty() {
+            // An emptied table starts its slab afresh: nothing below the old end is the
+            // snapshot's any more, and everything it needed was written before removal.
+            if let Some(s) = self.snap.as_deref_mut() {
+                s.end = 0;
+            }
+        }
         if r.expire_at != 0 {
             self.index_remove(r.expire_at, &r.key);
         }
@@ -96,7 +173,7 @@ impl Db {
 
     /// Sets (or with 0, clears) the expiry of an entry.
     pub fn set_expire(&mut self, id: EntryId, at: u64) {
-        let e = self.dict.entry(id);
+        let e = self.table.entry(id);
         let old = e.expire_at;
         if old == at {
             return;
@@ -108,7 +185,7 @@ impl Db {
         if at != 0 {
             self.index_add(at, key);
         }
-        self.dict.entry_mut(id).expire_at = at;
+        self.entry_mut(id).expire_at = at;
     }
 
     fn index_add(&mut self, at: u64, key: SmallBytes) {
@@ -143,23 +220,39 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        self.snapshot_rest();
+        if let Some(s) = self.snap.as_deref_mut() {
+            s.end = 0;
+        }
         self.hash_ttl_keys.clear();
-        self.dict.clear();
+        self.table.clear();
         self.expires.clear();
         self.expire_sum = 0;
     }
 
     /// Empties the database and returns its contents, to be dropped off the shard's thread.
     pub fn take(&mut self) -> Db {
-        let seed_dict = self.dict.take();
+        self.snapshot_rest();
+        if let Some(s) = self.snap.as_deref_mut() {
+            s.end = 0;
+        }
+        let seed_dict = self.table.take();
         let expires = std::mem::take(&mut self.expires);
         let sum = std::mem::take(&mut self.expire_sum);
         let hash_ttl_keys = std::mem::take(&mut self.hash_ttl_keys);
-        Db { dict: seed_dict, expires, expire_sum: sum, clock: self.clock, hash_ttl_keys, hash_ttl_cursor: None }
+        Db {
+            table: seed_dict,
+            expires,
+            expire_sum: sum,
+            clock: self.clock,
+            hash_ttl_keys,
+            hash_ttl_cursor: None,
+            snap: None,
+        }
     }
 
     /// Approximate structural overhead in bytes (table, slab and expiry index).
     pub fn overhead_bytes(&self) -> usize {
-        self.dict.overhead_bytes() + self.expires.len() * 40
+        self.table.overhead_bytes() + self.expires.len() * 40
     }
 }

@@ -32,6 +32,9 @@ pub trait Slot {
     fn vacant(next: u32) -> Self;
 }
 
+/// The `expire_at` of a free slab slot. No key can have it: expiries are at most i64::MAX.
+const VACANT: u64 = u64::MAX;
+
 /// A key with its value and metadata. 64 bytes.
 pub struct Entry {
     next: u32,
@@ -59,6 +62,11 @@ impl Entry {
         (self.expire_at != 0).then_some(self.expire_at)
     }
 
+    /// Whether this slab slot is free (a snapshot walking the slab skips it).
+    pub fn is_vacant(&self) -> bool {
+        self.expire_at == VACANT
+    }
+
     pub fn into_removed(self) -> Removed {
         Removed { key: self.key, value: self.value, expire_at: self.expire_at }
     }
@@ -78,7 +86,7 @@ impl Slot for Entry {
         self.next = next;
     }
     fn vacant(next: u32) -> Entry {
-        Entry { next, access: 0, expire_at: 0, key: SmallBytes::EMPTY, value: Value::Int(0) }
+        Entry { next, access: 0, expire_at: VACANT, key: SmallBytes::EMPTY, value: Value::Int(0) }
     }
 }
 
@@ -148,6 +156,11 @@ impl<E: Slot> Dict<E> {
 
     pub fn is_rehashing(&self) -> bool {
         self.rehash_idx.is_some()
+    }
+
+    /// Slab slots in use or free: every entry id is below this.
+    pub fn slots(&self) -> u32 {
+        self.chunks.iter().map(|c| c.len() as u32).sum()
     }
 
     /// Bytes this table holds for its structure: buckets and slab slots.

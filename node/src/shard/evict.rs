@@ -194,7 +194,7 @@ impl Sketch {
 impl ShardState {
     /// The score of the key at `id` in `db` under `policy`: higher is evicted sooner.
     fn eviction_score(&self, policy: Policy, db: usize, id: super::dict::EntryId) -> u64 {
-        let e = self.dbs[db].dict.entry(id);
+        let e = self.dbs[db].dict().entry(id);
         match policy {
             Policy::AllKeysLfu | Policy::VolatileLfu => 255 - lfu_decayed(e.access, self.clock / 60) as u64,
             Policy::Cache => {
@@ -221,7 +221,7 @@ impl ShardState {
         let Some((db, key)) = self.pick_victim(Policy::Cache) else { return Admission::Nothing };
         let victim_freq = self.evict.sketch.frequency(self.evict.sketch.hash(&key));
         if newcomer_freq <= victim_freq {
-            if let Some(id) = self.dbs[db].dict.find_no_step(&key) {
+            if let Some(id) = self.dbs[db].dict().find_no_step(&key) {
                 let score = self.eviction_score(Policy::Cache, db, id);
                 self.evict.offer(Candidate { score, db, key });
             }
@@ -265,7 +265,7 @@ impl ShardState {
                     let key = if policy.volatile() {
                         d.random_volatile(&mut self.evict.rng)?
                     } else {
-                        d.dict.entry(d.dict.random(&mut self.evict.rng)?).key_owned().clone()
+                        d.dict().entry(d.dict().random(&mut self.evict.rng)?).key_owned().clone()
                     };
                     Some((db, key))
                 })
@@ -277,21 +277,21 @@ impl ShardState {
                         let d = &self.dbs[db];
                         let id = if policy.volatile() {
                             let Some(key) = d.random_volatile(&mut self.evict.rng) else { break };
-                            d.dict.find_no_step(&key)
+                            d.dict().find_no_step(&key)
                         } else {
-                            d.dict.random(&mut self.evict.rng)
+                            d.dict().random(&mut self.evict.rng)
                         };
                         let Some(id) = id else { break };
                         let score = self.eviction_score(policy, db, id);
-                        let key = self.dbs[db].dict.entry(id).key_owned().clone();
+                        let key = self.dbs[db].dict().entry(id).key_owned().clone();
                         self.evict.offer(Candidate { score, db, key });
                     }
                 }
                 // The pool may hold keys deleted since they were offered.
                 while let Some(c) = self.evict.pool.pop() {
                     let d = &self.dbs[c.db];
-                    let live = d.dict.find_no_step(&c.key);
-                    if live.is_some_and(|id| !policy.volatile() || d.dict.entry(id).expire_at().is_some()) {
+                    let live = d.dict().find_no_step(&c.key);
+                    if live.is_some_and(|id| !policy.volatile() || d.dict().entry(id).expire_at().is_some()) {
                         return Some((c.db, c.key));
                     }
                 }
@@ -366,7 +366,7 @@ mod tests {
     fn volatile_ttl_evicts_the_soonest_expiry_first() {
         let mut s = shard_with(50, 1);
         s.evict_one(Policy::VolatileTtl);
-        assert!(s.dbs[0].dict.find_no_step(b"k0").is_none());
+        assert!(s.dbs[0].dict().find_no_step(b"k0").is_none());
     }
 
     #[test]
@@ -383,7 +383,7 @@ mod tests {
         for _ in 0..50 {
             s.evict_one(Policy::Cache).expect("a victim");
         }
-        let hot_left = (0..100).filter(|i| s.dbs[0].dict.find_no_step(format!("k{i}").as_bytes()).is_some()).count();
+        let hot_left = (0..100).filter(|i| s.dbs[0].dict().find_no_step(format!("k{i}").as_bytes()).is_some()).count();
         assert!(hot_left >= 95, "only {hot_left} of 100 frequently read keys survived");
     }
 }

@@ -54,6 +54,8 @@ use tracing::error;
 pub const TICK: Duration = Duration::from_millis(100);
 /// Longest a tick may spend before yielding to queued commands.
 const TICK_BUDGET: Duration = Duration::from_millis(1);
+/// Longest a BGSAVE step may hold the shard: a command waits at most this long behind it.
+const SNAPSHOT_BUDGET: Duration = Duration::from_millis(2);
 
 pub struct ShardState {
     pub id: usize,
@@ -78,6 +80,8 @@ pub struct ShardState {
     /// The eviction policy the access fields are kept for (LRU clock or LFU counter).
     pub policy: crate::memory::Policy,
     pub evict: evict::Evictor,
+    /// A BGSAVE under way: where this shard sends its records.
+    pub snapshot: Option<crate::persist::snapshot::ShardRun>,
     start: Instant,
 }
 
@@ -99,6 +103,7 @@ impl ShardState {
             memory: None,
             policy: crate::memory::Policy::NoEviction,
             evict: evict::Evictor::default(),
+            snapshot: None,
             start: Instant::now(),
         }
     }
@@ -115,6 +120,44 @@ impl ShardState {
         for db in self.dbs.iter_mut() {
             db.clock = stamp;
         }
+    }
+
+    /// Advances a running BGSAVE within `budget`: walks the databases' slabs and hands the
+    /// records (including those written by copy-before-write) to the writer. True while there
+    /// is more to do.
+    fn snapshot_step(&mut self, budget: Duration) -> bool {
+        use crate::persist::snapshot::{Chunk, MAX_PENDING};
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(run) = self.snapshot.as_ref() else { return false };
+        if run.pending.load(Relaxed) > MAX_PENDING {
+            return true;
+        }
+        let started = Instant::now();
+        for db in self.dbs.iter_mut() {
+            if db.snap.is_none() {
+                continue;
+            }
+            loop {
+                let finished = db.snapshot_step(512);
+                let s = db.snap.as_deref_mut().expect("snapshot under way");
+                if (finished || s.out.len() >= 64 << 10) && !s.out.is_empty() {
+                    let bytes = std::mem::take(&mut s.out);
+                    let keys = std::mem::take(&mut s.keys);
+                    run.pending.fetch_add(bytes.len() as u64, Relaxed);
+                    let _ = run.tx.send(Chunk::Records { db: s.index, bytes, keys });
+                }
+                if finished {
+                    db.snap = None;
+                    break;
+                }
+                if started.elapsed() > budget {
+                    return true;
+                }
+            }
+        }
+        let _ = run.tx.send(Chunk::Done);
+        self.snapshot = None;
+        false
     }
 
     /// Follows a change of eviction policy (CONFIG SET maxmemory-policy).
@@ -173,7 +216,7 @@ impl ShardState {
             }
         }
         if !self.watches.is_empty() {
-            let exists = self.dbs[db].dict.find_no_step(key).is_some();
+            let exists = self.dbs[db].dict().find_no_step(key).is_some();
             self.watches.touched(db, key, exists);
         }
     }
@@ -190,7 +233,7 @@ impl ShardState {
 
     /// Whether `key` exists and is logically expired at `now`.
     pub fn is_expired(&self, db: usize, key: &[u8], now: u64) -> bool {
-        let d = &self.dbs[db].dict;
+        let d = &self.dbs[db].dict();
         d.find_no_step(key).is_some_and(|id| d.entry(id).expire_at().is_some_and(|t| t <= now))
     }
 
@@ -201,8 +244,8 @@ impl ShardState {
             return;
         }
         for key in self.watches.keys_in(db) {
-            let in_emptied = self.dbs[db].dict.find_no_step(&key).is_some();
-            let in_replacement = replaced_with.is_some_and(|r| self.dbs[r].dict.find_no_step(&key).is_some());
+            let in_emptied = self.dbs[db].dict().find_no_step(&key).is_some();
+            let in_replacement = replaced_with.is_some_and(|r| self.dbs[r].dict().find_no_step(&key).is_some());
             if !in_emptied && !in_replacement {
                 continue;
             }
@@ -266,11 +309,11 @@ impl ShardState {
             self.dbs[dbi].hash_ttl_cursor = keys.last().cloned();
             for key in keys {
                 let d = &mut self.dbs[dbi];
-                let Some(id) = d.dict.find_no_step(&key) else {
+                let Some(id) = d.dict().find_no_step(&key) else {
                     d.hash_ttl_keys.remove(&key);
                     continue;
                 };
-                let value::Value::Hash(h) = &mut d.dict.entry_mut(id).value else {
+                let value::Value::Hash(h) = &mut d.entry_mut(id).value else {
                     d.hash_ttl_keys.remove(&key);
                     continue;
                 };
@@ -302,9 +345,9 @@ impl ShardState {
     fn maintain_tables(&mut self, budget: Duration) -> bool {
         let started = Instant::now();
         for db in self.dbs.iter_mut() {
-            db.dict.shrink_if_needed();
-            while db.dict.is_rehashing() {
-                db.dict.rehash(100);
+            db.shrink_if_needed();
+            while db.dict().is_rehashing() {
+                db.rehash(100);
                 if started.elapsed() > budget {
                     return true;
                 }
@@ -422,7 +465,7 @@ fn make_room(ex: &mut Exec<'_, '_>, spec: &CommandSpec, req: &Request) -> Room {
             let s = ex.shard_idx(key);
             let sh = &ex.shards[s];
             sh.dbs[ex.db]
-                .dict
+                .dict()
                 .find_no_step(key)
                 .is_none()
                 .then(|| (s, SmallBytes::new(key), sh.evict.sketch.frequency(sh.evict.sketch.hash(key))))
@@ -654,7 +697,8 @@ impl Actor for ShardActor {
                 }
                 let more_rehash = state.maintain_tables(TICK_BUDGET);
                 let more_eviction = state.evict_in_background(TICK_BUDGET);
-                if more_expiry || more_rehash || more_eviction {
+                let more_snapshot = state.snapshot_step(SNAPSHOT_BUDGET);
+                if more_expiry || more_rehash || more_eviction || more_snapshot {
                     // Continue after whatever is queued, so commands are never starved.
                     let _ = myself.cast(ShardMsg::Tick);
                 }
@@ -716,7 +760,7 @@ mod tests {
     fn dump_state(st: &ShardState) -> Contents {
         let mut all = Vec::new();
         for (i, db) in st.dbs.iter().enumerate() {
-            for e in db.dict.iter() {
+            for e in db.dict().iter() {
                 all.push((i, e.key().to_vec(), e.value.to_vec(), e.expire_at()));
             }
         }
