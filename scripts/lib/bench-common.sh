@@ -8,7 +8,7 @@ trap 'kill $(cat "$OUT"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$OUT"' E
 start_servers() {
   scripts/install-test-deps.sh
   cargo build --release --quiet --bin shoal
-  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --logfile "$OUT/redis.log" &
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" &
   echo $! > "$OUT/redis.pid"
   # shellcheck disable=SC2086
   target/release/shoal --port "$2" --bind 127.0.0.1 --data-dir "$OUT/shoal-data" --log-level warn ${SHOAL_ARGS:-} &

@@ -205,3 +205,28 @@ fn bgsave_keeps_what_was_there_when_it_started() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_failed_bgsave_reports_err_and_the_node_carries_on() {
+    let dir = fresh_dir("bgsave-fail");
+    let s = Server::start_in(&dir, &[]);
+    let mut c = s.redis();
+    let mut p = redis::pipe();
+    for i in 0..20_000 {
+        p.set(format!("k:{i}"), i).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    // The temporary file's name is taken by a directory: the save cannot be written.
+    std::fs::create_dir_all(dir.join(format!("dump.tmp-{}", s.pid()))).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    shoal_tests::wait_for("the failed save to end", || s.info_field("rdb_bgsave_in_progress") == "0");
+    assert_eq!(s.info_field("rdb_last_bgsave_status"), "err");
+    // Writes go on, and the shards are not left walking a dead snapshot.
+    let _: () = c.set("after", "1").unwrap();
+    std::fs::remove_dir_all(dir.join(format!("dump.tmp-{}", s.pid()))).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    shoal_tests::wait_for("the next save to end", || s.info_field("rdb_bgsave_in_progress") == "0");
+    assert_eq!(s.info_field("rdb_last_bgsave_status"), "ok");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

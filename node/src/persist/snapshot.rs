@@ -160,10 +160,12 @@ pub struct ShardRun {
     /// Bytes sent and not yet written: shards stop walking while this is high, so a slow
     /// disk does not turn into memory.
     pub pending: std::sync::Arc<AtomicU64>,
+    /// Set by the writer when the file cannot be written: shards stop and forget their part.
+    pub abort: std::sync::Arc<AtomicBool>,
 }
 
 /// How many bytes may wait for the writer before shards pause their walk.
-pub const MAX_PENDING: u64 = 16 << 20;
+pub const MAX_PENDING: u64 = 4 << 20;
 
 /// A writer that keeps the running CRC-64 of everything written, as the RDB footer needs.
 struct Checksummed<W: Write> {
@@ -305,6 +307,7 @@ pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
     let path = node.config.data_dir.join(FILE_NAME);
     let (tx, rx) = std::sync::mpsc::channel();
     let pending = std::sync::Arc::new(AtomicU64::new(0));
+    let abort = std::sync::Arc::new(AtomicBool::new(false));
     let now = crate::util::now_ms();
     let (mut total, mut dirty) = (0u64, 0u64);
     {
@@ -316,7 +319,7 @@ pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
                 total += db.len() as u64;
                 db.snap = Some(Box::new(DbSnap::new(i, db.dict().slots(), now)));
             }
-            st.snapshot = Some(ShardRun { tx: tx.clone(), pending: pending.clone() });
+            st.snapshot = Some(ShardRun { tx: tx.clone(), pending: pending.clone(), abort: abort.clone() });
         }
     }
     drop(tx);
@@ -328,7 +331,10 @@ pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
     let spawned = std::thread::Builder::new().name("shoal-bgsave".into()).spawn(move || {
         let started = Instant::now();
         let result = write_atomically(&path, |f| receive(f, &rx, shards, now, &pending, &saves));
-        // On failure shards may still be sending: take it all so none of them waits on memory.
+        if result.is_err() {
+            // Shards still walking stop at their next step and drop their senders.
+            abort.store(true, Relaxed);
+        }
         while rx.recv().is_ok() {}
         finish(&saves, &path, &result, dirty, started.elapsed().as_millis() as u64);
     });

@@ -129,6 +129,13 @@ impl ShardState {
         use crate::persist::snapshot::{Chunk, MAX_PENDING};
         use std::sync::atomic::Ordering::Relaxed;
         let Some(run) = self.snapshot.as_ref() else { return false };
+        if run.abort.load(Relaxed) {
+            for db in self.dbs.iter_mut() {
+                db.snap = None;
+            }
+            self.snapshot = None;
+            return false;
+        }
         if run.pending.load(Relaxed) > MAX_PENDING {
             return true;
         }
