@@ -16,7 +16,6 @@ KEYS=${KEYS:-2000000}
 VALUE_SIZE=${VALUE_SIZE:-1000}
 REDIS_PORT=${REDIS_PORT:-16393}
 SHOAL_PORT=${SHOAL_PORT:-16394}
-SHOAL_ARGS="--save= ${SHOAL_ARGS:-}"
 # shellcheck source=scripts/lib/bench-common.sh
 . scripts/lib/bench-common.sh
 

@@ -11,7 +11,8 @@ start_servers() {
   redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" &
   echo $! > "$OUT/redis.pid"
   # shellcheck disable=SC2086
-  target/release/shoal --port "$2" --bind 127.0.0.1 --data-dir "$OUT/shoal-data" --log-level warn ${SHOAL_ARGS:-} &
+  # No snapshots on either side (Redis runs with --save ""): a save would land in a measurement.
+  target/release/shoal --port "$2" --bind 127.0.0.1 --data-dir "$OUT/shoal-data" --log-level warn --save= ${SHOAL_ARGS:-} &
   echo $! > "$OUT/shoal.pid"
   local p
   for p in "$1" "$2"; do

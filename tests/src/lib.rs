@@ -124,6 +124,11 @@ impl Server {
             for a in args.iter().filter(|a| **a != "--metrics") {
                 cmd.arg(a);
             }
+            // No timed snapshots unless a test asks for them: a background save in the middle
+            // of a test would only add noise (memory, timing) to what it measures.
+            if !args.iter().any(|a| a.starts_with("--save")) {
+                cmd.arg("--save=");
+            }
             if let Some(mp) = metrics_port {
                 cmd.args(["--metrics-port", &mp.to_string()]);
             }

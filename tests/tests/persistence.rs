@@ -40,11 +40,13 @@ fn save_then_restart_keeps_every_type() {
 #[test]
 fn shutdown_saves_unless_told_not_to() {
     let dir = fresh_dir("shutdown");
+    // Redis's default save points, as a node started without --save has them.
+    let points = ["--save", "3600 1 300 100 60 10000"];
     let restart = |s: &mut Server| {
         s.signal_and_wait(libc::SIGTERM);
-        Server::start_in(&dir, &[])
+        Server::start_in(&dir, &points)
     };
-    let mut s = Server::start_in(&dir, &[]);
+    let mut s = Server::start_in(&dir, &points);
     let _: () = s.redis().set("by-sigterm", "1").unwrap();
     let s = restart(&mut s);
     let got: Option<String> = s.redis().get("by-sigterm").unwrap();
@@ -56,7 +58,7 @@ fn shutdown_saves_unless_told_not_to() {
     let mut s = {
         let mut old = s;
         shoal_tests::wait_for("SHUTDOWN NOSAVE to stop the node", || !old.is_running());
-        Server::start_in(&dir, &[])
+        Server::start_in(&dir, &points)
     };
     let mut c = s.redis();
     let gone: Option<String> = c.get("not-saved").unwrap();
