@@ -3,13 +3,26 @@
 
 use rand::{Rng, SeedableRng};
 use shoal_proto::Frame;
-use shoal_tests::{bulk, err, ok, simple, wait_for, Raw, Server};
+use shoal_tests::{bulk, err, ok, simple, Raw, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 fn connected_clients(s: &Server) -> i64 {
     s.info_field("connected_clients").parse().unwrap()
+}
+
+/// Waits for `connected_clients` to return to `baseline`; if it does not, fails with CLIENT
+/// LIST, so the connection that stayed can be told apart.
+fn wait_for_release(s: &Server, baseline: i64, what: &str) {
+    let start = std::time::Instant::now();
+    while connected_clients(s) != baseline {
+        if start.elapsed() > shoal_tests::DEADLINE {
+            let list = s.raw().cmd(&["CLIENT", "LIST"]);
+            panic!("timed out waiting for {what}; clients now: {list:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn rss_kb(s: &Server) -> u64 {
@@ -132,7 +145,7 @@ fn many_connections_opened_and_closed_leave_no_clients_behind() {
             assert_eq!(&buf, b"+PONG\r\n");
         }
     }
-    wait_for("connections to be released", || connected_clients(&s) == baseline);
+    wait_for_release(&s, baseline, "connections to be released");
 }
 
 #[test]
@@ -152,7 +165,7 @@ fn a_client_killed_mid_pipeline_does_not_disturb_the_node() {
     let mut r = s.raw();
     assert_eq!(r.cmd(&["PING"]), simple("PONG"));
     drop(r);
-    wait_for("killed clients to be released", || connected_clients(&s) == baseline);
+    wait_for_release(&s, baseline, "killed clients to be released");
 }
 
 #[test]
@@ -180,7 +193,7 @@ fn random_bytes_leave_the_node_up_and_memory_flat() {
     assert_eq!(r.cmd(&["SET", "still", "here"]), ok());
     assert_eq!(r.cmd(&["GET", "still"]), bulk("here"));
     drop(r);
-    wait_for("fuzz clients to be released", || connected_clients(&s) == baseline);
+    wait_for_release(&s, baseline, "fuzz clients to be released");
     let after = rss_kb(&s);
     assert!(after < before + 64 * 1024, "RSS grew from {before} kB to {after} kB");
 }
