@@ -60,13 +60,20 @@ pub fn free_port() -> u16 {
 
 /// Polls `f` until it yields a value, failing the test at the deadline. The one place tests
 /// wait: every other wait is built on it.
-pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_until_or(what, f, String::new)
+}
+
+/// `wait_until`, adding `detail()` (the state that kept the condition false) to the failure.
+pub fn wait_until_or<T>(what: &str, mut f: impl FnMut() -> Option<T>, detail: impl FnOnce() -> String) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        if start.elapsed() >= DEADLINE {
+            panic!("timed out waiting for {what}{}", detail());
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -15,14 +15,11 @@ fn connected_clients(s: &Server) -> i64 {
 /// Waits for `connected_clients` to return to `baseline`; if it does not, fails with CLIENT
 /// LIST, so the connection that stayed can be told apart.
 fn wait_for_release(s: &Server, baseline: i64, what: &str) {
-    let start = std::time::Instant::now();
-    while connected_clients(s) != baseline {
-        if start.elapsed() > shoal_tests::DEADLINE {
-            let list = s.raw().cmd(&["CLIENT", "LIST"]);
-            panic!("timed out waiting for {what}; clients now: {list:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    shoal_tests::wait_until_or(
+        what,
+        || (connected_clients(s) == baseline).then_some(()),
+        || format!("; clients now: {:?}", s.raw().cmd(&["CLIENT", "LIST"])),
+    );
 }
 
 fn rss_kb(s: &Server) -> u64 {
