@@ -27,7 +27,6 @@ pub(super) const OP_SELECTDB: u8 = 0xFE;
 pub(super) const OP_EOF: u8 = 0xFF;
 
 const TYPE_ZSET: u8 = 3;
-const TYPE_HASH_ZIPMAP: u8 = 9;
 const TYPE_LIST_ZIPLIST: u8 = 10;
 const TYPE_ZSET_ZIPLIST: u8 = 12;
 const TYPE_HASH_ZIPLIST: u8 = 13;
@@ -190,7 +189,7 @@ pub(super) fn read_legacy_value(r: &mut Reader<'_>, ty: u8, enc: &Encodings) -> 
         TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 | TYPE_STREAM_LISTPACKS_3 => {
             Value::Stream(Box::new(read_redis_stream(r, ty)?))
         }
-        TYPE_HASH_ZIPMAP => return Err(DumpError::BadFormat),
+        // Zipmap hashes (type 9, Redis before 2.6) and module types are not read.
         _ => return Err(DumpError::BadFormat),
     };
     if value.element_count() == 0 && !matches!(value, Value::Stream(_)) {

@@ -75,14 +75,12 @@ impl Db {
         s.cursor >= s.end
     }
 
-    /// Writes whatever a running snapshot has not written yet (before the table is emptied).
+    /// Writes whatever a running snapshot has not written yet (before the table is emptied),
+    /// and ends this database's part: nothing in the emptied table belongs to it.
     fn snapshot_rest(&mut self) {
+        self.snapshot_step(u32::MAX);
         if let Some(s) = self.snap.as_deref_mut() {
-            while s.cursor < s.end {
-                let id = s.cursor;
-                s.cursor += 1;
-                s.save(id, self.table.entry(id));
-            }
+            s.end = 0;
         }
     }
 
@@ -221,9 +219,6 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.snapshot_rest();
-        if let Some(s) = self.snap.as_deref_mut() {
-            s.end = 0;
-        }
         self.hash_ttl_keys.clear();
         self.table.clear();
         self.expires.clear();
@@ -233,9 +228,6 @@ impl Db {
     /// Empties the database and returns its contents, to be dropped off the shard's thread.
     pub fn take(&mut self) -> Db {
         self.snapshot_rest();
-        if let Some(s) = self.snap.as_deref_mut() {
-            s.end = 0;
-        }
         let seed_dict = self.table.take();
         let expires = std::mem::take(&mut self.expires);
         let sum = std::mem::take(&mut self.expire_sum);
