@@ -122,6 +122,33 @@ pub struct Cli {
     /// dump.rdb.
     #[arg(long, env = "SHOAL_SAVE", value_name = "RULES")]
     pub save: Option<String>,
+
+    /// Keep a write-ahead log of every write in <data-dir>/wal (Redis's append-only file):
+    /// yes or no [default: no]. On start the node recovers from it (its base snapshot plus the
+    /// writes after it) instead of dump.rdb. CONFIG SET appendonly turns it on or off live.
+    #[arg(long, env = "SHOAL_APPENDONLY", value_name = "YES|NO")]
+    pub appendonly: Option<String>,
+
+    /// When the log is synced to disk [default: everysec]. always: before any reply that
+    /// follows a write, so no acknowledged write is ever lost (one sync serves every client
+    /// waiting at that moment). everysec: once a second; a crash loses at most about a second
+    /// of writes. no: when the operating system decides.
+    #[arg(long, env = "SHOAL_APPENDFSYNC", value_name = "POLICY")]
+    pub appendfsync: Option<String>,
+
+    /// Rewrite the log in the background (a new base snapshot; older segments deleted) when it
+    /// has grown by this percentage over its base; 0 disables [default: 100].
+    #[arg(long, env = "SHOAL_AUTO_AOF_REWRITE_PERCENTAGE", value_name = "PERCENT")]
+    pub auto_aof_rewrite_percentage: Option<u64>,
+
+    /// ...and is at least this large, e.g. "64mb" [default: 64mb].
+    #[arg(long, env = "SHOAL_AUTO_AOF_REWRITE_MIN_SIZE", value_name = "BYTES")]
+    pub auto_aof_rewrite_min_size: Option<String>,
+
+    /// Size at which the log moves on to a new segment file, e.g. "64mb" (at least 1mb)
+    /// [default: 64mb].
+    #[arg(long, env = "SHOAL_WAL_SEGMENT_SIZE", value_name = "BYTES")]
+    pub wal_segment_size: Option<String>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -148,6 +175,37 @@ struct FileConfig {
     shutdown_timeout: Option<u64>,
     import_rdb: Option<PathBuf>,
     save: Option<String>,
+    appendonly: Option<YesNo>,
+    appendfsync: Option<String>,
+    auto_aof_rewrite_percentage: Option<u64>,
+    auto_aof_rewrite_min_size: Option<SizeValue>,
+    wal_segment_size: Option<SizeValue>,
+}
+
+/// A yes/no setting as TOML writes it: `true` or `"yes"`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum YesNo {
+    Bool(bool),
+    Text(String),
+}
+
+impl YesNo {
+    fn text(self) -> String {
+        match self {
+            YesNo::Bool(b) => if b { "yes" } else { "no" }.into(),
+            YesNo::Text(s) => s,
+        }
+    }
+}
+
+/// Redis's yes/no values.
+pub fn parse_yes_no(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -196,6 +254,11 @@ pub struct Config {
     pub shutdown_timeout: u64,
     pub import_rdb: Option<PathBuf>,
     pub save: String,
+    pub appendonly: bool,
+    pub appendfsync: crate::persist::wal::Fsync,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
+    pub wal_segment_size: u64,
     pub config_file: Option<PathBuf>,
 }
 
@@ -305,6 +368,19 @@ impl Config {
                 message: "must be between 1mb and 2gb".into(),
             });
         }
+        let appendonly = cli.appendonly.or(file.appendonly.map(YesNo::text)).unwrap_or_else(|| "no".into());
+        let appendonly = parse_yes_no(&appendonly)
+            .ok_or(ConfigError::Invalid { name: "appendonly", message: format!("'{appendonly}' is not yes or no") })?;
+        let fsync = cli.appendfsync.or(file.appendfsync).unwrap_or_else(|| "everysec".into());
+        let appendfsync = crate::persist::wal::Fsync::parse(&fsync).ok_or(ConfigError::Invalid {
+            name: "appendfsync",
+            message: format!("'{fsync}' is not one of always, everysec, no"),
+        })?;
+        let wal_segment_size =
+            size("wal-segment-size", cli.wal_segment_size.or(file.wal_segment_size.map(SizeValue::text)), 64 << 20)?;
+        if wal_segment_size < 1 << 20 {
+            return Err(ConfigError::Invalid { name: "wal-segment-size", message: "must be at least 1mb".into() });
+        }
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -326,6 +402,18 @@ impl Config {
             shutdown_timeout: cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(10),
             import_rdb: cli.import_rdb.or(file.import_rdb),
             save: cli.save.or(file.save).unwrap_or_else(|| "3600 1 300 100 60 10000".into()),
+            appendonly,
+            appendfsync,
+            auto_aof_rewrite_percentage: cli
+                .auto_aof_rewrite_percentage
+                .or(file.auto_aof_rewrite_percentage)
+                .unwrap_or(100),
+            auto_aof_rewrite_min_size: size(
+                "auto-aof-rewrite-min-size",
+                cli.auto_aof_rewrite_min_size.or(file.auto_aof_rewrite_min_size.map(SizeValue::text)),
+                64 << 20,
+            )?,
+            wal_segment_size,
             config_file: cli.config,
         })
     }

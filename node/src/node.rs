@@ -6,7 +6,7 @@ use crate::cmd::table::table;
 use crate::config::Config;
 use crate::shard::stats::{CommandStat, ShardStats, LATENCY_BUCKETS_US};
 use crate::shard::types::Encodings;
-use crate::shard::{Lease, ShardMsg, ShardState};
+use crate::shard::{Leases, ShardMsg, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::counter::Striped;
 use std::collections::{BTreeMap, HashMap};
@@ -320,6 +320,16 @@ pub struct Node {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     pub notifier: Arc<crate::notify::Notifier>,
     pub tracking: Arc<crate::tracking::Tracking>,
+    /// The write-ahead log (its writer runs only with appendonly on).
+    pub wal: Arc<crate::persist::wal::Wal>,
+}
+
+/// The node-wide services shards share, made before the shards start.
+pub struct Services {
+    pub notifier: Arc<crate::notify::Notifier>,
+    pub tracking: Arc<crate::tracking::Tracking>,
+    pub memory: Arc<crate::memory::Memory>,
+    pub wal: Arc<crate::persist::wal::Wal>,
 }
 
 impl Node {
@@ -328,10 +338,9 @@ impl Node {
         shards: Vec<crate::shard::Shard>,
         route: Arc<SlotRoute>,
         node_id: String,
-        notifier: Arc<crate::notify::Notifier>,
-        tracking: Arc<crate::tracking::Tracking>,
-        memory: Arc<crate::memory::Memory>,
+        services: Services,
     ) -> Node {
+        let Services { notifier, tracking, memory, wal } = services;
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -341,6 +350,8 @@ impl Node {
             passive: RwLock::new({
                 let mut p = crate::cmd::config::passive_defaults();
                 p.insert("save", config.save.clone());
+                p.insert("auto-aof-rewrite-percentage", config.auto_aof_rewrite_percentage.to_string());
+                p.insert("auto-aof-rewrite-min-size", config.auto_aof_rewrite_min_size.to_string());
                 p
             }),
             encodings: encoding_defaults(),
@@ -367,6 +378,7 @@ impl Node {
             pubsub: notifier.pubsub(),
             tracking,
             notifier,
+            wal,
             config,
         }
     }
@@ -394,7 +406,7 @@ impl Node {
     /// same order (mailboxes are FIFO), and no two borrowers can each hold what the other
     /// waits for. This is ascending-order locking without its cost: the shards are asked all
     /// at once and answer in parallel, one round trip instead of one per shard.
-    pub async fn lease(&self, ids: &[usize]) -> Vec<Lease> {
+    pub async fn lease(&self, ids: &[usize]) -> Leases {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
@@ -407,14 +419,14 @@ impl Node {
                 pending.push(rx);
             }
         }
-        let mut leases = Vec::with_capacity(pending.len());
+        let mut leases = Leases(Vec::with_capacity(pending.len()));
         for rx in pending {
             leases.push(rx.await.expect("shard actor answers leases"));
         }
         leases
     }
 
-    pub async fn lease_all(&self) -> Vec<Lease> {
+    pub async fn lease_all(&self) -> Leases {
         let ids: Vec<usize> = (0..self.shards.len()).collect();
         self.lease(&ids).await
     }

@@ -23,10 +23,8 @@ pub enum ServerError {
     Metrics { addr: String, source: std::io::Error },
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
-    #[error("cannot import: {0}")]
-    Import(#[from] crate::persist::rdb::RdbError),
-    #[error("cannot import {path}: it uses database {db}, but --databases is {databases}")]
-    ImportDb { path: std::path::PathBuf, db: usize, databases: usize },
+    #[error(transparent)]
+    Load(#[from] crate::persist::load::LoadError),
 }
 
 /// Whether stopping writes a snapshot: SHUTDOWN SAVE / NOSAVE decide, otherwise Redis's rule
@@ -39,43 +37,6 @@ fn shutdown_saves(node: &Node) -> bool {
             node.live.passive.read().expect("config lock").get("save").is_some_and(|s| !s.trim().is_empty())
         }
     }
-}
-
-/// Loads an RDB file (Redis's, or a Shoal snapshot) into the shard states before they start;
-/// returns the keys loaded and the keys skipped as expired.
-fn import_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) -> Result<(u64, u64), ServerError> {
-    let started = Instant::now();
-    let now = crate::util::now_ms();
-    let databases = states[0].dbs.len();
-    let (mut bad_db, mut expired) = (None, 0u64);
-    let enc = crate::shard::types::Encodings::default();
-    let summary = crate::persist::rdb::load(path, &enc, |k| {
-        if k.db >= databases {
-            bad_db.get_or_insert(k.db);
-            return;
-        }
-        if k.expire_at != 0 && k.expire_at <= now {
-            expired += 1;
-            return;
-        }
-        let shard = route.shard_of_key(&k.key);
-        states[shard].dbs[k.db].set(&k.key, k.value, Some(k.expire_at));
-    })?;
-    if let Some(db) = bad_db {
-        return Err(ServerError::ImportDb { path: path.into(), db, databases });
-    }
-    if summary.skipped_functions > 0 {
-        warn!(path = %path.display(), libraries = summary.skipped_functions, "function libraries in the rdb file were not loaded");
-    }
-    info!(
-        path = %path.display(),
-        rdb_version = summary.version,
-        keys = summary.keys - expired,
-        expired_skipped = expired,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "loaded rdb file"
-    );
-    Ok((summary.keys - expired, expired))
 }
 
 /// The node id persisted in the data directory, created on first start. A node that cannot
@@ -114,20 +75,26 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     memory.start_sampler();
     let mut states: Vec<Box<ShardState>> =
         (0..config.shards).map(|i| Box::new(ShardState::new(i, config.databases, table().stat_slots()))).collect();
-    // --import-rdb names a file to load; otherwise the node's own snapshot, if there is one.
-    let snapshot = config.data_dir.join(crate::persist::snapshot::FILE_NAME);
-    let load = config.import_rdb.clone().or_else(|| snapshot.exists().then_some(snapshot));
-    let mut loaded = (0, 0);
-    if let Some(path) = load {
-        let r = route.clone();
-        // Reading and decoding a large file is disk and CPU work: off the runtime's threads.
-        let (s, counts) = tokio::task::spawn_blocking(move || import_rdb(&path, &mut states, &r).map(|c| (states, c)))
-            .await
-            .map_err(|e| ServerError::Shard { shard: 0, message: format!("rdb load panicked: {e}") })??;
-        states = s;
-        loaded = counts;
-    }
+    let wal = crate::persist::wal::Wal::new(&config.data_dir, config.appendfsync, config.wal_segment_size);
+    let settings = crate::cmd::exec::ExecSettings {
+        proto_max_bulk_len: config.proto_max_bulk_len as usize,
+        databases: config.databases,
+        policy: crate::memory::Policy::NoEviction,
+        enc: crate::shard::types::Encodings::default(),
+        client: 0,
+    };
+    // Reading and decoding large files is disk and CPU work: off the runtime's threads.
+    let (c, w, r) = (config.clone(), wal.clone(), route.clone());
+    let (s, loaded) = tokio::task::spawn_blocking(move || {
+        crate::persist::load::startup(&c, &w, &mut states, &r, settings).map(|l| (states, l))
+    })
+    .await
+    .map_err(|e| ServerError::Shard { shard: 0, message: format!("start-up load panicked: {e}") })??;
+    states = s;
     for (i, mut state) in states.into_iter().enumerate() {
+        if wal.is_on() {
+            state.changes.set_wal(Some(wal.clone()));
+        }
         state.notifier = Some(notifier.clone());
         state.tracking = Some(tracking.clone());
         state.memory = Some(memory.clone());
@@ -141,10 +108,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let id = node_id(&config.data_dir);
     let metrics_addr = (config.metrics_port != 0).then(|| format!("{}:{}", config.metrics_bind, config.metrics_port));
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
-    let node = Arc::new(Node::new(config, shard_refs, route, id, notifier, tracking, memory));
+    let node =
+        Arc::new(Node::new(config, shard_refs, route, id, crate::node::Services { notifier, tracking, memory, wal }));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
-    node.saves.loaded_keys.store(loaded.0, std::sync::atomic::Ordering::Relaxed);
-    node.saves.loaded_expired.store(loaded.1, std::sync::atomic::Ordering::Relaxed);
+    node.saves.loaded_keys.store(loaded.keys, std::sync::atomic::Ordering::Relaxed);
+    node.saves.loaded_expired.store(loaded.expired, std::sync::atomic::Ordering::Relaxed);
     if let Some(addr) = metrics_addr {
         let l = tokio::net::TcpListener::bind(&addr)
             .await
@@ -193,6 +161,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         }
         let _ = crate::persist::snapshot::save(&node).await;
     }
+    // Everything written is in the log and synced before the process ends.
+    let wal = node.wal.clone();
+    let _ = tokio::task::spawn_blocking(move || wal.stop()).await;
     for s in &node.shards {
         s.actor.stop(None);
     }

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub fn passive_defaults() -> BTreeMap<&'static str, String> {
     [
         ("save", "3600 1 300 100 60 10000"),
-        ("appendonly", "no"),
-        ("appendfsync", "everysec"),
+        ("auto-aof-rewrite-percentage", "100"),
+        ("auto-aof-rewrite-min-size", "67108864"),
         ("lazyfree-lazy-user-flush", "no"),
         ("lazyfree-lazy-expire", "no"),
         ("hz", "10"),
@@ -55,6 +55,9 @@ const ACTIVE: &[(&str, bool)] = &[
     ("maxmemory", true),
     ("maxmemory-policy", true),
     ("maxmemory-samples", true),
+    ("appendonly", true),
+    ("appendfsync", true),
+    ("appenddirname", false),
     ("notify-keyspace-events", true),
     ("cluster-enabled", false),
     ("io-threads", false),
@@ -95,6 +98,9 @@ fn active_value(node: &Node, name: &str) -> String {
         "maxmemory" => node.memory.maxmemory().to_string(),
         "maxmemory-policy" => node.memory.policy().name().to_string(),
         "maxmemory-samples" => node.memory.samples().to_string(),
+        "appendonly" => if node.wal.is_on() { "yes" } else { "no" }.into(),
+        "appendfsync" => node.wal.fsync().name().into(),
+        "appenddirname" => crate::persist::wal::DIR_NAME.into(),
         "notify-keyspace-events" => crate::notify::to_string(node.notifier.flags()),
         "cluster-enabled" => "yes".into(),
         "io-threads" => node.config.shards.to_string(),
@@ -125,7 +131,7 @@ pub fn get(ctx: &mut GwCtx<'_>, req: &Request) {
     }
 }
 
-fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
+fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), String> {
     let l = &node.live;
     let num = || value.parse::<u64>().map_err(|_| "argument couldn't be parsed into an integer".to_string());
     let mem = || parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string());
@@ -167,6 +173,26 @@ fn set_one(node: &Node, name: &str, value: &str) -> Result<(), String> {
             let f = crate::notify::parse(value)
                 .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
             node.notifier.set_flags(f);
+        }
+        "appendonly" => {
+            let on = crate::config::parse_yes_no(value).ok_or_else(|| "argument must be 'yes' or 'no'".to_string())?;
+            if on != node.wal.is_on() {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    if on {
+                        if let Err(e) = crate::persist::wal::rewrite::enable(&node).await {
+                            tracing::warn!(error = %e, "cannot turn the write-ahead log on");
+                        }
+                    } else {
+                        crate::persist::wal::rewrite::disable(&node).await;
+                    }
+                });
+            }
+        }
+        "appendfsync" => {
+            let f = crate::persist::wal::Fsync::parse(value)
+                .ok_or_else(|| "argument(s) must be one of the following: always, everysec, no".to_string())?;
+            node.wal.set_fsync(f);
         }
         "maxmemory-policy" => {
             let p = Policy::parse(value)
@@ -221,7 +247,7 @@ pub fn set(ctx: &mut GwCtx<'_>, req: &Request) {
     reply::ok(ctx.out);
 }
 
-fn current(node: &Node, name: &str) -> String {
+fn current(node: &std::sync::Arc<Node>, name: &str) -> String {
     if is_active(name).is_some() {
         active_value(node, name)
     } else {

@@ -106,6 +106,7 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::DbSize => server::dbsize(ctx).await,
         Gw::Save => server::save(ctx).await,
         Gw::BgSave => server::bgsave(ctx, req).await,
+        Gw::BgRewriteAof => server::bgrewriteaof(ctx).await,
         Gw::LastSave => {
             reply::integer(ctx.out, ctx.node.saves.last_save.load(std::sync::atomic::Ordering::Relaxed) as i64)
         }

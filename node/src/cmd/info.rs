@@ -39,6 +39,36 @@ pub struct Snapshot {
     pub overhead: u64,
 }
 
+/// INFO persistence's aof_* fields, about the write-ahead log.
+fn aof_fields(node: &Node, rewriting: bool) -> String {
+    let wal = &node.wal;
+    let rw = &wal.rewrite;
+    let current = if rewriting { (now_ms().saturating_sub(rw.started_ms.load(Relaxed)) / 1000) as i64 } else { -1 };
+    let mut s = format!(
+        "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{current}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\n",
+        wal.is_on() as u8,
+        rewriting as u8,
+        rw.scheduled.load(Relaxed) as u8,
+        rw.last_secs(),
+        if rw.last_ok.load(Relaxed) { "ok" } else { "err" },
+        rw.rewrites.load(Relaxed),
+        rw.consecutive_failures.load(Relaxed),
+        if wal.failure().is_some() { "err" } else { "ok" },
+    );
+    if wal.is_on() {
+        let base = wal.base_size.load(Relaxed);
+        s.push_str(&format!(
+            "aof_current_size:{}\r\naof_base_size:{base}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\nshoal_wal_offset:{}\r\nshoal_wal_synced_offset:{}\r\n",
+            base + wal.log_bytes(),
+            rw.scheduled.load(Relaxed) as u8,
+            wal.unwritten(),
+            wal.appended(),
+            wal.synced(),
+        ));
+    }
+    s
+}
+
 pub async fn snapshot(node: &Node) -> Snapshot {
     let parts = node
         .broadcast(|st| {
@@ -180,11 +210,12 @@ pub fn render(node: &Node, snap: &Snapshot, wanted: &[String]) -> String {
         ),
     );
     let sv = &node.saves;
-    let saving = sv.in_progress.load(Relaxed);
+    let rewriting = node.wal.rewrite.in_progress.load(Relaxed);
+    let saving = sv.in_progress.load(Relaxed) && !rewriting;
     section(
         "Persistence",
         format!(
-            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\nrdb_last_save_duration_ms:{}\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\nrdb_last_save_duration_ms:{}\r\n{}module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             if saving { sv.current_keys.load(Relaxed) } else { 0 },
             if saving { sv.current_total.load(Relaxed) } else { 0 },
             snap.dirty.saturating_sub(sv.dirty_at_save.load(Relaxed)),
@@ -197,6 +228,7 @@ pub fn render(node: &Node, snap: &Snapshot, wanted: &[String]) -> String {
             sv.loaded_expired.load(Relaxed),
             sv.loaded_keys.load(Relaxed),
             sv.last_duration_ms.load(Relaxed),
+            aof_fields(node, rewriting),
         ),
     );
     let st = &snap.stats;

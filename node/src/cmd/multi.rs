@@ -132,7 +132,7 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
             shards.extend(keys.map(|i| route.shard_of_key(req.arg(i))));
         }
     }
-    let mut leases = if shards.is_empty() { Vec::new() } else { ctx.node.lease(&shards).await };
+    let mut leases = if shards.is_empty() { Default::default() } else { ctx.node.lease(&shards).await };
     if watch_failed(ctx, &mut leases) {
         drop(leases);
         unwatch_all(ctx);

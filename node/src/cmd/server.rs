@@ -10,6 +10,7 @@ use crate::shard::ShardState;
 use crate::util::glob::glob_match;
 use crate::util::now_ms;
 use shoal_proto::{reply, Request};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tracing::info;
 
@@ -51,11 +52,11 @@ pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
                 for d in st.dbs.iter_mut() {
                     taken.push(d.take());
                 }
-                st.changes.emit(0, || argv!["FLUSHALL"]);
+                st.changes.emit_node_wide(0, || argv!["FLUSHALL"]);
             } else {
                 st.touch_all_watched(db, None, now);
                 taken.push(st.dbs[db].take());
-                st.changes.emit(db, || argv!["FLUSHDB"]);
+                st.changes.emit_node_wide(db, || argv!["FLUSHDB"]);
             }
         }
     }
@@ -97,7 +98,7 @@ pub async fn swapdb(ctx: &mut GwCtx<'_>, req: &Request) {
         st.touch_all_watched(a, Some(b), now);
         st.touch_all_watched(b, Some(a), now);
         st.dbs.swap(a, b);
-        st.changes.emit(0, || argv!["SWAPDB", a.to_string(), b.to_string()]);
+        st.changes.emit_node_wide(0, || argv!["SWAPDB", a.to_string(), b.to_string()]);
     }
     drop(leases);
     reply::ok(ctx.out);
@@ -256,11 +257,24 @@ pub async fn bgsave(ctx: &mut GwCtx<'_>, req: &Request) {
             ctx.node.saves.scheduled.store(true, std::sync::atomic::Ordering::Relaxed);
             reply::simple(ctx.out, b"Background saving scheduled");
         }
+        Err(crate::persist::snapshot::SnapshotError::InProgress) if ctx.node.wal.rewrite.in_progress.load(Relaxed) => {
+            ctx.err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.")
+        }
         Err(crate::persist::snapshot::SnapshotError::InProgress) => ctx.err("ERR Background save already in progress"),
         Err(e) => {
             tracing::warn!(error = %e, "BGSAVE failed to start");
             ctx.err("ERR")
         }
+    }
+}
+
+/// BGREWRITEAOF: a new base for the write-ahead log, written while commands keep running.
+pub async fn bgrewriteaof(ctx: &mut GwCtx<'_>) {
+    use crate::persist::wal::rewrite::{rewrite, Started};
+    match rewrite(ctx.node).await {
+        Ok(Started::Now) => reply::simple(ctx.out, b"Background append only file rewriting started"),
+        Ok(Started::Scheduled) => reply::simple(ctx.out, b"Background append only file rewriting scheduled"),
+        Err(e) => ctx.err(&e.to_string()),
     }
 }
 

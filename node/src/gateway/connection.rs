@@ -220,6 +220,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if self.wbuf.is_empty() {
             return true;
         }
+        // With appendfsync always, nothing this client could have seen is unsynced.
+        self.node.wal.barrier().await;
         if self.stream.write_all(&self.wbuf).await.is_err() {
             return false;
         }

@@ -300,17 +300,31 @@ pub async fn save(node: &Node) -> Result<Saved, SnapshotError> {
 /// BGSAVE: holds every shard for an instant to mark the point in time, starts the writer
 /// thread, and returns; shards then write their entries between commands.
 pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
+    background(node, Purpose::Save).await
+}
+
+/// What a background snapshot is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// BGSAVE: `dump.rdb`.
+    Save,
+    /// A write-ahead log rewrite: a new base at a cut of the log.
+    WalBase,
+}
+
+/// Starts a background snapshot (see `bgsave`). One runs at a time, whatever its purpose:
+/// shards have one walk each.
+pub async fn background(node: &Node, purpose: Purpose) -> Result<(), SnapshotError> {
     let saves = node.saves.clone();
     if saves.in_progress.swap(true, Relaxed) {
         return Err(SnapshotError::InProgress);
     }
-    let path = node.config.data_dir.join(FILE_NAME);
     let (tx, rx) = std::sync::mpsc::channel();
     let pending = std::sync::Arc::new(AtomicU64::new(0));
     let abort = std::sync::Arc::new(AtomicBool::new(false));
     let now = crate::util::now_ms();
     let (mut total, mut dirty) = (0u64, 0u64);
-    {
+    let path = {
         let mut leases = node.lease_all().await;
         for l in leases.iter_mut() {
             let st = l.state();
@@ -321,26 +335,40 @@ pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
             }
             st.snapshot = Some(ShardRun { tx: tx.clone(), pending: pending.clone(), abort: abort.clone() });
         }
-    }
+        match purpose {
+            Purpose::Save => node.config.data_dir.join(FILE_NAME),
+            // The cut goes in while every shard is held: each record falls on one side of it.
+            Purpose::WalBase => node.wal.dir.join(crate::persist::wal::format::base_name(node.wal.cut())),
+        }
+    };
     drop(tx);
     saves.current_keys.store(0, Relaxed);
     saves.current_total.store(total, Relaxed);
     saves.current_started_ms.store(now, Relaxed);
-    info!(path = %path.display(), keys = total, "background save started");
+    info!(path = %path.display(), keys = total, ?purpose, "background save started");
     let shards = node.shards.len();
+    let wal = node.wal.clone();
+    let p = path.clone();
     let spawned = std::thread::Builder::new().name("shoal-bgsave".into()).spawn(move || {
         let started = Instant::now();
-        let result = write_atomically(&path, |f| receive(f, &rx, shards, now, &pending, &saves));
+        let result = write_atomically(&p, |f| receive(f, &rx, shards, now, &pending, &saves));
         if result.is_err() {
             // Shards still walking stop at their next step and drop their senders.
             abort.store(true, Relaxed);
         }
         while rx.recv().is_ok() {}
-        finish(&saves, &path, &result, dirty, started.elapsed().as_millis() as u64);
+        let ms = started.elapsed().as_millis() as u64;
+        match purpose {
+            Purpose::Save => finish(&saves, &p, &result, dirty, ms),
+            Purpose::WalBase => {
+                wal.rewrite.finished(&wal, &p, &result, ms);
+                saves.in_progress.store(false, Relaxed);
+            }
+        }
     });
     if let Err(e) = spawned {
         node.saves.in_progress.store(false, Relaxed);
-        return Err(SnapshotError::Io { path: node.config.data_dir.join(FILE_NAME), source: e });
+        return Err(SnapshotError::Io { path, source: e });
     }
     for s in &node.shards {
         let _ = s.cast(crate::shard::ShardMsg::Tick);
@@ -416,6 +444,31 @@ pub fn save_points(rules: &str) -> Vec<(u64, u64)> {
     n.chunks_exact(2).map(|p| (p[0], p[1])).collect()
 }
 
+/// Starts a log rewrite that BGREWRITEAOF scheduled, or that the log's growth calls for.
+async fn rewrite_if_due(node: &Node) {
+    let wal = &node.wal;
+    let (pct, min) = {
+        let p = node.live.passive.read().expect("config lock");
+        let get = |k: &str| p.get(k).and_then(|v| crate::config::parse_memory(v)).unwrap_or(0);
+        (get("auto-aof-rewrite-percentage"), get("auto-aof-rewrite-min-size"))
+    };
+    let scheduled = wal.rewrite.scheduled.load(Relaxed) && wal.is_on();
+    // A failed rewrite is retried after a pause, as Redis does.
+    let since = crate::util::now_ms().saturating_sub(wal.rewrite.started_ms.load(Relaxed));
+    let failing = wal.rewrite.consecutive_failures.load(Relaxed) > 0 && since < 5000;
+    if scheduled || (!failing && crate::persist::wal::rewrite::due(wal, pct, min)) {
+        info!(
+            scheduled,
+            log_bytes = wal.log_bytes(),
+            base_bytes = wal.base_size.load(Relaxed),
+            "starting a write-ahead log rewrite"
+        );
+        if let Err(e) = crate::persist::wal::rewrite::rewrite(node).await {
+            warn!(error = %e, "write-ahead log rewrite did not start");
+        }
+    }
+}
+
 /// Runs for the node's life: starts a BGSAVE when a save point is reached (at least `changes`
 /// writes and `seconds` since the last save), or when BGSAVE SCHEDULE asked for one.
 pub async fn run_save_points(node: std::sync::Arc<Node>) {
@@ -425,6 +478,10 @@ pub async fn run_save_points(node: std::sync::Arc<Node>) {
         if *node.shutdown.borrow() {
             return;
         }
+        if node.saves.in_progress.load(Relaxed) {
+            continue;
+        }
+        rewrite_if_due(&node).await;
         if node.saves.in_progress.load(Relaxed) {
             continue;
         }

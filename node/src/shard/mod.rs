@@ -407,6 +407,12 @@ pub fn run_guarded(
     for s in ex.shards.iter_mut() {
         s.sync_policy(policy);
     }
+    if spec.has(crate::cmd::table::flags::WRITE) {
+        if let Some(why) = ex.shards[0].changes.wal().and_then(|w| w.failure()) {
+            ex.err(&format!("MISCONF Errors writing to the AOF file: {why}"));
+            return true;
+        }
+    }
     let mut reject = None;
     if spec.has(crate::cmd::table::flags::DENYOOM) {
         match make_room(ex, spec, req) {
@@ -596,8 +602,46 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let (Some(s), Some(back)) = (self.state.take(), self.back.take()) {
+        if let (Some(mut s), Some(back)) = (self.state.take(), self.back.take()) {
+            s.changes.flush();
+            s.changes.set_leased(false);
             let _ = back.send(s);
+        }
+    }
+}
+
+/// The leases of one multi-shard command. When they go, the records the command made on all
+/// its shards go to the write-ahead log as one frame, in the order they were made, before any
+/// shard can run anything else: a crash keeps all of a command's effects or none.
+#[derive(Default)]
+pub struct Leases(pub Vec<Lease>);
+
+impl std::ops::Deref for Leases {
+    type Target = Vec<Lease>;
+    fn deref(&self) -> &Vec<Lease> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Leases {
+    fn deref_mut(&mut self) -> &mut Vec<Lease> {
+        &mut self.0
+    }
+}
+
+impl Drop for Leases {
+    fn drop(&mut self) {
+        let mut wal = None;
+        let mut parts = Vec::new();
+        for l in self.0.iter_mut() {
+            let Some(st) = l.state.as_mut() else { continue };
+            if let Some(w) = st.changes.wal() {
+                wal.get_or_insert_with(|| w.clone());
+                st.changes.take_marked(&mut parts);
+            }
+        }
+        if let Some(wal) = wal {
+            wal.append_group(parts);
         }
     }
 }
@@ -683,7 +727,11 @@ impl Actor for ShardActor {
             }
             ShardMsg::Lease(tx) => {
                 let (back_tx, back_rx) = oneshot::channel();
-                let lease = Lease { state: cell.slot.lock().take(), back: Some(back_tx) };
+                let mut state = cell.slot.lock().take();
+                if let Some(st) = state.as_mut() {
+                    st.changes.set_leased(true);
+                }
+                let lease = Lease { state, back: Some(back_tx) };
                 // If the borrower is gone, the lease is dropped here and comes straight back.
                 let _ = tx.send(lease);
                 let state = back_rx.await.map_err(|_| "shard state lost during a lease")?;
@@ -694,6 +742,7 @@ impl Actor for ShardActor {
                 if std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut state))).is_err() {
                     error!(shard = state.id, "shard task panicked");
                 }
+                state.changes.flush();
             }
             ShardMsg::Tick => {
                 let mut state = locked(&cell.slot);
@@ -705,6 +754,7 @@ impl Actor for ShardActor {
                 let more_rehash = state.maintain_tables(TICK_BUDGET);
                 let more_eviction = state.evict_in_background(TICK_BUDGET);
                 let more_snapshot = state.snapshot_step(SNAPSHOT_BUDGET);
+                state.changes.flush();
                 if more_expiry || more_rehash || more_eviction || more_snapshot {
                     // Continue after whatever is queued, so commands are never starved.
                     let _ = myself.cast(ShardMsg::Tick);
@@ -730,6 +780,7 @@ fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
         t = t2;
         b.ends.push(b.out.len() as u32);
     }
+    state.changes.flush();
 }
 
 #[cfg(test)]
