@@ -4,11 +4,13 @@
 OUT=$(mktemp -d)
 trap 'kill $(cat "$OUT"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-# start_servers REDIS_PORT SHOAL_PORT: both listen on 127.0.0.1, with no persistence.
+# start_servers REDIS_PORT SHOAL_PORT: both listen on 127.0.0.1, with no persistence unless
+# REDIS_ARGS and SHOAL_ARGS add some.
 start_servers() {
   scripts/install-test-deps.sh
   cargo build --release --quiet --bin shoal
-  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" &
+  # shellcheck disable=SC2086
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" ${REDIS_ARGS:-} &
   echo $! > "$OUT/redis.pid"
   # shellcheck disable=SC2086
   # No snapshots on either side (Redis runs with --save ""): a save would land in a measurement.

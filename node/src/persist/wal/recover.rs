@@ -140,10 +140,10 @@ fn read_segment(
         if !last {
             return Err(corrupt(pos, &format!("{what}, in a segment that is not the last")));
         }
-        warn!(segment = %path.display(), offset = pos, dropped_bytes = file_len - pos, reason = what, "truncating a torn write at the end of the write-ahead log");
         let f = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
         f.set_len(pos).map_err(io)?;
         f.sync_all().map_err(io)?;
+        warn!(segment = %path.display(), offset = pos, dropped_bytes = file_len - pos, reason = what, "truncated a torn write at the end of the write-ahead log");
         Ok(pos)
     };
     let mut header = [0u8; SEGMENT_HEADER];
