@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the black-box tests talk to Shoal with: redis-cli (Debian's redis-tools),
-# redis-server for the side-by-side benchmarks, and redis-py. Safe to run repeatedly.
+# redis-server for the side-by-side benchmarks, redis-py, and moto's S3 server (with boto3)
+# for the backup tests. Safe to run repeatedly.
 set -euo pipefail
 
 SUDO=""
@@ -15,4 +16,8 @@ fi
 
 if ! python3 -c "import redis" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "redis>=5"
+fi
+
+if ! command -v moto_server >/dev/null || ! python3 -c "import boto3, flask" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5"
 fi

@@ -149,6 +149,46 @@ pub struct Cli {
     /// [default: 64mb].
     #[arg(long, env = "SHOAL_WAL_SEGMENT_SIZE", value_name = "BYTES")]
     pub wal_segment_size: Option<String>,
+
+    /// Where backups go: "s3://bucket/prefix" (credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, as the AWS tools read them) or a local directory. Without it,
+    /// BACKUP answers with an error [default: none].
+    #[arg(long, env = "SHOAL_BACKUP_URL", value_name = "URL")]
+    pub backup_url: Option<String>,
+
+    /// An S3-compatible endpoint to use instead of AWS, e.g. "http://minio:9000".
+    #[arg(long, env = "SHOAL_BACKUP_S3_ENDPOINT", value_name = "URL")]
+    pub backup_s3_endpoint: Option<String>,
+
+    /// The S3 region [default: us-east-1, or AWS_REGION].
+    #[arg(long, env = "SHOAL_BACKUP_S3_REGION", value_name = "REGION")]
+    pub backup_s3_region: Option<String>,
+
+    /// File holding the backup encryption key: 64 hex digits (AES-256-GCM). The key itself
+    /// may instead be given in SHOAL_BACKUP_KEY. Without a key, backups are stored
+    /// unencrypted (a warning says so).
+    #[arg(long, env = "SHOAL_BACKUP_KEY_FILE", value_name = "FILE")]
+    pub backup_key_file: Option<PathBuf>,
+
+    /// When backups run by themselves, in UTC: "every <N>h", "<days>@<hour>" with days
+    /// "daily" or a list like "mon,thu" (e.g. "daily@03"), or "off" [default: off].
+    #[arg(long, env = "SHOAL_BACKUP_SCHEDULE", value_name = "SPEC")]
+    pub backup_schedule: Option<String>,
+
+    /// Delete backups older than this many days after each backup; 0 keeps them
+    /// [default: 7].
+    #[arg(long, env = "SHOAL_BACKUP_RETENTION_DAYS", value_name = "DAYS")]
+    pub backup_retention_days: Option<u64>,
+
+    /// Keep at most this many backups (the newest); 0 for no limit [default: 0].
+    #[arg(long, env = "SHOAL_BACKUP_RETENTION_COUNT", value_name = "N")]
+    pub backup_retention_count: Option<u64>,
+
+    /// At start-up, when the data directory holds no snapshot and no log, load this backup
+    /// ("latest", or a backup id from BACKUP LIST) first. "latest" with no backups yet starts
+    /// empty.
+    #[arg(long, env = "SHOAL_RESTORE_FROM", value_name = "ID")]
+    pub restore_from: Option<String>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -180,6 +220,14 @@ struct FileConfig {
     auto_aof_rewrite_percentage: Option<u64>,
     auto_aof_rewrite_min_size: Option<SizeValue>,
     wal_segment_size: Option<SizeValue>,
+    backup_url: Option<String>,
+    backup_s3_endpoint: Option<String>,
+    backup_s3_region: Option<String>,
+    backup_key_file: Option<PathBuf>,
+    backup_schedule: Option<String>,
+    backup_retention_days: Option<u64>,
+    backup_retention_count: Option<u64>,
+    restore_from: Option<String>,
 }
 
 /// A yes/no setting as TOML writes it: `true` or `"yes"`.
@@ -259,6 +307,8 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
     pub wal_segment_size: u64,
+    pub backup: crate::persist::backup::BackupSettings,
+    pub restore_from: Option<String>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -319,6 +369,7 @@ impl Config {
                 toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
             }
         };
+        let backup = backup_settings(&cli, &file)?;
         let bind = match (cli.bind, file.bind) {
             (Some(b), _) => split_bind(b),
             (None, Some(BindValue::One(s))) => split_bind(vec![s]),
@@ -414,9 +465,37 @@ impl Config {
                 64 << 20,
             )?,
             wal_segment_size,
+            backup,
+            restore_from: cli.restore_from.or(file.restore_from),
             config_file: cli.config,
         })
     }
+}
+
+/// The backup options; the key from its file or SHOAL_BACKUP_KEY.
+fn backup_settings(cli: &Cli, file: &FileConfig) -> Result<crate::persist::backup::BackupSettings, ConfigError> {
+    use crate::persist::backup::{crypt, schedule::Schedule};
+    let key_text = match cli.backup_key_file.clone().or(file.backup_key_file.clone()) {
+        Some(path) => Some(std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path, source })?),
+        None => std::env::var("SHOAL_BACKUP_KEY").ok(),
+    };
+    let key = key_text
+        .map(|t| crypt::parse_key(&t))
+        .transpose()
+        .map_err(|e| ConfigError::Invalid { name: "backup-key", message: e.to_string() })?;
+    let spec = cli.backup_schedule.clone().or(file.backup_schedule.clone()).unwrap_or_default();
+    let schedule =
+        Schedule::parse(&spec).map_err(|message| ConfigError::Invalid { name: "backup-schedule", message })?;
+    let region = cli.backup_s3_region.clone().or(file.backup_s3_region.clone());
+    Ok(crate::persist::backup::BackupSettings {
+        url: cli.backup_url.clone().or(file.backup_url.clone()),
+        s3_endpoint: cli.backup_s3_endpoint.clone().or(file.backup_s3_endpoint.clone()),
+        s3_region: region.or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into()),
+        key,
+        schedule,
+        retention_days: cli.backup_retention_days.or(file.backup_retention_days).unwrap_or(7),
+        retention_count: cli.backup_retention_count.or(file.backup_retention_count).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

@@ -322,6 +322,7 @@ pub struct Node {
     pub tracking: Arc<crate::tracking::Tracking>,
     /// The write-ahead log (its writer runs only with appendonly on).
     pub wal: Arc<crate::persist::wal::Wal>,
+    pub backups: Arc<crate::persist::backup::Backups>,
 }
 
 /// The node-wide services shards share, made before the shards start.
@@ -330,6 +331,7 @@ pub struct Services {
     pub tracking: Arc<crate::tracking::Tracking>,
     pub memory: Arc<crate::memory::Memory>,
     pub wal: Arc<crate::persist::wal::Wal>,
+    pub backups: Arc<crate::persist::backup::Backups>,
 }
 
 impl Node {
@@ -340,7 +342,7 @@ impl Node {
         node_id: String,
         services: Services,
     ) -> Node {
-        let Services { notifier, tracking, memory, wal } = services;
+        let Services { notifier, tracking, memory, wal, backups } = services;
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -379,6 +381,7 @@ impl Node {
             tracking,
             notifier,
             wal,
+            backups,
             config,
         }
     }

@@ -25,6 +25,8 @@ pub enum ServerError {
     Signal(std::io::Error),
     #[error(transparent)]
     Load(#[from] crate::persist::load::LoadError),
+    #[error(transparent)]
+    Backup(#[from] crate::persist::backup::BackupError),
 }
 
 /// Whether stopping writes a snapshot: SHUTDOWN SAVE / NOSAVE decide, otherwise Redis's rule
@@ -36,6 +38,30 @@ fn shutdown_saves(node: &Node) -> bool {
         crate::node::ShutdownSave::Default => {
             node.live.passive.read().expect("config lock").get("save").is_some_and(|s| !s.trim().is_empty())
         }
+    }
+}
+
+/// `--restore-from`: the backup to load, fetched, when the data directory holds nothing yet.
+async fn restore_at_start(
+    backups: &crate::persist::backup::Backups,
+    which: &str,
+    data_dir: &Path,
+) -> Result<Option<std::path::PathBuf>, ServerError> {
+    use crate::persist::backup::BackupError;
+    if !crate::persist::backup::restore::data_dir_is_empty(data_dir) {
+        info!(data_dir = %data_dir.display(), "the data directory has data; --restore-from is not used");
+        return Ok(None);
+    }
+    match backups.fetch(which).await {
+        Ok((meta, path)) => {
+            info!(id = %meta.id, keys = meta.keys, "restoring a backup into the empty data directory");
+            Ok(Some(path))
+        }
+        Err(BackupError::NotFound(_)) if which.eq_ignore_ascii_case("latest") => {
+            warn!("--restore-from latest: there are no backups yet; starting empty");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -83,10 +109,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         enc: crate::shard::types::Encodings::default(),
         client: 0,
     };
+    let backups = Arc::new(crate::persist::backup::Backups::new(config.backup.clone(), &config.data_dir)?);
+    let import = match (&config.import_rdb, &config.restore_from) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(which)) => restore_at_start(&backups, which, &config.data_dir).await?,
+        (None, None) => None,
+    };
     // Reading and decoding large files is disk and CPU work: off the runtime's threads.
     let (c, w, r) = (config.clone(), wal.clone(), route.clone());
     let (s, loaded) = tokio::task::spawn_blocking(move || {
-        crate::persist::load::startup(&c, &w, &mut states, &r, settings).map(|l| (states, l))
+        crate::persist::load::startup(&c, import, &w, &mut states, &r, settings).map(|l| (states, l))
     })
     .await
     .map_err(|e| ServerError::Shard { shard: 0, message: format!("start-up load panicked: {e}") })??;
@@ -108,8 +140,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let id = node_id(&config.data_dir);
     let metrics_addr = (config.metrics_port != 0).then(|| format!("{}:{}", config.metrics_bind, config.metrics_port));
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
-    let node =
-        Arc::new(Node::new(config, shard_refs, route, id, crate::node::Services { notifier, tracking, memory, wal }));
+    let node = Arc::new(Node::new(
+        config,
+        shard_refs,
+        route,
+        id,
+        crate::node::Services { notifier, tracking, memory, wal, backups },
+    ));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     node.saves.loaded_keys.store(loaded.keys, std::sync::atomic::Ordering::Relaxed);
     node.saves.loaded_expired.store(loaded.expired, std::sync::atomic::Ordering::Relaxed);
@@ -121,6 +158,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     tokio::spawn(crate::util::run_coarse_clock());
     tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
+    tokio::spawn(crate::persist::backup::run_schedule(node.clone()));
     for l in listeners {
         tokio::spawn(listener::accept_loop(node.clone(), l));
     }

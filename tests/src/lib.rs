@@ -100,15 +100,20 @@ impl Server {
     /// Starts a node with extra flags (`--bind 127.0.0.1` and a port are added) in a fresh
     /// data directory, removed when the server is dropped.
     pub fn start_with(args: &[&str]) -> Server {
-        Server::spawn(None, args)
+        Server::spawn(None, args, &[])
     }
 
     /// Starts a node on the data directory `dir`, which outlives it (for restarts).
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
-        Server::spawn(Some(dir), args)
+        Server::spawn(Some(dir), args, &[])
     }
 
-    fn spawn(keep: Option<&Path>, args: &[&str]) -> Server {
+    /// `start_in`, with environment variables set for the node.
+    pub fn start_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(Some(dir), args, env)
+    }
+
+    fn spawn(keep: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let bin = shoal_bin();
         for _attempt in 0..5 {
             let port = free_port();
@@ -131,6 +136,7 @@ impl Server {
             for a in args.iter().filter(|a| **a != "--metrics") {
                 cmd.arg(a);
             }
+            cmd.envs(env.iter().copied());
             // No timed snapshots unless a test asks for them: a background save in the middle
             // of a test would only add noise (memory, timing) to what it measures.
             if !args.iter().any(|a| a.starts_with("--save")) {

@@ -107,6 +107,10 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::Save => server::save(ctx).await,
         Gw::BgSave => server::bgsave(ctx, req).await,
         Gw::BgRewriteAof => server::bgrewriteaof(ctx).await,
+        Gw::BackupNow => super::backup::now(ctx),
+        Gw::BackupList => super::backup::list(ctx).await,
+        Gw::BackupRestore => super::backup::restore(ctx, req).await,
+        Gw::BackupStatus => super::backup::status(ctx),
         Gw::LastSave => {
             reply::integer(ctx.out, ctx.node.saves.last_save.load(std::sync::atomic::Ordering::Relaxed) as i64)
         }

@@ -3,6 +3,7 @@
 //! them touches a socket.
 
 pub mod args;
+pub mod backup;
 pub mod bitmaps;
 pub mod blocking;
 pub mod client;

@@ -1,7 +1,8 @@
 //! What a node loads at start-up, before it accepts clients, and how the write-ahead log
 //! begins:
 //!
-//! - `--import-rdb FILE` loads that file (Redis's or ours);
+//! - `--import-rdb FILE` loads that file (Redis's or ours), as does a backup fetched for
+//!   `--restore-from`;
 //! - otherwise, with `appendonly yes` and a log in the data directory, the log (its base
 //!   snapshot plus the segments after it);
 //! - otherwise `dump.rdb`, if there is one.
@@ -77,13 +78,14 @@ pub fn load_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) 
 /// the write-ahead log's writer where the log continues.
 pub fn startup(
     config: &Config,
+    import: Option<PathBuf>,
     wal: &std::sync::Arc<Wal>,
     states: &mut [Box<ShardState>],
     route: &SlotRoute,
     settings: ExecSettings,
 ) -> Result<Loaded, LoadError> {
     let snapshot = config.data_dir.join(super::snapshot::FILE_NAME);
-    if config.appendonly && config.import_rdb.is_none() && recover::exists(&wal.dir) {
+    if config.appendonly && import.is_none() && recover::exists(&wal.dir) {
         let r = recover::recover(&wal.dir, states, route, settings)?;
         let keys = states.iter().flat_map(|s| s.dbs.iter()).map(|d| d.len() as u64).sum();
         wal::remove_older_than(&wal.dir, r.base);
@@ -92,7 +94,7 @@ pub fn startup(
         return Ok(Loaded { keys, expired: 0 });
     }
     let mut loaded = Loaded::default();
-    if let Some(path) = config.import_rdb.clone().or_else(|| snapshot.exists().then_some(snapshot)) {
+    if let Some(path) = import.or_else(|| snapshot.exists().then_some(snapshot)) {
         (loaded.keys, loaded.expired) = load_rdb(&path, states, route)?;
     }
     if config.appendonly {

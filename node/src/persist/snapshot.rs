@@ -300,21 +300,31 @@ pub async fn save(node: &Node) -> Result<Saved, SnapshotError> {
 /// BGSAVE: holds every shard for an instant to mark the point in time, starts the writer
 /// thread, and returns; shards then write their entries between commands.
 pub async fn bgsave(node: &Node) -> Result<(), SnapshotError> {
-    background(node, Purpose::Save).await
+    background(node, Purpose::Save).await.map(|_| ())
 }
 
 /// What a background snapshot is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Purpose {
     /// BGSAVE: `dump.rdb`.
     Save,
     /// A write-ahead log rewrite: a new base at a cut of the log.
     WalBase,
+    /// A backup: the file named.
+    Backup(PathBuf),
+}
+
+/// A background snapshot under way.
+pub struct Started {
+    /// The write-ahead log's offset at the snapshot's point in time.
+    pub log_offset: u64,
+    /// The outcome, once the file is complete.
+    pub done: tokio::sync::oneshot::Receiver<Result<Saved, String>>,
 }
 
 /// Starts a background snapshot (see `bgsave`). One runs at a time, whatever its purpose:
 /// shards have one walk each.
-pub async fn background(node: &Node, purpose: Purpose) -> Result<(), SnapshotError> {
+pub async fn background(node: &Node, purpose: Purpose) -> Result<Started, SnapshotError> {
     let saves = node.saves.clone();
     if saves.in_progress.swap(true, Relaxed) {
         return Err(SnapshotError::InProgress);
@@ -335,17 +345,20 @@ pub async fn background(node: &Node, purpose: Purpose) -> Result<(), SnapshotErr
             }
             st.snapshot = Some(ShardRun { tx: tx.clone(), pending: pending.clone(), abort: abort.clone() });
         }
-        match purpose {
+        match &purpose {
             Purpose::Save => node.config.data_dir.join(FILE_NAME),
             // The cut goes in while every shard is held: each record falls on one side of it.
             Purpose::WalBase => node.wal.dir.join(crate::persist::wal::format::base_name(node.wal.cut())),
+            Purpose::Backup(path) => path.clone(),
         }
     };
+    let log_offset = node.wal.appended();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     drop(tx);
     saves.current_keys.store(0, Relaxed);
     saves.current_total.store(total, Relaxed);
     saves.current_started_ms.store(now, Relaxed);
-    info!(path = %path.display(), keys = total, ?purpose, "background save started");
+    info!(path = %path.display(), keys = total, purpose = ?purpose, "background save started");
     let shards = node.shards.len();
     let wal = node.wal.clone();
     let p = path.clone();
@@ -358,13 +371,16 @@ pub async fn background(node: &Node, purpose: Purpose) -> Result<(), SnapshotErr
         }
         while rx.recv().is_ok() {}
         let ms = started.elapsed().as_millis() as u64;
+        let outcome = result.as_ref().map(|s| *s).map_err(|e| e.to_string());
         match purpose {
             Purpose::Save => finish(&saves, &p, &result, dirty, ms),
             Purpose::WalBase => {
                 wal.rewrite.finished(&wal, &p, &result, ms);
                 saves.in_progress.store(false, Relaxed);
             }
+            Purpose::Backup(_) => saves.in_progress.store(false, Relaxed),
         }
+        let _ = done_tx.send(outcome);
     });
     if let Err(e) = spawned {
         node.saves.in_progress.store(false, Relaxed);
@@ -373,7 +389,7 @@ pub async fn background(node: &Node, purpose: Purpose) -> Result<(), SnapshotErr
     for s in &node.shards {
         let _ = s.cast(crate::shard::ShardMsg::Tick);
     }
-    Ok(())
+    Ok(Started { log_offset, done: done_rx })
 }
 
 /// The writer thread's part: the shards' records, in the order they come, each run preceded by

@@ -121,7 +121,7 @@ pub async fn rewrite(node: &Node) -> Result<Started, RewriteError> {
     wal.rewrite.in_progress.store(true, Relaxed);
     wal.rewrite.started_ms.store(crate::util::now_ms(), Relaxed);
     match snapshot::background(node, Purpose::WalBase).await {
-        Ok(()) => {
+        Ok(_) => {
             wal.rewrite.scheduled.store(false, Relaxed);
             Ok(Started::Now)
         }
