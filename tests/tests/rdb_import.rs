@@ -1,5 +1,6 @@
-//! `--import-rdb`: a dump.rdb written by Debian's redis-server, with every type in its small
-//! and large encodings, loads into Shoal with the same keys, types, expiries and contents.
+//! `--import-rdb` and DEBUG RELOAD: a dump.rdb written by Debian's redis-server, with every
+//! type in its small and large encodings, loads into Shoal with the same keys, types, expiries
+//! and contents.
 
 use redis::Commands;
 use shoal_tests::{describe_key, populate_every_type, RedisServer, Server};
@@ -55,4 +56,48 @@ fn a_corrupt_dump_stops_start_up_with_file_and_offset() {
         assert!(!out.status.success(), "a corrupt file must stop the start");
         assert!(stderr.contains(&file.display().to_string()) && stderr.contains(want), "{stderr}");
     }
+}
+
+#[test]
+fn debug_reload_nosave_loads_a_redis_dump_into_a_running_node() {
+    let redis = RedisServer::start();
+    let mut r = redis.redis();
+    let keys = populate_every_type(&mut r);
+    let _: () = redis::cmd("SAVE").query(&mut r).unwrap();
+    let dir = std::env::temp_dir().join(format!("shoal-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut s = Server::start_in(&dir, &["--appendonly", "yes"]);
+    let mut c = s.redis();
+    let _: () = c.set("here-before", "1").unwrap();
+    // A damaged file is refused and the data stays as it was.
+    std::fs::write(s.dir.join("dump.rdb"), b"REDIS0010garbage").unwrap();
+    let e = redis::cmd("DEBUG").arg("RELOAD").arg("NOSAVE").query::<()>(&mut c).unwrap_err();
+    assert!(e.to_string().contains("Error trying to load the RDB dump"), "{e}");
+    assert!(c.exists::<_, bool>("here-before").unwrap());
+
+    std::fs::copy(redis.dir.join("dump.rdb"), s.dir.join("dump.rdb")).unwrap();
+    let _: () = redis::cmd("DEBUG").arg("RELOAD").arg("NOSAVE").query(&mut c).unwrap();
+    for (db, key) in &keys {
+        assert_eq!(describe_key(&mut c, *db, key), describe_key(&mut r, *db, key), "key {key} in db {db}");
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+    assert!(!c.exists::<_, bool>("here-before").unwrap(), "all data is replaced");
+    // DEBUG RELOAD saves first, then loads what it saved: nothing changes.
+    let _: () = c.set("saved-then-reloaded", "1").unwrap();
+    let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
+    assert!(c.exists::<_, bool>("saved-then-reloaded").unwrap());
+    // The reloaded data became the write-ahead log's base: a crash comes back to it.
+    let _: () = c.set("after-reload", "1").unwrap();
+    s.signal_and_wait(libc::SIGKILL);
+    let s = Server::start_in(&dir, &["--appendonly", "yes"]);
+    let mut c = s.redis();
+    for (db, key) in &keys {
+        assert_eq!(describe_key(&mut c, *db, key), describe_key(&mut r, *db, key), "key {key} in db {db}");
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+    let back: Vec<bool> =
+        ["saved-then-reloaded", "after-reload", "here-before"].iter().map(|k| c.exists(k).unwrap()).collect();
+    assert_eq!(back, vec![true, true, false]);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }

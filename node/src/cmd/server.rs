@@ -346,6 +346,7 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
             }
         }
         ("protocol", 3) => protocol(ctx, req.arg(2)),
+        ("reload", _) => reload(ctx, req).await,
         ("change-repl-id", 2) => reply::ok(ctx.out),
         ("help", 2) => {
             let lines = [
@@ -354,6 +355,9 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
                 "    Show low level info about the key and associated value.",
                 "PROTOCOL <type>",
                 "    Reply with a test value of the specified type.",
+                "RELOAD [NOSAVE]",
+                "    Save the RDB on disk and reload it back to memory. NOSAVE: load the dump.rdb there is",
+                "    (e.g. one copied from Redis) without saving first. All data is replaced.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>",
@@ -368,6 +372,31 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(req.arg(1))
         )),
+    }
+}
+
+/// DEBUG RELOAD [NOSAVE]: saves dump.rdb (unless NOSAVE) and replaces all data with what it
+/// holds; the way to load an RDB file, Redis's included, into a running node.
+async fn reload(ctx: &mut GwCtx<'_>, req: &Request) {
+    let mut save = true;
+    for i in 2..req.len() {
+        match String::from_utf8_lossy(req.arg(i)).to_ascii_uppercase().as_str() {
+            "NOSAVE" => save = false,
+            _ => return ctx.syntax(),
+        }
+    }
+    if save {
+        if let Err(e) = crate::persist::snapshot::save(ctx.node).await {
+            return ctx.err(&format!("ERR Error trying to save the RDB dump: {e}"));
+        }
+    }
+    let path = ctx.node.config.data_dir.join(crate::persist::snapshot::FILE_NAME);
+    match crate::persist::backup::restore::replace_with_rdb(ctx.node, &path).await {
+        Ok(()) => {
+            info!(path = %path.display(), "data reloaded by DEBUG RELOAD");
+            reply::ok(ctx.out)
+        }
+        Err(e) => ctx.err(&format!("ERR Error trying to load the RDB dump: {e}")),
     }
 }
 

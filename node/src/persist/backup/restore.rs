@@ -1,4 +1,5 @@
-//! BACKUP RESTORE: replaces all data of a running node with a backup's.
+//! BACKUP RESTORE (and DEBUG RELOAD): replaces all data of a running node with a backup's
+//! (or an RDB file's).
 //!
 //! The backup is downloaded, decrypted and parsed into fresh shard states first, so a bad
 //! backup leaves the node as it was. Then every shard is held while its databases are swapped
@@ -34,8 +35,17 @@ pub async fn restore(node: &Arc<Node>, which: &str) -> Result<Meta, BackupError>
 async fn replace_all(node: &Arc<Node>, which: &str) -> Result<Meta, BackupError> {
     let started = std::time::Instant::now();
     let (meta, rdb) = node.backups.fetch(which).await?;
+    replace_with_rdb(node, &rdb).await?;
+    node.backups.forget(&meta);
+    info!(id = %meta.id, keys = meta.keys, elapsed_ms = started.elapsed().as_millis() as u64, "backup restored");
+    Ok(meta)
+}
+
+/// Replaces all data with the RDB file's (a backup's, or DEBUG RELOAD's dump.rdb), which
+/// becomes the node's snapshot and, with the log on, the log's base.
+pub async fn replace_with_rdb(node: &Arc<Node>, rdb: &Path) -> Result<(), BackupError> {
     let (route, shards, databases) = (node.route.clone(), node.shards.len(), node.config.databases);
-    let path = rdb.clone();
+    let (path, rdb) = (rdb.to_path_buf(), rdb.to_path_buf());
     let staged = tokio::task::spawn_blocking(move || {
         let mut states: Vec<Box<ShardState>> =
             (0..shards).map(|i| Box::new(ShardState::new(i, databases, table().stat_slots()))).collect();
@@ -75,10 +85,7 @@ async fn replace_all(node: &Arc<Node>, which: &str) -> Result<Meta, BackupError>
     .await
     .map_err(|e| BackupError::Load(e.to_string()));
     node.saves.in_progress.store(false, Relaxed);
-    adopted??;
-    node.backups.forget(&meta);
-    info!(id = %meta.id, keys = meta.keys, elapsed_ms = started.elapsed().as_millis() as u64, "backup restored");
-    Ok(meta)
+    adopted?
 }
 
 /// Makes the restored snapshot the node's: `dump.rdb`, and the log's base at `cut`.
@@ -91,7 +98,10 @@ fn adopt(rdb: &Path, data_dir: &Path, wal: &wal::Wal, cut: Option<u64>) -> Resul
         })
         .map_err(|e| BackupError::Io { path: to.to_path_buf(), source: std::io::Error::other(e.to_string()) })
     };
-    copy(&data_dir.join(crate::persist::snapshot::FILE_NAME))?;
+    let dump = data_dir.join(crate::persist::snapshot::FILE_NAME);
+    if rdb != dump {
+        copy(&dump)?;
+    }
     if let Some(at) = cut {
         let saved = copy(&wal.dir.join(wal::format::base_name(at)))?;
         wal::write_manifest(&wal.dir, at).map_err(|e| BackupError::Load(e.to_string()))?;
