@@ -16,7 +16,7 @@ fn http_get(port: u16, path: &str) -> (String, String) {
 
 #[test]
 fn metrics_endpoint_reports_commands_clients_keys() {
-    let s = Server::start_with(&["--metrics"]);
+    let s = Server::start_with(&["--metrics", "--appendonly", "yes", "--appendfsync", "always"]);
     let mut r = s.raw();
     assert_eq!(r.cmd(&["SET", "a", "1"]), ok());
     assert_eq!(r.cmd(&["GET", "a"]), bulk("1"));
@@ -39,9 +39,19 @@ fn metrics_endpoint_reports_commands_clients_keys() {
         "shoal_memory_used_bytes",
         "shoal_net_input_bytes_total",
         "shoal_expired_keys_total 0",
+        "shoal_wal_enabled 1",
+        "shoal_wal_unsynced_bytes 0",
+        "shoal_rdb_changes_since_last_save 1",
+        "shoal_backups_failed_total 0",
     ] {
         assert!(body.contains(want), "metrics lack {want}:\n{body}");
     }
+    let value = |name: &str| -> f64 {
+        let line = body.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    assert!(value("shoal_wal_fsyncs_total") >= 1.0, "the SET was synced before its reply");
+    assert!(value("shoal_wal_size_bytes") > 0.0);
     assert_eq!(http_get(port, "/healthz"), ("HTTP/1.1 200 OK".to_string(), "ok\n".to_string()));
     assert_eq!(http_get(port, "/nope").0, "HTTP/1.1 404 Not Found");
 }

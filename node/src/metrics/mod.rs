@@ -115,7 +115,9 @@ pub async fn render(node: &Node) -> String {
         MetricType::GAUGE,
         vec![gauge(node.clients.count() as f64, &[])],
     ));
-    let counters: [(&str, &str, u64); 10] = [
+    let backup = node.backups.status();
+    let wal = &node.wal;
+    let counters: [(&str, &str, u64); 15] = [
         (
             "shoal_connections_received_total",
             "Client connections accepted.",
@@ -138,6 +140,15 @@ pub async fn render(node: &Node) -> String {
         ),
         ("shoal_keyspace_hits_total", "Reads that found their key.", st.keyspace_hits),
         ("shoal_keyspace_misses_total", "Reads that did not find their key.", st.keyspace_misses),
+        (
+            "shoal_rdb_saves_total",
+            "Snapshots written (SAVE, BGSAVE, save points, shutdown).",
+            node.saves.saves.load(Relaxed),
+        ),
+        ("shoal_wal_fsyncs_total", "Syncs of the write-ahead log to disk.", wal.fsyncs.load(Relaxed)),
+        ("shoal_wal_rewrites_total", "Write-ahead log rewrites completed.", wal.rewrite.rewrites.load(Relaxed)),
+        ("shoal_backups_completed_total", "Backups stored.", backup.completed),
+        ("shoal_backups_failed_total", "Backups that failed.", backup.failed),
     ];
     for (name, help, v) in counters {
         fams.push(family(name, help, MetricType::COUNTER, vec![counter(v as f64, &[])]));
@@ -162,7 +173,13 @@ pub async fn render(node: &Node) -> String {
         dbs.iter().map(|(db, _, e)| gauge(*e as f64, &[("db", db)])).collect(),
     ));
     let allocated = node.memory.sample().allocated;
-    let gauges: [(&str, &str, f64); 6] = [
+    fams.push(family(
+        "shoal_wal_fsync_seconds_total",
+        "Time spent syncing the write-ahead log; over shoal_wal_fsyncs_total, the mean sync time.",
+        MetricType::COUNTER,
+        vec![counter(wal.fsync_nanos.load(Relaxed) as f64 / 1e9, &[])],
+    ));
+    let gauges: [(&str, &str, f64); 12] = [
         ("shoal_memory_used_bytes", "Bytes allocated (INFO used_memory).", allocated as f64),
         (
             "shoal_memory_peak_bytes",
@@ -173,6 +190,32 @@ pub async fn render(node: &Node) -> String {
         ("shoal_maxmemory_bytes", "Configured memory limit, 0 for none.", node.memory.maxmemory() as f64),
         ("shoal_uptime_seconds", "Seconds since the node started.", node.uptime_ms() as f64 / 1000.0),
         ("shoal_shards", "Shard actors on this node.", node.shards.len() as f64),
+        ("shoal_wal_enabled", "1 when the write-ahead log is on (appendonly yes).", wal.is_on() as u8 as f64),
+        (
+            "shoal_wal_size_bytes",
+            "Size of the write-ahead log: its base snapshot plus the segments after it.",
+            if wal.is_on() { (wal.base_size.load(Relaxed) + wal.log_bytes()) as f64 } else { 0.0 },
+        ),
+        (
+            "shoal_wal_unsynced_bytes",
+            "Log bytes appended but not yet synced to disk.",
+            wal.appended().saturating_sub(wal.synced()) as f64,
+        ),
+        (
+            "shoal_rdb_changes_since_last_save",
+            "Writes since the last snapshot.",
+            snap.dirty.saturating_sub(node.saves.dirty_at_save.load(Relaxed)) as f64,
+        ),
+        (
+            "shoal_rdb_last_save_timestamp_seconds",
+            "Unix time of the last snapshot.",
+            node.saves.last_save.load(Relaxed) as f64,
+        ),
+        (
+            "shoal_backup_last_success_timestamp_seconds",
+            "Unix time the last successful backup finished; 0 before any.",
+            backup.last_success as f64,
+        ),
     ];
     for (name, help, v) in gauges {
         fams.push(family(name, help, MetricType::GAUGE, vec![gauge(v, &[])]));

@@ -100,6 +100,8 @@ pub struct Status {
     pub completed: u64,
     pub failed: u64,
     pub restores: u64,
+    /// Unix seconds at which the last successful backup finished (0: none yet).
+    pub last_success: u64,
 }
 
 pub struct Backups {
@@ -183,6 +185,7 @@ impl Backups {
                     st.last_ok = Some(true);
                     st.last_error = None;
                     st.completed += 1;
+                    st.last_success = crate::util::now_ms() / 1000;
                 }
                 Err(e) => {
                     warn!(id = %bid, error = %e, "backup failed");

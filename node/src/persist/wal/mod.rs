@@ -110,6 +110,9 @@ pub struct Wal {
     pub base_size: AtomicU64,
     pub base_offset: AtomicU64,
     pub rewrite: rewrite::RewriteState,
+    /// Syncs done and the time they took (for the metrics).
+    pub fsyncs: AtomicU64,
+    pub fsync_nanos: AtomicU64,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -132,6 +135,8 @@ impl Wal {
             base_size: AtomicU64::new(0),
             base_offset: AtomicU64::new(0),
             rewrite: rewrite::RewriteState::default(),
+            fsyncs: AtomicU64::new(0),
+            fsync_nanos: AtomicU64::new(0),
             writer: Mutex::new(None),
         })
     }

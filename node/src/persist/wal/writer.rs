@@ -107,7 +107,11 @@ pub(super) fn run(wal: Arc<Wal>, mut seg: Segment) {
             Fsync::No => false,
         };
         if due || (t.stop && written > synced) {
-            if let Err(e) = seg.file.sync_data() {
+            let sync_started = Instant::now();
+            let r = seg.file.sync_data();
+            wal.fsyncs.fetch_add(1, Relaxed);
+            wal.fsync_nanos.fetch_add(sync_started.elapsed().as_nanos() as u64, Relaxed);
+            if let Err(e) = r {
                 if wal.fsync() == Fsync::Always {
                     error!(segment = %seg.path.display(), error = %e, "cannot sync the write-ahead log with appendfsync always; exiting");
                     std::process::exit(1);
