@@ -58,6 +58,16 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// An empty scratch directory for one test's data (`name`, unique within the test binary),
+/// left for the test to remove; kept apart per process, so runs never share one.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let bin = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let dir = std::env::temp_dir().join(format!("shoal-{}-{}-{name}", bin.unwrap_or_default(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
 /// Polls `f` until it yields a value, failing the test at the deadline. The one place tests
 /// wait: every other wait is built on it.
 pub fn wait_until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {

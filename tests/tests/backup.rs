@@ -4,20 +4,13 @@
 //! (`--restore-from`), with every key equal.
 
 use redis::Commands;
-use shoal_tests::{describe_key, free_port, populate_every_type, wait_for, Server};
+use shoal_tests::{describe_key, free_port, fresh_dir, populate_every_type, wait_for, Server};
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 const MARKER: &str = "PLAINTEXT-MARKER-8d1f";
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-backup-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A key file in `dir` holding `byte` repeated (as hex).
 fn key_file(dir: &Path, byte: u8) -> String {

@@ -8,20 +8,13 @@
 
 use rand::Rng;
 use redis::Commands;
-use shoal_tests::{wait_until, Server};
-use std::path::PathBuf;
+use shoal_tests::{fresh_dir, wait_until, Server};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 20;
 const WRITERS: usize = 4;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-crash-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// What one writer had acknowledged when the node died: for each write, its number and when
 /// the reply came.

@@ -2,14 +2,7 @@
 //! (unless told not to), and a damaged snapshot stops the start with a clear error.
 
 use redis::Commands;
-use shoal_tests::{describe_key, populate_every_type, Server};
-use std::path::PathBuf;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-persist-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use shoal_tests::{describe_key, fresh_dir, populate_every_type, Server};
 
 #[test]
 fn save_then_restart_keeps_every_type() {

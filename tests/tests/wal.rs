@@ -4,14 +4,8 @@
 //! start with the file and offset).
 
 use redis::Commands;
-use shoal_tests::{describe_key, populate_every_type, wait_for, Server};
+use shoal_tests::{describe_key, fresh_dir, populate_every_type, wait_for, Server};
 use std::path::{Path, PathBuf};
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-wal-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 const ALWAYS: [&str; 4] = ["--appendonly", "yes", "--appendfsync", "always"];
 
