@@ -123,6 +123,9 @@ impl Backups {
         if store.is_some() && settings.key.is_none() {
             warn!("backups are not encrypted: set --backup-key-file or SHOAL_BACKUP_KEY");
         }
+        // What a backup or restore cut short by a stop left behind.
+        let scratch = data_dir.join("backup-scratch");
+        let _ = std::fs::remove_dir_all(&scratch);
         let local_root = settings
             .url
             .as_deref()
@@ -132,7 +135,7 @@ impl Backups {
             settings,
             store,
             local_root,
-            scratch: data_dir.join("backup-scratch"),
+            scratch,
             running: AtomicBool::new(false),
             status: Mutex::new(Status { phase: "idle", ..Status::default() }),
             last_started: AtomicU64::new(crate::util::now_ms() / 1000),
