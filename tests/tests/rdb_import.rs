@@ -66,7 +66,7 @@ fn debug_reload_nosave_loads_a_redis_dump_into_a_running_node() {
     let _: () = redis::cmd("SAVE").query(&mut r).unwrap();
     let dir = std::env::temp_dir().join(format!("shoal-reload-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut s = Server::start_in(&dir, &["--appendonly", "yes"]);
+    let mut s = Server::start_in(&dir, &["--appendonly", "yes", "--appendfsync", "always"]);
     let mut c = s.redis();
     let _: () = c.set("here-before", "1").unwrap();
     // A damaged file is refused and the data stays as it was.
@@ -89,7 +89,7 @@ fn debug_reload_nosave_loads_a_redis_dump_into_a_running_node() {
     // The reloaded data became the write-ahead log's base: a crash comes back to it.
     let _: () = c.set("after-reload", "1").unwrap();
     s.signal_and_wait(libc::SIGKILL);
-    let s = Server::start_in(&dir, &["--appendonly", "yes"]);
+    let s = Server::start_in(&dir, &["--appendonly", "yes", "--appendfsync", "always"]);
     let mut c = s.redis();
     for (db, key) in &keys {
         assert_eq!(describe_key(&mut c, *db, key), describe_key(&mut r, *db, key), "key {key} in db {db}");
