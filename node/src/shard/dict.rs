@@ -14,6 +14,18 @@ use super::value::Value;
 use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
+
+/// Asks the CPU to bring `p`'s cache line in, without waiting for it.
+#[inline(always)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing and faults on nothing.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 const CHUNK_SHIFT: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_SHIFT;
 const INITIAL_SIZE: usize = 4;
@@ -189,6 +201,32 @@ impl<E: Slot> Dict<E> {
         }
         self.rehash_step();
         self.find_no_step(key)
+    }
+
+    /// Starts loading the bucket `key` falls in into the cache, and returns its hash for
+    /// `prefetch_entry`. Lookups of a pipeline's keys are cache misses one after another;
+    /// asking for all their buckets, then all their entries, first lets the misses overlap.
+    #[inline]
+    pub fn prefetch_bucket(&self, key: &[u8]) -> u64 {
+        let h = self.hash(key);
+        let t = &self.ht[0];
+        if !t.buckets.is_empty() {
+            prefetch(&t.buckets[h as usize & t.mask()]);
+        }
+        h
+    }
+
+    /// Starts loading the first entry of the bucket of hash `h` (see `prefetch_bucket`).
+    #[inline]
+    pub fn prefetch_entry(&self, h: u64) {
+        let t = &self.ht[0];
+        if t.buckets.is_empty() {
+            return;
+        }
+        let id = t.buckets[h as usize & t.mask()];
+        if id != NIL {
+            prefetch(self.entry(id));
+        }
     }
 
     /// Looks a key up without advancing a rehash (for read-only callers).
