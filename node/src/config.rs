@@ -189,6 +189,16 @@ pub struct Cli {
     /// empty.
     #[arg(long, env = "SHOAL_RESTORE_FROM", value_name = "ID")]
     pub restore_from: Option<String>,
+
+    /// Password of the `default` user (Redis's requirepass): clients must AUTH with it. The
+    /// value may also come from SHOAL_REQUIREPASS, which keeps it out of `ps` [default: none].
+    #[arg(long, env = "SHOAL_REQUIREPASS", value_name = "PASSWORD", hide_env_values = true)]
+    pub requirepass: Option<String>,
+
+    /// File of ACL users (`user <name> <rules>` lines, as ACL LIST prints them), loaded at
+    /// start; ACL SAVE and ACL LOAD write and read it [default: none].
+    #[arg(long, env = "SHOAL_ACLFILE", value_name = "FILE")]
+    pub aclfile: Option<PathBuf>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -228,6 +238,8 @@ struct FileConfig {
     backup_retention_days: Option<u64>,
     backup_retention_count: Option<u64>,
     restore_from: Option<String>,
+    requirepass: Option<String>,
+    aclfile: Option<PathBuf>,
 }
 
 /// A yes/no setting as TOML writes it: `true` or `"yes"`.
@@ -309,6 +321,8 @@ pub struct Config {
     pub wal_segment_size: u64,
     pub backup: crate::persist::backup::BackupSettings,
     pub restore_from: Option<String>,
+    pub requirepass: Option<String>,
+    pub aclfile: Option<PathBuf>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -467,6 +481,8 @@ impl Config {
             wal_segment_size,
             backup,
             restore_from: cli.restore_from.or(file.restore_from),
+            requirepass: cli.requirepass.or(file.requirepass),
+            aclfile: cli.aclfile.or(file.aclfile),
             config_file: cli.config,
         })
     }

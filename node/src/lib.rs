@@ -1,6 +1,7 @@
 //! shoal-node: everything a Shoal node runs. The `shoal` binary is a thin shell over
 //! [`server::run`].
 
+pub mod acl;
 pub mod cmd;
 pub mod config;
 pub mod gateway;

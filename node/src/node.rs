@@ -175,6 +175,8 @@ pub struct ClientHandle {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub name: Mutex<String>,
+    /// The ACL user the connection is authenticated as.
+    pub user: Mutex<String>,
     pub lib_name: Mutex<String>,
     pub lib_ver: Mutex<String>,
     pub db: AtomicUsize,
@@ -236,6 +238,7 @@ impl ClientRegistry {
             name: Mutex::new(String::new()),
             lib_name: Mutex::new(String::new()),
             lib_ver: Mutex::new(String::new()),
+            user: Mutex::new("default".into()),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_cmd: AtomicUsize::new(usize::MAX),
@@ -323,6 +326,8 @@ pub struct Node {
     /// The write-ahead log (its writer runs only with appendonly on).
     pub wal: Arc<crate::persist::wal::Wal>,
     pub backups: Arc<crate::persist::backup::Backups>,
+    /// Users and permissions.
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 /// The node-wide services shards share, made before the shards start.
@@ -332,6 +337,7 @@ pub struct Services {
     pub memory: Arc<crate::memory::Memory>,
     pub wal: Arc<crate::persist::wal::Wal>,
     pub backups: Arc<crate::persist::backup::Backups>,
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 impl Node {
@@ -342,7 +348,7 @@ impl Node {
         node_id: String,
         services: Services,
     ) -> Node {
-        let Services { notifier, tracking, memory, wal, backups } = services;
+        let Services { notifier, tracking, memory, wal, backups, acl } = services;
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -352,6 +358,7 @@ impl Node {
             passive: RwLock::new({
                 let mut p = crate::cmd::config::passive_defaults();
                 p.insert("save", config.save.clone());
+                p.insert("requirepass", config.requirepass.clone().unwrap_or_default());
                 p.insert("auto-aof-rewrite-percentage", config.auto_aof_rewrite_percentage.to_string());
                 p.insert("auto-aof-rewrite-min-size", config.auto_aof_rewrite_min_size.to_string());
                 p
@@ -382,6 +389,7 @@ impl Node {
             notifier,
             wal,
             backups,
+            acl,
             config,
         }
     }

@@ -27,6 +27,8 @@ pub enum ServerError {
     Load(#[from] crate::persist::load::LoadError),
     #[error(transparent)]
     Backup(#[from] crate::persist::backup::BackupError),
+    #[error("cannot load the ACL file: {0}")]
+    AclFile(String),
 }
 
 /// Whether stopping writes a snapshot: SHUTDOWN SAVE / NOSAVE decide, otherwise Redis's rule
@@ -39,6 +41,24 @@ fn shutdown_saves(node: &Node) -> bool {
             node.live.passive.read().expect("config lock").get("save").is_some_and(|s| !s.trim().is_empty())
         }
     }
+}
+
+/// The users a node starts with: the --aclfile's, and --requirepass as the default user's
+/// password.
+fn users(config: &Config) -> Result<crate::acl::Acl, ServerError> {
+    let acl = crate::acl::Acl::new();
+    if let Some(path) = &config.aclfile {
+        if path.exists() {
+            let records = crate::cmd::acl::read_aclfile(path).map_err(ServerError::AclFile)?;
+            acl.replace(&records).map_err(|e| ServerError::AclFile(e.to_string()))?;
+            info!(path = %path.display(), users = records.users.len(), "loaded ACL users");
+        }
+    }
+    if let Some(pass) = config.requirepass.as_deref().filter(|p| !p.is_empty()) {
+        acl.set_user("default", &["resetpass", &format!(">{pass}")])
+            .map_err(|e| ServerError::AclFile(e.to_string()))?;
+    }
+    Ok(acl)
 }
 
 /// `--restore-from`: the backup to load, fetched, when the data directory holds nothing yet.
@@ -110,6 +130,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         client: 0,
     };
     let backups = Arc::new(crate::persist::backup::Backups::new(config.backup.clone(), &config.data_dir)?);
+    let acl = Arc::new(users(&config)?);
     let import = match (&config.import_rdb, &config.restore_from) {
         (Some(path), _) => Some(path.clone()),
         (None, Some(which)) => restore_at_start(&backups, which, &config.data_dir).await?,
@@ -145,7 +166,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         shard_refs,
         route,
         id,
-        crate::node::Services { notifier, tracking, memory, wal, backups },
+        crate::node::Services { notifier, tracking, memory, wal, backups, acl },
     ));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     node.saves.loaded_keys.store(loaded.keys, std::sync::atomic::Ordering::Relaxed);

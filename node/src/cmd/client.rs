@@ -80,7 +80,7 @@ pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
     }
     let qbuf = c.qbuf.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -96,6 +96,7 @@ pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
         16384usize.saturating_sub(qbuf),
         32768 + qbuf,
         cmd,
+        c.user.lock().expect("user lock"),
         c.resp.load(Relaxed),
         c.lib_name.lock().expect("info lock"),
         c.lib_ver.lock().expect("info lock"),

@@ -189,6 +189,17 @@ fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), S
                 });
             }
         }
+        "requirepass" => {
+            // Redis's requirepass is the default user's one password ("" for none).
+            let rules = if value.is_empty() {
+                vec!["nopass".to_string()]
+            } else {
+                vec!["resetpass".into(), format!(">{value}")]
+            };
+            let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+            node.acl.set_user("default", &rules).map_err(|e| e.to_string())?;
+            l.passive.write().expect("config lock").insert("requirepass", value.to_string());
+        }
         "appendfsync" => {
             let f = crate::persist::wal::Fsync::parse(value)
                 .ok_or_else(|| "argument(s) must be one of the following: always, everysec, no".to_string())?;

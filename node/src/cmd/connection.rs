@@ -49,11 +49,13 @@ pub fn hello(ctx: &mut GwCtx<'_>, req: &Request) {
         }
         j += 1;
     }
-    if let Some((user, _pass)) = auth {
-        // Until ACLs exist the default user has no password and accepts any.
-        if user != b"default" {
-            return ctx.err("WRONGPASS invalid username-password pair or user is disabled.");
+    match auth {
+        Some((user, pass)) if !authenticate(ctx, user, pass) => return,
+        Some(_) => {}
+        None if ctx.session.auth.is_none() => {
+            return ctx.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         }
+        None => {}
     }
     if let Some(n) = name {
         if !super::client::valid_name(n) {
@@ -83,11 +85,40 @@ pub fn hello(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub fn auth(ctx: &mut GwCtx<'_>, req: &Request) {
-    match req.len() {
-        2 => ctx.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-        3 if req.arg(1) == b"default" => reply::ok(ctx.out),
-        3 => ctx.err("WRONGPASS invalid username-password pair or user is disabled."),
-        _ => ctx.syntax(),
+    let (user, pass) = match req.len() {
+        2 => {
+            let nopass = ctx.node.acl.get("default").is_some_and(|u| u.nopass);
+            if nopass {
+                return ctx.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            }
+            (&b"default"[..], req.arg(1))
+        }
+        3 => (req.arg(1), req.arg(2)),
+        _ => return ctx.syntax(),
+    };
+    if authenticate(ctx, user, pass) {
+        reply::ok(ctx.out);
+    }
+}
+
+/// Checks a user name and password (AUTH, HELLO AUTH); on success the connection is that user,
+/// on failure the client gets WRONGPASS and ACL LOG an `auth` entry.
+fn authenticate(ctx: &mut GwCtx<'_>, user: &[u8], pass: &[u8]) -> bool {
+    let acl = ctx.node.acl.clone();
+    let name = String::from_utf8_lossy(user).into_owned();
+    match acl.authenticate(&name, pass) {
+        Some(u) => {
+            ctx.session.set_user(&acl, Some(u));
+            *ctx.session.handle.user.lock().expect("user lock") = name;
+            true
+        }
+        None => {
+            let now = crate::util::now_ms();
+            let info = super::client::describe(&ctx.session.handle, now);
+            acl.log.add("auth", "toplevel", "AUTH".into(), name, info, now);
+            ctx.err("WRONGPASS invalid username-password pair or user is disabled.");
+            false
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! arguments and the keyspace (or the node, for gateway commands) and write a reply; none of
 //! them touches a socket.
 
+pub mod acl;
 pub mod args;
 pub mod backup;
 pub mod bitmaps;

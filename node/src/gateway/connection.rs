@@ -123,6 +123,7 @@ where
         unparsed: false,
         last_spec: None,
     };
+    conn.session.start_auth(&node.acl);
     debug!(client = id, %addr, "client connected");
     // A node that began shutting down before this client registered must not miss it.
     if node.is_shutting_down() {
@@ -358,6 +359,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let argc = req.len() as i32;
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
             self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
+            return Step::Done(None);
+        }
+        if let Err(msg) = self.session.permit(&self.node, spec, &req) {
+            self.local_error(&msg, Some(spec.id));
             return Step::Done(None);
         }
         if self.session.in_subscribed_context() && !allowed_when_subscribed(spec) {

@@ -30,7 +30,13 @@ pub struct Session {
     pub close_after_reply: bool,
     pub readonly: bool,
     pub asking: bool,
+    /// The user authenticated as (`default` until AUTH says otherwise).
     pub user: String,
+    /// That user's rules; None until the connection has authenticated.
+    pub auth: Option<Arc<crate::acl::User>>,
+    /// The ACL version `auth` was read at, and whether it allows everything (no checks).
+    acl_version: u64,
+    unrestricted: bool,
     /// Commands queued since MULTI.
     pub multi: Option<Vec<(&'static CommandSpec, Request)>>,
     /// An error while queueing: EXEC will answer EXECABORT.
@@ -60,6 +66,55 @@ pub struct TrackingMode {
 }
 
 impl Session {
+    /// Starts authenticated as `default` when that user needs no password, as Redis does.
+    pub fn start_auth(&mut self, acl: &crate::acl::Acl) {
+        let default = acl.get("default").filter(|u| u.enabled && u.nopass);
+        self.set_user(acl, default);
+    }
+
+    /// Sets the authenticated user (None: not authenticated).
+    pub fn set_user(&mut self, acl: &crate::acl::Acl, user: Option<Arc<crate::acl::User>>) {
+        self.acl_version = acl.version();
+        self.unrestricted = user.as_ref().is_some_and(|u| u.unrestricted());
+        if let Some(u) = &user {
+            self.user = u.name.clone();
+        }
+        self.auth = user;
+    }
+
+    /// Whether this connection may run `req`: NOAUTH before authentication, NOPERM (logged in
+    /// ACL LOG) when the user's rules refuse it. A user changed since it was read is re-read
+    /// (a user switched off keeps its connections, as in Redis; ACL DELUSER kills them).
+    #[inline]
+    pub fn permit(&mut self, node: &crate::node::Node, spec: &CommandSpec, req: &Request) -> Result<(), String> {
+        let acl = &node.acl;
+        if self.acl_version != acl.version() {
+            let fresh = self.auth.as_ref().and_then(|_| acl.get(&self.user));
+            self.set_user(acl, fresh);
+        }
+        if self.unrestricted {
+            return Ok(());
+        }
+        let Some(user) = &self.auth else {
+            if spec.has(crate::cmd::table::flags::NO_AUTH) {
+                return Ok(());
+            }
+            return Err("NOAUTH Authentication required.".into());
+        };
+        user.check(spec, req).map_err(|denied| {
+            let (reason, object) = match &denied {
+                crate::acl::Denied::Command => ("command", spec.full_name.clone()),
+                crate::acl::Denied::Key(i) => ("key", String::from_utf8_lossy(req.arg(*i)).into_owned()),
+                crate::acl::Denied::Channel(i) => ("channel", String::from_utf8_lossy(req.arg(*i)).into_owned()),
+            };
+            let context = if self.multi.is_some() { "multi" } else { "toplevel" };
+            let now = crate::util::now_ms();
+            let info = crate::cmd::client::describe(&self.handle, now);
+            acl.log.add(reason, context, object, self.user.clone(), info, now);
+            denied.message(spec)
+        })
+    }
+
     pub fn new(handle: Arc<ClientHandle>) -> Session {
         Session {
             handle,
@@ -71,6 +126,9 @@ impl Session {
             readonly: false,
             asking: false,
             user: "default".into(),
+            auth: None,
+            acl_version: 0,
+            unrestricted: false,
             multi: None,
             multi_failed: false,
             watch_flag: Arc::new(WatchFlag::default()),

@@ -1,0 +1,183 @@
+//! Passwords and ACL rules, checked from outside with the exact replies Redis 7.0 gives:
+//! requirepass and NOAUTH, password rotation with two passwords, command categories, key and
+//! channel patterns with their NOPERM texts, ACL LOG, the ACL file, and secrets kept out of
+//! CLIENT LIST.
+
+use shoal_proto::Frame;
+use shoal_tests::{bulk, err, fresh_dir, int, ok, simple, Raw, Server};
+
+fn setuser(r: &mut Raw, rules: &[&str]) {
+    let mut args = vec!["ACL", "SETUSER"];
+    args.extend_from_slice(rules);
+    assert_eq!(r.cmd(&args), ok(), "ACL SETUSER {rules:?}");
+}
+
+/// A new connection authenticated as `user`.
+fn login(s: &Server, user: &str, pass: &str) -> Raw {
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["AUTH", user, pass]), ok(), "AUTH {user}");
+    r
+}
+
+#[test]
+fn requirepass_gates_every_command_until_auth() {
+    let s = Server::start_with(&["--requirepass", "s3cret"]);
+    let mut r = s.raw();
+    assert_eq!(r.cmd(&["GET", "k"]), err("NOAUTH Authentication required."));
+    assert_eq!(r.cmd(&["PING"]), err("NOAUTH Authentication required."));
+    assert_eq!(
+        r.cmd(&["HELLO", "3"]),
+        err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+    );
+    assert_eq!(r.cmd(&["AUTH", "wrong"]), err("WRONGPASS invalid username-password pair or user is disabled."));
+    assert_eq!(r.cmd(&["AUTH", "s3cret"]), ok());
+    assert_eq!(r.cmd(&["PING"]), simple("PONG"));
+    // HELLO AUTH authenticates and switches protocol in one step.
+    let mut h = s.raw();
+    let Frame::Map(_) = h.cmd(&["HELLO", "3", "AUTH", "default", "s3cret"]) else { panic!("HELLO 3 is a map") };
+    assert_eq!(h.cmd(&["ACL", "WHOAMI"]), bulk("default"));
+    // The password never shows in CLIENT LIST, nor in INFO.
+    let Frame::Bulk(list) = r.cmd(&["CLIENT", "LIST"]) else { panic!() };
+    let Frame::Bulk(info) = r.cmd(&["INFO", "everything"]) else { panic!() };
+    assert!(!String::from_utf8_lossy(&list).contains("s3cret") && !String::from_utf8_lossy(&info).contains("s3cret"));
+    // CONFIG SET requirepass "" opens the door again, for new connections too.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "requirepass", ""]), ok());
+    assert_eq!(s.raw().cmd(&["PING"]), simple("PONG"));
+}
+
+#[test]
+fn a_password_rotates_with_two_passwords_in_between() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    setuser(&mut admin, &["app", "on", ">old", "~*", "+@all"]);
+    let mut before = login(&s, "app", "old");
+    // Add the new password: both work while clients move over.
+    setuser(&mut admin, &["app", ">new"]);
+    login(&s, "app", "old");
+    login(&s, "app", "new");
+    // Remove the old one: only the new one works; connections already in stay in.
+    setuser(&mut admin, &["app", "<old"]);
+    assert_eq!(
+        s.raw().cmd(&["AUTH", "app", "old"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    login(&s, "app", "new");
+    assert_eq!(before.cmd(&["PING"]), simple("PONG"));
+    assert_eq!(
+        admin.cmd(&["ACL", "SETUSER", "app", "<old"]),
+        err("ERR Error in ACL SETUSER modifier '<old': The password you are trying to remove from the user does not exist")
+    );
+}
+
+#[test]
+fn categories_keys_and_channels_allow_and_deny_with_redis_texts() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    setuser(
+        &mut admin,
+        &[
+            "reader",
+            "on",
+            ">pw",
+            "%R~cache:*",
+            "~own:*",
+            "&news.*",
+            "+@read",
+            "+@pubsub",
+            "+@transaction",
+            "+set",
+            "-keys",
+        ],
+    );
+    let mut r = login(&s, "reader", "pw");
+    assert_eq!(r.cmd(&["GET", "cache:1"]), Frame::Null);
+    assert_eq!(r.cmd(&["SET", "own:1", "v"]), ok());
+    assert_eq!(
+        r.cmd(&["SET", "cache:1", "v"]),
+        err("NOPERM this user has no permissions to access one of the keys used as arguments")
+    );
+    assert_eq!(
+        r.cmd(&["GET", "other"]),
+        err("NOPERM this user has no permissions to access one of the keys used as arguments")
+    );
+    assert_eq!(r.cmd(&["DEL", "own:1"]), err("NOPERM this user has no permissions to run the 'del' command"));
+    assert_eq!(r.cmd(&["KEYS", "*"]), err("NOPERM this user has no permissions to run the 'keys' command"));
+    assert_eq!(
+        r.cmd(&["CONFIG", "GET", "x"]),
+        err("NOPERM this user has no permissions to run the 'config|get' command")
+    );
+    assert_eq!(r.cmd(&["PUBLISH", "news.today", "m"]), int(0));
+    assert_eq!(
+        r.cmd(&["PUBLISH", "gossip", "m"]),
+        err("NOPERM this user has no permissions to access one of the channels used as arguments")
+    );
+    // A refused command inside MULTI fails the transaction.
+    assert_eq!(r.cmd(&["MULTI"]), ok());
+    assert_eq!(r.cmd(&["DEL", "own:1"]), err("NOPERM this user has no permissions to run the 'del' command"));
+    assert_eq!(r.cmd(&["EXEC"]), err("EXECABORT Transaction discarded because of previous errors."));
+    // Rule changes reach connections at their next command.
+    setuser(&mut admin, &["reader", "+del"]);
+    assert_eq!(r.cmd(&["DEL", "own:1"]), int(1));
+    assert_eq!(
+        admin.cmd(&["ACL", "DRYRUN", "reader", "get", "x"]),
+        bulk("This user has no permissions to access the 'x' key")
+    );
+    assert_eq!(admin.cmd(&["ACL", "DRYRUN", "reader", "get", "cache:x"]), ok());
+
+    // ACL LOG: newest first, repeats counted on one entry.
+    let Frame::Array(entries) = admin.cmd(&["ACL", "LOG"]) else { panic!("ACL LOG") };
+    let text: Vec<String> = entries.iter().map(|e| format!("{e:?}")).collect();
+    assert!(text[0].contains("\"multi\"") && text[0].contains("\"del\""), "{}", text[0]);
+    let keys_entry = text.iter().find(|t| t.contains("\"key\"") && t.contains("\"other\"")).expect("key entry");
+    assert!(keys_entry.contains("\"reader\"") && keys_entry.contains("user=reader"), "{keys_entry}");
+    assert_eq!(
+        s.raw().cmd(&["AUTH", "reader", "bad"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    let Frame::Array(entries) = admin.cmd(&["ACL", "LOG", "1"]) else { panic!() };
+    assert!(format!("{:?}", entries[0]).contains("\"auth\""));
+    assert_eq!(admin.cmd(&["ACL", "LOG", "RESET"]), ok());
+    assert_eq!(admin.cmd(&["ACL", "LOG"]), Frame::Array(vec![]));
+
+    // Deleting a user ends its connections.
+    assert_eq!(admin.cmd(&["ACL", "DELUSER", "reader", "nobody"]), int(1));
+    shoal_tests::wait_for("the deleted user's connection to close", || r.is_closed());
+    assert_eq!(admin.cmd(&["ACL", "DELUSER", "default"]), err("ERR The 'default' user cannot be removed"));
+}
+
+#[test]
+fn the_acl_file_loads_at_start_and_saves_and_reloads() {
+    let dir = fresh_dir("aclfile");
+    let file = dir.join("users.acl");
+    std::fs::write(&file, "# operators\nuser ops on >opspw ~* +@all\nuser default on nopass ~* &* +@all\n").unwrap();
+    let path = file.display().to_string();
+    let s = Server::start_with(&["--aclfile", &path]);
+    let mut ops = login(&s, "ops", "opspw");
+    setuser(&mut ops, &["late", "on", ">x", "+get", "~*"]);
+    assert_eq!(ops.cmd(&["ACL", "SAVE"]), ok());
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("user late on #") && !saved.contains(">x"), "hashes, never passwords: {saved}");
+    // A bad file is refused whole, and the users stay as they were.
+    std::fs::write(&file, "user broken on +nosuchcommand\n").unwrap();
+    let Frame::Error(e) = ops.cmd(&["ACL", "LOAD"]) else { panic!("ACL LOAD of a bad file") };
+    let e = String::from_utf8_lossy(&e);
+    assert!(e.contains("nosuchcommand"), "{e}");
+    assert_eq!(ops.cmd(&["ACL", "USERS"]), Frame::Array(vec![bulk("default"), bulk("late"), bulk("ops")]));
+    std::fs::write(&file, saved).unwrap();
+    assert_eq!(ops.cmd(&["ACL", "LOAD"]), ok());
+    login(&s, "late", "x");
+    drop(s);
+    // A start with a damaged file stops with the reason.
+    std::fs::write(&file, "user x on +@nosuch\n").unwrap();
+    let out = std::process::Command::new(shoal_tests::shoal_bin())
+        .args(["--port", "0", "--bind", "127.0.0.1", "--save=", "--aclfile", &path, "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot load the ACL file") && stderr.contains("+@nosuch"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
