@@ -199,6 +199,12 @@ pub struct Cli {
     /// start; ACL SAVE and ACL LOAD write and read it [default: none].
     #[arg(long, env = "SHOAL_ACLFILE", value_name = "FILE")]
     pub aclfile: Option<PathBuf>,
+
+    /// Accept clients only from these networks, e.g. "10.0.0.0/8" or "fd00::/8"; repeat the
+    /// flag or separate with commas. Others are closed before anything is read and counted in
+    /// shoal_connections_disallowed_total [default: every address].
+    #[arg(long, env = "SHOAL_ALLOW_CIDR", value_name = "CIDR", num_args = 1.., value_delimiter = ',')]
+    pub allow_cidr: Option<Vec<String>>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -240,6 +246,7 @@ struct FileConfig {
     restore_from: Option<String>,
     requirepass: Option<String>,
     aclfile: Option<PathBuf>,
+    allow_cidr: Option<Vec<String>>,
 }
 
 /// A yes/no setting as TOML writes it: `true` or `"yes"`.
@@ -323,6 +330,7 @@ pub struct Config {
     pub restore_from: Option<String>,
     pub requirepass: Option<String>,
     pub aclfile: Option<PathBuf>,
+    pub allow_cidr: Vec<ipnet::IpNet>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -446,6 +454,20 @@ impl Config {
         if wal_segment_size < 1 << 20 {
             return Err(ConfigError::Invalid { name: "wal-segment-size", message: "must be at least 1mb".into() });
         }
+        let allow_cidr = cli
+            .allow_cidr
+            .or(file.allow_cidr)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                // A bare address is a network of one.
+                s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(
+                    |_| ConfigError::Invalid { name: "allow-cidr", message: format!("'{s}' is not a network") },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -483,6 +505,7 @@ impl Config {
             restore_from: cli.restore_from.or(file.restore_from),
             requirepass: cli.requirepass.or(file.requirepass),
             aclfile: cli.aclfile.or(file.aclfile),
+            allow_cidr,
             config_file: cli.config,
         })
     }

@@ -67,6 +67,8 @@ fn encoding_defaults() -> [AtomicUsize; ENCODING_PARAMS.len()] {
 pub struct NodeStats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Connections closed at accept because their address is outside --allow-cidr.
+    pub disallowed_connections: AtomicU64,
     pub net_input_bytes: Striped,
     pub net_output_bytes: Striped,
     pub total_reads_processed: Striped,
@@ -86,6 +88,7 @@ impl NodeStats {
         NodeStats {
             total_connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            disallowed_connections: AtomicU64::new(0),
             net_input_bytes: Striped::default(),
             net_output_bytes: Striped::default(),
             total_reads_processed: Striped::default(),
@@ -157,7 +160,7 @@ impl NodeStats {
             l.store(0, Relaxed);
         }
         self.latency_sum_ns.store(0, Relaxed);
-        for a in [&self.total_connections_received, &self.rejected_connections] {
+        for a in [&self.total_connections_received, &self.rejected_connections, &self.disallowed_connections] {
             a.store(0, Relaxed);
         }
         for c in

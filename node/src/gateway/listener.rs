@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -80,6 +80,15 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
+        // Outside the allowlist: closed before a byte is read, and counted.
+        if !node.config.allow_cidr.is_empty()
+            && !node.config.allow_cidr.iter().any(|n| n.contains(&canonical(addr.ip())))
+        {
+            node.stats.disallowed_connections.fetch_add(1, Relaxed);
+            debug!(%addr, "connection refused: address not in --allow-cidr");
+            drop(stream);
+            continue;
+        }
         node.stats.total_connections_received.fetch_add(1, Relaxed);
         // Admission is decided here, in order, so a burst of connects cannot overshoot.
         let node = node.clone();
@@ -96,6 +105,14 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             let _admitted = Admitted(node.clone());
             handle(node, stream, addr).await
         });
+    }
+}
+
+/// An IPv4 client reaching an IPv6 socket as `::ffff:a.b.c.d` is matched as `a.b.c.d`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -117,7 +117,12 @@ pub async fn render(node: &Node) -> String {
     ));
     let backup = node.backups.status();
     let wal = &node.wal;
-    let counters: [(&str, &str, u64); 15] = [
+    let counters: [(&str, &str, u64); 16] = [
+        (
+            "shoal_connections_disallowed_total",
+            "Connections closed at accept: their address is outside --allow-cidr.",
+            s.disallowed_connections.load(Relaxed),
+        ),
         (
             "shoal_connections_received_total",
             "Client connections accepted.",
