@@ -205,6 +205,33 @@ pub struct Cli {
     /// shoal_connections_disallowed_total [default: every address].
     #[arg(long, env = "SHOAL_ALLOW_CIDR", value_name = "CIDR", num_args = 1.., value_delimiter = ',')]
     pub allow_cidr: Option<Vec<String>>,
+
+    /// Port for TLS clients (`rediss://`, `redis-cli --tls`), on the same addresses as
+    /// --port; 0 disables it [default: 0].
+    #[arg(long, env = "SHOAL_TLS_PORT")]
+    pub tls_port: Option<u16>,
+
+    /// The server's certificate chain (PEM). CONFIG SET tls-cert-file reloads it live.
+    #[arg(long, env = "SHOAL_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "SHOAL_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates must be signed by: mutual TLS.
+    #[arg(long, env = "SHOAL_TLS_CA_CERT_FILE", value_name = "FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+
+    /// With --tls-ca-cert-file: yes (a client certificate is required), optional (checked if
+    /// given), no [default: yes].
+    #[arg(long, env = "SHOAL_TLS_AUTH_CLIENTS", value_name = "YES|NO|OPTIONAL")]
+    pub tls_auth_clients: Option<String>,
+
+    /// Without --tls-cert-file: generate a self-signed certificate for localhost (kept in
+    /// <data-dir>/tls/) — for trials, not for production.
+    #[arg(long, env = "SHOAL_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -247,6 +274,12 @@ struct FileConfig {
     requirepass: Option<String>,
     aclfile: Option<PathBuf>,
     allow_cidr: Option<Vec<String>>,
+    tls_port: Option<u16>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_ca_cert_file: Option<PathBuf>,
+    tls_auth_clients: Option<String>,
+    tls_self_signed: Option<bool>,
 }
 
 /// A yes/no setting as TOML writes it: `true` or `"yes"`.
@@ -331,6 +364,12 @@ pub struct Config {
     pub requirepass: Option<String>,
     pub aclfile: Option<PathBuf>,
     pub allow_cidr: Vec<ipnet::IpNet>,
+    pub tls_port: u16,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_ca_cert_file: Option<PathBuf>,
+    pub tls_auth_clients: crate::gateway::tls::AuthClients,
+    pub tls_self_signed: bool,
     pub config_file: Option<PathBuf>,
 }
 
@@ -468,6 +507,11 @@ impl Config {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let auth = cli.tls_auth_clients.or(file.tls_auth_clients).unwrap_or_else(|| "yes".into());
+        let tls_auth_clients = crate::gateway::tls::AuthClients::parse(&auth).ok_or(ConfigError::Invalid {
+            name: "tls-auth-clients",
+            message: format!("'{auth}' is not yes, no or optional"),
+        })?;
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -506,6 +550,12 @@ impl Config {
             requirepass: cli.requirepass.or(file.requirepass),
             aclfile: cli.aclfile.or(file.aclfile),
             allow_cidr,
+            tls_port: cli.tls_port.or(file.tls_port).unwrap_or(0),
+            tls_cert_file: cli.tls_cert_file.or(file.tls_cert_file),
+            tls_key_file: cli.tls_key_file.or(file.tls_key_file),
+            tls_ca_cert_file: cli.tls_ca_cert_file.or(file.tls_ca_cert_file),
+            tls_auth_clients,
+            tls_self_signed: cli.tls_self_signed || file.tls_self_signed.unwrap_or(false),
             config_file: cli.config,
         })
     }

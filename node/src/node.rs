@@ -69,6 +69,7 @@ pub struct NodeStats {
     pub rejected_connections: AtomicU64,
     /// Connections closed at accept because their address is outside --allow-cidr.
     pub disallowed_connections: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
     pub net_input_bytes: Striped,
     pub net_output_bytes: Striped,
     pub total_reads_processed: Striped,
@@ -89,6 +90,7 @@ impl NodeStats {
             total_connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             disallowed_connections: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             net_input_bytes: Striped::default(),
             net_output_bytes: Striped::default(),
             total_reads_processed: Striped::default(),
@@ -331,6 +333,8 @@ pub struct Node {
     pub backups: Arc<crate::persist::backup::Backups>,
     /// Users and permissions.
     pub acl: Arc<crate::acl::Acl>,
+    /// TLS for the --tls-port, when it is on.
+    pub tls: Option<Arc<crate::gateway::tls::Tls>>,
 }
 
 /// The node-wide services shards share, made before the shards start.
@@ -341,6 +345,7 @@ pub struct Services {
     pub wal: Arc<crate::persist::wal::Wal>,
     pub backups: Arc<crate::persist::backup::Backups>,
     pub acl: Arc<crate::acl::Acl>,
+    pub tls: Option<Arc<crate::gateway::tls::Tls>>,
 }
 
 impl Node {
@@ -351,7 +356,7 @@ impl Node {
         node_id: String,
         services: Services,
     ) -> Node {
-        let Services { notifier, tracking, memory, wal, backups, acl } = services;
+        let Services { notifier, tracking, memory, wal, backups, acl, tls } = services;
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -393,6 +398,7 @@ impl Node {
             wal,
             backups,
             acl,
+            tls,
             config,
         }
     }

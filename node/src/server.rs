@@ -29,6 +29,10 @@ pub enum ServerError {
     Backup(#[from] crate::persist::backup::BackupError),
     #[error("cannot load the ACL file: {0}")]
     AclFile(String),
+    #[error(transparent)]
+    Tls(#[from] crate::gateway::tls::TlsError),
+    #[error("--tls-port needs --tls-cert-file and --tls-key-file (or --tls-self-signed for a trial)")]
+    TlsFiles,
 }
 
 /// Whether stopping writes a snapshot: SHUTDOWN SAVE / NOSAVE decide, otherwise Redis's rule
@@ -41,6 +45,21 @@ fn shutdown_saves(node: &Node) -> bool {
             node.live.passive.read().expect("config lock").get("save").is_some_and(|s| !s.trim().is_empty())
         }
     }
+}
+
+/// TLS for --tls-port, from the configured files or a self-signed certificate.
+fn tls(config: &Config) -> Result<Option<Arc<crate::gateway::tls::Tls>>, ServerError> {
+    use crate::gateway::tls::{self, Tls, TlsFiles};
+    if config.tls_port == 0 {
+        return Ok(None);
+    }
+    let (cert, key) = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) if config.tls_self_signed => tls::self_signed(&config.data_dir)?,
+        _ => return Err(ServerError::TlsFiles),
+    };
+    let files = TlsFiles { cert, key, ca: config.tls_ca_cert_file.clone(), auth_clients: config.tls_auth_clients };
+    Ok(Some(Arc::new(Tls::new(files)?)))
 }
 
 /// The users a node starts with: the --aclfile's, and --requirepass as the default user's
@@ -109,7 +128,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // (and save), not kill the process with the default action.
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
-    let listeners = listener::bind(&config.bind, config.port).await?;
+    let listeners = listener::bind(&config.bind, config.port, false).await?;
+    let tls = tls(&config)?;
+    let tls_listeners = match &tls {
+        Some(_) => listener::bind(&config.bind, config.tls_port, true).await?,
+        None => Vec::new(),
+    };
     let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(config.port);
     let route = Arc::new(SlotRoute::even(config.shards));
     let mut shard_refs = Vec::new();
@@ -166,7 +190,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         shard_refs,
         route,
         id,
-        crate::node::Services { notifier, tracking, memory, wal, backups, acl },
+        crate::node::Services { notifier, tracking, memory, wal, backups, acl, tls },
     ));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     node.saves.loaded_keys.store(loaded.keys, std::sync::atomic::Ordering::Relaxed);
@@ -181,7 +205,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
     tokio::spawn(crate::persist::backup::run_schedule(node.clone()));
     for l in listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l));
+        tokio::spawn(listener::accept_loop(node.clone(), l, None));
+    }
+    for l in tls_listeners {
+        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone()));
     }
     info!(
         port,

@@ -58,6 +58,11 @@ const ACTIVE: &[(&str, bool)] = &[
     ("appendonly", true),
     ("appendfsync", true),
     ("appenddirname", false),
+    ("tls-port", false),
+    ("tls-cert-file", true),
+    ("tls-key-file", true),
+    ("tls-ca-cert-file", true),
+    ("tls-auth-clients", true),
     ("notify-keyspace-events", true),
     ("cluster-enabled", false),
     ("io-threads", false),
@@ -101,6 +106,16 @@ fn active_value(node: &Node, name: &str) -> String {
         "appendonly" => if node.wal.is_on() { "yes" } else { "no" }.into(),
         "appendfsync" => node.wal.fsync().name().into(),
         "appenddirname" => crate::persist::wal::DIR_NAME.into(),
+        "tls-port" => node.config.tls_port.to_string(),
+        "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" | "tls-auth-clients" => {
+            let Some(files) = node.tls.as_ref().map(|t| t.files()) else { return String::new() };
+            match name {
+                "tls-cert-file" => files.cert.display().to_string(),
+                "tls-key-file" => files.key.display().to_string(),
+                "tls-ca-cert-file" => files.ca.map(|p| p.display().to_string()).unwrap_or_default(),
+                _ => files.auth_clients.name().to_string(),
+            }
+        }
         "notify-keyspace-events" => crate::notify::to_string(node.notifier.flags()),
         "cluster-enabled" => "yes".into(),
         "io-threads" => node.config.shards.to_string(),
@@ -200,6 +215,9 @@ fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), S
             node.acl.set_user("default", &rules).map_err(|e| e.to_string())?;
             l.passive.write().expect("config lock").insert("requirepass", value.to_string());
         }
+        "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" | "tls-auth-clients" => {
+            set_tls(node, &[(name.to_string(), value.to_string())])?
+        }
         "appendfsync" => {
             let f = crate::persist::wal::Fsync::parse(value)
                 .ok_or_else(|| "argument(s) must be one of the following: always, everysec, no".to_string())?;
@@ -217,6 +235,30 @@ fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Applies TLS settings together (a new certificate and its key are one change), reloading
+/// TLS once; nothing changes if the result does not load.
+fn set_tls(node: &Node, pairs: &[(String, String)]) -> Result<(), String> {
+    use crate::gateway::tls::AuthClients;
+    let tls = node.tls.as_ref().ok_or_else(|| "TLS is off: start the node with --tls-port".to_string())?;
+    for (name, value) in pairs {
+        if name == "tls-auth-clients" && AuthClients::parse(value).is_none() {
+            return Err("argument(s) must be one of the following: no, yes, optional".into());
+        }
+    }
+    tls.reload(|f| {
+        for (name, value) in pairs {
+            let path = std::path::PathBuf::from(value);
+            match name.as_str() {
+                "tls-cert-file" => f.cert = path,
+                "tls-key-file" => f.key = path,
+                "tls-ca-cert-file" => f.ca = (!value.is_empty()).then_some(path),
+                _ => f.auth_clients = AuthClients::parse(value).expect("checked above"),
+            }
+        }
+    })
+    .map_err(|e| e.to_string())
 }
 
 pub fn set(ctx: &mut GwCtx<'_>, req: &Request) {
@@ -244,6 +286,13 @@ pub fn set(ctx: &mut GwCtx<'_>, req: &Request) {
     }
     if let Some((name, why)) = problem {
         return ctx.err(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+    }
+    // TLS settings go together, first: if they do not load, nothing else changes either.
+    let (tls, pairs): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(n, _)| n.starts_with("tls-"));
+    if !tls.is_empty() {
+        if let Err(why) = set_tls(ctx.node, &tls) {
+            return ctx.err(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {why}", tls[0].0));
+        }
     }
     // All or nothing: on a bad value, restore what was already applied.
     let saved: Vec<(String, String)> = pairs.iter().map(|(n, _)| (n.clone(), current(ctx.node, n))).collect();

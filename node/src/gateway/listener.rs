@@ -1,4 +1,5 @@
-//! TCP listeners: bind the configured addresses, accept clients, enforce maxclients.
+//! TCP listeners: bind the configured addresses, accept clients (plain or TLS), enforce the
+//! allowlist and maxclients.
 
 use super::connection;
 use crate::node::Node;
@@ -21,7 +22,7 @@ pub enum ListenError {
 
 /// Binds every configured address on one port. An address that cannot be bound is skipped
 /// with a warning (Redis does the same for `::1` on hosts without IPv6) as long as one is.
-pub async fn bind(addrs: &[String], port: u16) -> Result<Vec<TcpListener>, ListenError> {
+pub async fn bind(addrs: &[String], port: u16, tls: bool) -> Result<Vec<TcpListener>, ListenError> {
     let mut listeners = Vec::new();
     let mut port = port;
     let mut last_err = None;
@@ -32,7 +33,7 @@ pub async fn bind(addrs: &[String], port: u16) -> Result<Vec<TcpListener>, Liste
             Ok(l) => {
                 // With port 0 the first address picks the port; the others reuse it.
                 port = l.local_addr().map(|a| a.port()).unwrap_or(port);
-                info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening for RESP clients");
+                info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls, "listening for RESP clients");
                 listeners.push(l);
             }
             Err(e) => {
@@ -63,8 +64,8 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts clients until shutdown.
-pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+/// Accepts clients until shutdown; with `tls`, each connection starts with a TLS handshake.
+pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<super::tls::Tls>>) {
     let mut shutdown = node.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -101,9 +102,10 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             });
             continue;
         }
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _admitted = Admitted(node.clone());
-            handle(node, stream, addr).await
+            handle(node, stream, addr, tls).await
         });
     }
 }
@@ -125,7 +127,10 @@ impl Drop for Admitted {
     }
 }
 
-async fn handle(node: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn handle(node: Arc<Node>, stream: TcpStream, addr: SocketAddr, tls: Option<Arc<super::tls::Tls>>) {
     let _ = stream.set_nodelay(true);
     let keepalive = node.live.tcp_keepalive.load(Relaxed);
     if keepalive > 0 {
@@ -134,5 +139,18 @@ async fn handle(node: Arc<Node>, stream: TcpStream, addr: SocketAddr) {
     }
     let laddr = stream.local_addr().unwrap_or(addr);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    connection::serve(node, stream, addr, laddr, Some(fd)).await;
+    let Some(tls) = tls else {
+        return connection::serve(node, stream, addr, laddr, Some(fd)).await;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => connection::serve(node, stream, addr, laddr, Some(fd)).await,
+        Ok(Err(e)) => {
+            node.stats.tls_handshake_failures.fetch_add(1, Relaxed);
+            debug!(%addr, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            node.stats.tls_handshake_failures.fetch_add(1, Relaxed);
+            debug!(%addr, "TLS handshake timed out");
+        }
+    }
 }
