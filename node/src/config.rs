@@ -71,7 +71,8 @@ pub struct Cli {
     pub log_format: Option<LogFormat>,
 
     /// Most simultaneous client connections; the next one is refused with
-    /// "-ERR max number of clients reached" [default: 10000].
+    /// "-ERR max number of clients reached" [default: 10000, or 4 per MB of --maxmemory if
+    /// that is more].
     #[arg(long, env = "SHOAL_MAXCLIENTS")]
     pub maxclients: Option<usize>,
 
@@ -315,7 +316,7 @@ enum BindValue {
     Many(Vec<String>),
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(untagged)]
 enum SizeValue {
     Number(u64),
@@ -409,6 +410,12 @@ fn split_bind(values: Vec<String>) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect()
+}
+
+/// Connections allowed when --maxclients is not given: 10,000, or 4 per MB of maxmemory on a
+/// node large enough to serve more.
+pub fn default_maxclients(maxmemory: u64) -> usize {
+    10_000.max((maxmemory / (1 << 20) * 4) as usize)
 }
 
 fn size(name: &'static str, v: Option<String>, default: u64) -> Result<u64, ConfigError> {
@@ -512,6 +519,7 @@ impl Config {
             name: "tls-auth-clients",
             message: format!("'{auth}' is not yes, no or optional"),
         })?;
+        let maxmemory = size("maxmemory", cli.maxmemory.or(file.maxmemory.map(SizeValue::text)), 0)?;
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -523,12 +531,12 @@ impl Config {
             metrics_bind: cli.metrics_bind.or(file.metrics_bind).unwrap_or_else(|| "127.0.0.1".into()),
             log_level: cli.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
-            maxclients: cli.maxclients.or(file.maxclients).unwrap_or(10_000),
+            maxclients: cli.maxclients.or(file.maxclients).unwrap_or_else(|| default_maxclients(maxmemory)),
             timeout: cli.timeout.or(file.timeout).unwrap_or(0),
             tcp_keepalive: cli.tcp_keepalive.or(file.tcp_keepalive).unwrap_or(300),
             proto_max_bulk_len,
             client_query_buffer_limit,
-            maxmemory: size("maxmemory", cli.maxmemory.or(file.maxmemory.map(SizeValue::text)), 0)?,
+            maxmemory,
             maxmemory_policy: policy,
             shutdown_timeout: cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(10),
             import_rdb: cli.import_rdb.or(file.import_rdb),
@@ -590,6 +598,15 @@ fn backup_settings(cli: &Cli, file: &FileConfig) -> Result<crate::persist::backu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maxclients_grows_with_maxmemory() {
+        assert_eq!(default_maxclients(0), 10_000);
+        assert_eq!(default_maxclients(1 << 30), 10_000);
+        assert_eq!(default_maxclients(4 << 30), 16_384);
+        let c = Config::from_cli(Cli { maxmemory: Some("8gb".into()), ..Cli::default() }).unwrap();
+        assert_eq!(c.maxclients, 32_768);
+    }
 
     #[test]
     fn memory_units_follow_redis() {
