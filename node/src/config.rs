@@ -233,6 +233,17 @@ pub struct Cli {
     /// <data-dir>/tls/) — for trials, not for production.
     #[arg(long, env = "SHOAL_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
+
+    /// "auto": give the default user a generated passkey (kept in <data-dir>/passkey, the same
+    /// across restarts; its connection URI is printed once, when it is made). A node bound to
+    /// a public address does this whenever the default user has no password.
+    #[arg(long, env = "SHOAL_PASSKEY", value_name = "auto")]
+    pub passkey: Option<String>,
+
+    /// Serve a public address (anything but loopback and private networks) without TLS: the
+    /// plain port stays open and TLS is not required. For networks you trust anyway.
+    #[arg(long, env = "SHOAL_INSECURE_PUBLIC")]
+    pub insecure_public: bool,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -281,6 +292,8 @@ struct FileConfig {
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
     tls_self_signed: Option<bool>,
+    passkey: Option<String>,
+    insecure_public: Option<bool>,
 }
 
 /// A yes/no setting as TOML writes it: `true` or `"yes"`.
@@ -371,6 +384,9 @@ pub struct Config {
     pub tls_ca_cert_file: Option<PathBuf>,
     pub tls_auth_clients: crate::gateway::tls::AuthClients,
     pub tls_self_signed: bool,
+    /// `--passkey auto`.
+    pub passkey_auto: bool,
+    pub insecure_public: bool,
     pub config_file: Option<PathBuf>,
 }
 
@@ -520,6 +536,16 @@ impl Config {
             message: format!("'{auth}' is not yes, no or optional"),
         })?;
         let maxmemory = size("maxmemory", cli.maxmemory.or(file.maxmemory.map(SizeValue::text)), 0)?;
+        let passkey_auto = match cli.passkey.or(file.passkey).as_deref() {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("auto") => true,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    name: "passkey",
+                    message: format!("'{v}' is not 'auto' (set a password with --requirepass)"),
+                })
+            }
+        };
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -564,6 +590,8 @@ impl Config {
             tls_ca_cert_file: cli.tls_ca_cert_file.or(file.tls_ca_cert_file),
             tls_auth_clients,
             tls_self_signed: cli.tls_self_signed || file.tls_self_signed.unwrap_or(false),
+            passkey_auto,
+            insecure_public: cli.insecure_public || file.insecure_public.unwrap_or(false),
             config_file: cli.config,
         })
     }

@@ -33,6 +33,10 @@ pub enum ServerError {
     Tls(#[from] crate::gateway::tls::TlsError),
     #[error("--tls-port needs --tls-cert-file and --tls-key-file (or --tls-self-signed for a trial)")]
     TlsFiles,
+    #[error("refusing to serve public address(es) {0:?} without TLS: a public endpoint must encrypt its traffic. Give --tls-port with --tls-cert-file and --tls-key-file (or --tls-self-signed for a trial), bind a private address (127.0.0.1, 10.x, 192.168.x, ...), or pass --insecure-public to accept plain text")]
+    PublicWithoutTls(Vec<String>),
+    #[error("cannot keep the passkey in {path}: {source}")]
+    Passkey { path: std::path::PathBuf, source: std::io::Error },
 }
 
 /// Whether stopping writes a snapshot: SHUTDOWN SAVE / NOSAVE decide, otherwise Redis's rule
@@ -78,6 +82,27 @@ fn users(config: &Config) -> Result<crate::acl::Acl, ServerError> {
             .map_err(|e| ServerError::AclFile(e.to_string()))?;
     }
     Ok(acl)
+}
+
+/// A public endpoint (or `--passkey auto`) whose default user has no password gets the
+/// node's passkey. Its URI is printed once, on stdout and never in the logs, when it is made.
+fn give_passkey(acl: &crate::acl::Acl, config: &Config) -> Result<(), ServerError> {
+    if acl.get("default").is_some_and(|u| !u.nopass && !u.passwords.is_empty()) {
+        return Ok(());
+    }
+    let path = config.data_dir.join(crate::acl::passkey::FILE_NAME);
+    let (key, made) = crate::acl::passkey::load_or_create(&config.data_dir)
+        .map_err(|source| ServerError::Passkey { path: path.clone(), source })?;
+    acl.set_user("default", &["resetpass", &format!(">{key}")]).map_err(|e| ServerError::AclFile(e.to_string()))?;
+    if made {
+        let (scheme, port) = if config.tls_port != 0 { ("rediss", config.tls_port) } else { ("redis", config.port) };
+        let host = config.bind.first().map(String::as_str).unwrap_or("127.0.0.1");
+        println!("{scheme}://default:{key}@{host}:{port}");
+        info!(path = %path.display(), "generated the default user's passkey; its URI was printed on stdout");
+    } else {
+        info!(path = %path.display(), "the default user's passkey is in effect");
+    }
+    Ok(())
 }
 
 /// `--restore-from`: the backup to load, fetched, when the data directory holds nothing yet.
@@ -128,13 +153,22 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // (and save), not kill the process with the default action.
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
-    let listeners = listener::bind(&config.bind, config.port, false).await?;
+    let public = crate::gateway::endpoint::is_public(&config.bind);
+    if public && config.tls_port == 0 && !config.insecure_public {
+        return Err(ServerError::PublicWithoutTls(config.bind.clone()));
+    }
     let tls = tls(&config)?;
+    // A public endpoint speaks TLS only: the plain port stays closed.
+    let plain = !public || config.insecure_public;
+    if !plain {
+        info!(port = config.port, "public endpoint: the plain port is not served, only --tls-port");
+    }
+    let listeners = if plain { listener::bind(&config.bind, config.port, false).await? } else { Vec::new() };
     let tls_listeners = match &tls {
         Some(_) => listener::bind(&config.bind, config.tls_port, true).await?,
         None => Vec::new(),
     };
-    let port = listeners[0].local_addr().map(|a| a.port()).unwrap_or(config.port);
+    let port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(config.port);
     let route = Arc::new(SlotRoute::even(config.shards));
     let mut shard_refs = Vec::new();
     let mut shard_handles = Vec::new();
@@ -155,6 +189,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     };
     let backups = Arc::new(crate::persist::backup::Backups::new(config.backup.clone(), &config.data_dir)?);
     let acl = Arc::new(users(&config)?);
+    if public || config.passkey_auto {
+        give_passkey(&acl, &config)?;
+    }
     let import = match (&config.import_rdb, &config.restore_from) {
         (Some(path), _) => Some(path.clone()),
         (None, Some(which)) => restore_at_start(&backups, which, &config.data_dir).await?,

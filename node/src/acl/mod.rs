@@ -6,6 +6,7 @@
 //! store's version moves, so a change applies to connected clients at their next command.
 
 pub mod log;
+pub mod passkey;
 pub mod user;
 
 use parking_lot::RwLock;

@@ -2,6 +2,7 @@
 //! routing of each command to the shard (or shards) that own its keys.
 
 pub mod connection;
+pub mod endpoint;
 pub mod listener;
 pub mod session;
 pub mod tls;

@@ -117,7 +117,12 @@ pub async fn render(node: &Node) -> String {
     ));
     let backup = node.backups.status();
     let wal = &node.wal;
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 17] = [
+        (
+            "shoal_tls_handshake_failures_total",
+            "TLS connections that failed or timed out in the handshake (bad or missing client certificate, wrong CA, ...).",
+            s.tls_handshake_failures.load(Relaxed),
+        ),
         (
             "shoal_connections_disallowed_total",
             "Connections closed at accept: their address is outside --allow-cidr.",
