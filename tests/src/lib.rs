@@ -237,7 +237,11 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Raw::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A client over a stream connected by other means (from a chosen local address, ...).
+    pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
         Raw { stream, buf: BytesMut::new() }

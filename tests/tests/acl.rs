@@ -181,3 +181,34 @@ fn the_acl_file_loads_at_start_and_saves_and_reloads() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn auth_brute_force_is_rate_limited_per_address() {
+    let s = Server::start_with(&["--requirepass", "right"]);
+    let mut bystander = login(&s, "default", "right");
+    // 10,000 guesses in one pipeline from 127.0.0.1.
+    let mut attacker = s.raw();
+    let guesses: Vec<u8> = (0..10_000).flat_map(|i| Raw::encode(&[b"AUTH", format!("guess{i}").as_bytes()])).collect();
+    attacker.send(&guesses);
+    let (mut wrongpass, mut limited) = (0, 0);
+    for _ in 0..10_000 {
+        match attacker.read() {
+            Frame::Error(e) if e.starts_with(b"WRONGPASS") => wrongpass += 1,
+            Frame::Error(e) if e.starts_with(b"ERR too many failed authentication attempts") => limited += 1,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    assert_eq!((wrongpass, limited), (10, 9_990), "ten tries, then refusals without a check");
+    // Locked out: even the right password is refused from that address for the window.
+    assert_eq!(
+        attacker.cmd(&["AUTH", "right"]),
+        err("ERR too many failed authentication attempts from this address; try again in a few seconds")
+    );
+    // Other clients are not affected: one already in, and a new one from another address.
+    assert_eq!(bystander.cmd(&["PING"]), simple("PONG"));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into()).unwrap();
+    socket.connect(&s.addr().into()).unwrap();
+    let mut elsewhere = Raw::from_stream(socket.into());
+    assert_eq!(elsewhere.cmd(&["AUTH", "right"]), ok());
+}

@@ -5,6 +5,7 @@
 //! node. Connections keep the compiled `User` they authenticated as and refresh it when the
 //! store's version moves, so a change applies to connected clients at their next command.
 
+pub mod guard;
 pub mod log;
 pub mod passkey;
 pub mod user;
@@ -35,6 +36,7 @@ pub struct Acl {
     users: RwLock<BTreeMap<String, Arc<User>>>,
     version: AtomicU64,
     pub log: log::AclLog,
+    pub guard: guard::AuthGuard,
 }
 
 impl Default for Acl {
@@ -48,7 +50,12 @@ impl Acl {
     pub fn new() -> Acl {
         let mut users = BTreeMap::new();
         users.insert("default".to_string(), Arc::new(User::default_user()));
-        Acl { users: RwLock::new(users), version: AtomicU64::new(1), log: log::AclLog::default() }
+        Acl {
+            users: RwLock::new(users),
+            version: AtomicU64::new(1),
+            log: log::AclLog::default(),
+            guard: guard::AuthGuard::default(),
+        }
     }
 
     /// Moves on every change: connections re-read their user when it does.

@@ -106,6 +106,12 @@ pub fn auth(ctx: &mut GwCtx<'_>, req: &Request) {
 fn authenticate(ctx: &mut GwCtx<'_>, user: &[u8], pass: &[u8]) -> bool {
     let acl = ctx.node.acl.clone();
     let name = String::from_utf8_lossy(user).into_owned();
+    let ip = ctx.session.handle.addr.ip();
+    let now = crate::util::now_ms();
+    if acl.guard.locked(ip, now) {
+        ctx.err("ERR too many failed authentication attempts from this address; try again in a few seconds");
+        return false;
+    }
     match acl.authenticate(&name, pass) {
         Some(u) => {
             ctx.session.set_user(&acl, Some(u));
@@ -113,7 +119,9 @@ fn authenticate(ctx: &mut GwCtx<'_>, user: &[u8], pass: &[u8]) -> bool {
             true
         }
         None => {
-            let now = crate::util::now_ms();
+            if acl.guard.failed(ip, now) {
+                tracing::warn!(%ip, failures = crate::acl::guard::MAX_FAILURES, window_ms = crate::acl::guard::WINDOW_MS, "authentication failures from this address; refusing its AUTH attempts for the rest of the window");
+            }
             let info = super::client::describe(&ctx.session.handle, now);
             acl.log.add("auth", "toplevel", "AUTH".into(), name, info, now);
             ctx.err("WRONGPASS invalid username-password pair or user is disabled.");
