@@ -244,6 +244,30 @@ pub struct Cli {
     /// plain port stays open and TLS is not required. For networks you trust anyway.
     #[arg(long, env = "SHOAL_INSECURE_PUBLIC")]
     pub insecure_public: bool,
+
+    /// Commands no client may run, whatever its ACL rules (comma-separated or repeated);
+    /// they answer as unknown commands.
+    #[arg(long, env = "SHOAL_DENY_COMMANDS", value_name = "CMDS", num_args = 1.., value_delimiter = ',')]
+    pub deny_commands: Option<Vec<String>>,
+
+    /// "managed": withhold from every user but --admin-user what managed stores withhold from
+    /// tenants: BGREWRITEAOF BGSAVE CONFIG DEBUG SAVE SHUTDOWN LASTSAVE ACL BACKUP (and
+    /// FAILOVER MIGRATE REPLICAOF SLAVEOF ROLE MONITOR when they exist).
+    #[arg(long, env = "SHOAL_PROFILE", value_name = "managed")]
+    pub profile: Option<String>,
+
+    /// The user the managed profile exempts [default: admin].
+    #[arg(long, env = "SHOAL_ADMIN_USER", value_name = "NAME")]
+    pub admin_user: Option<String>,
+
+    /// With --profile managed: withhold EVAL, FUNCTION and the other scripting commands too.
+    #[arg(long, env = "SHOAL_MANAGED_DENY_SCRIPTS")]
+    pub managed_deny_scripts: bool,
+
+    /// Redis's rename-command, as OLD=NEW (repeatable): the command answers only to its new
+    /// name; OLD= (empty NEW) disables it.
+    #[arg(long, env = "SHOAL_RENAME_COMMAND", value_name = "OLD=NEW")]
+    pub rename_command: Option<Vec<String>>,
 }
 
 /// The same options as read from a TOML file (Redis-style dashed names).
@@ -294,6 +318,11 @@ struct FileConfig {
     tls_self_signed: Option<bool>,
     passkey: Option<String>,
     insecure_public: Option<bool>,
+    deny_commands: Option<Vec<String>>,
+    profile: Option<String>,
+    admin_user: Option<String>,
+    managed_deny_scripts: Option<bool>,
+    rename_command: Option<Vec<String>>,
 }
 
 /// A yes/no setting as TOML writes it: `true` or `"yes"`.
@@ -387,6 +416,10 @@ pub struct Config {
     /// `--passkey auto`.
     pub passkey_auto: bool,
     pub insecure_public: bool,
+    pub deny_commands: Vec<String>,
+    /// `--profile managed`: (admin user, withhold scripting too).
+    pub managed: Option<(String, bool)>,
+    pub rename_command: Vec<String>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -546,6 +579,16 @@ impl Config {
                 })
             }
         };
+        let managed = match cli.profile.or(file.profile).as_deref() {
+            None => None,
+            Some(p) if p.eq_ignore_ascii_case("managed") => Some((
+                cli.admin_user.or(file.admin_user).unwrap_or_else(|| "admin".into()),
+                cli.managed_deny_scripts || file.managed_deny_scripts.unwrap_or(false),
+            )),
+            Some(p) => {
+                return Err(ConfigError::Invalid { name: "profile", message: format!("'{p}' is not 'managed'") })
+            }
+        };
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -592,6 +635,9 @@ impl Config {
             tls_self_signed: cli.tls_self_signed || file.tls_self_signed.unwrap_or(false),
             passkey_auto,
             insecure_public: cli.insecure_public || file.insecure_public.unwrap_or(false),
+            deny_commands: cli.deny_commands.or(file.deny_commands).unwrap_or_default(),
+            managed,
+            rename_command: cli.rename_command.or(file.rename_command).unwrap_or_default(),
             config_file: cli.config,
         })
     }

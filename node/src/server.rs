@@ -31,6 +31,8 @@ pub enum ServerError {
     AclFile(String),
     #[error(transparent)]
     Tls(#[from] crate::gateway::tls::TlsError),
+    #[error(transparent)]
+    Restrict(#[from] crate::acl::restrict::RestrictError),
     #[error("--tls-port needs --tls-cert-file and --tls-key-file (or --tls-self-signed for a trial)")]
     TlsFiles,
     #[error("refusing to serve public address(es) {0:?} without TLS: a public endpoint must encrypt its traffic. Give --tls-port with --tls-cert-file and --tls-key-file (or --tls-self-signed for a trial), bind a private address (127.0.0.1, 10.x, 192.168.x, ...), or pass --insecure-public to accept plain text")]
@@ -69,7 +71,9 @@ fn tls(config: &Config) -> Result<Option<Arc<crate::gateway::tls::Tls>>, ServerE
 /// The users a node starts with: the --aclfile's, and --requirepass as the default user's
 /// password.
 fn users(config: &Config) -> Result<crate::acl::Acl, ServerError> {
-    let acl = crate::acl::Acl::new();
+    let managed = config.managed.as_ref().map(|(admin, scripts)| (admin.as_str(), *scripts));
+    let restrict = crate::acl::restrict::Restrictions::new(&config.deny_commands, managed, &config.rename_command)?;
+    let acl = crate::acl::Acl::new().with_restrictions(restrict);
     if let Some(path) = &config.aclfile {
         if path.exists() {
             let records = crate::cmd::acl::read_aclfile(path).map_err(ServerError::AclFile)?;

@@ -212,3 +212,42 @@ fn auth_brute_force_is_rate_limited_per_address() {
     let mut elsewhere = Raw::from_stream(socket.into());
     assert_eq!(elsewhere.cmd(&["AUTH", "right"]), ok());
 }
+
+#[test]
+fn the_managed_profile_withholds_admin_commands_from_all_but_the_admin() {
+    let dir = fresh_dir("managed");
+    let file = dir.join("users.acl");
+    std::fs::write(&file, "user ops on >opspw ~* &* +@all\nuser default on nopass ~* &* +@all\n").unwrap();
+    let path = file.display().to_string();
+    let args = ["--aclfile", &path, "--profile", "managed", "--admin-user", "ops", "--deny-commands", "keys"];
+    let s = Server::start_with(&args);
+    let mut tenant = s.raw();
+    for cmd in [&["CONFIG", "GET", "maxmemory"][..], &["BGSAVE"], &["ACL", "LIST"], &["DEBUG", "SLEEP", "0"]] {
+        let Frame::Error(e) = tenant.cmd(cmd) else { panic!("{cmd:?} must be refused") };
+        assert!(e.starts_with(b"ERR unknown command"), "{cmd:?}: {}", String::from_utf8_lossy(&e));
+    }
+    assert_eq!(tenant.cmd(&["SET", "k", "v"]), ok());
+    let mut ops = login(&s, "ops", "opspw");
+    let Frame::Array(_) = ops.cmd(&["CONFIG", "GET", "maxmemory"]) else { panic!("the admin may CONFIG") };
+    // --deny-commands holds for the admin too.
+    assert_eq!(ops.cmd(&["KEYS", "*"]), err("ERR unknown command 'KEYS', with args beginning with: '*' "));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rename_command_moves_a_command_to_a_secret_name() {
+    let s = Server::start_with(&["--rename-command", "config=cfg-7f3a", "--rename-command", "flushall="]);
+    let mut r = s.raw();
+    assert_eq!(
+        r.cmd(&["CONFIG", "GET", "x"]),
+        err("ERR unknown command 'CONFIG', with args beginning with: 'GET' 'x' ")
+    );
+    let Frame::Array(_) = r.cmd(&["CFG-7F3A", "GET", "maxmemory"]) else { panic!("the new name works") };
+    // The old name stays unknown after the new one was used (the lookup cache does not leak).
+    assert_eq!(
+        r.cmd(&["config", "GET", "x"]),
+        err("ERR unknown command 'config', with args beginning with: 'GET' 'x' ")
+    );
+    assert_eq!(r.cmd(&["FLUSHALL"]), err("ERR unknown command 'FLUSHALL', with args beginning with: "));
+}

@@ -8,6 +8,7 @@
 pub mod guard;
 pub mod log;
 pub mod passkey;
+pub mod restrict;
 pub mod user;
 
 use parking_lot::RwLock;
@@ -37,6 +38,9 @@ pub struct Acl {
     version: AtomicU64,
     pub log: log::AclLog,
     pub guard: guard::AuthGuard,
+    /// Commands withheld whatever the rules say (--deny-commands, the managed profile,
+    /// rename-command).
+    pub restrict: restrict::Restrictions,
 }
 
 impl Default for Acl {
@@ -55,7 +59,14 @@ impl Acl {
             version: AtomicU64::new(1),
             log: log::AclLog::default(),
             guard: guard::AuthGuard::default(),
+            restrict: restrict::Restrictions::default(),
         }
+    }
+
+    /// Sets the withheld commands (at start-up).
+    pub fn with_restrictions(mut self, r: restrict::Restrictions) -> Acl {
+        self.restrict = r;
+        self
     }
 
     /// Moves on every change: connections re-read their user when it does.

@@ -330,7 +330,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let t = table();
         // Pipelines repeat one command: compare with the last one before hashing the name.
         let cached = self.last_spec.filter(|s| s.name.as_bytes().eq_ignore_ascii_case(req.arg(0)));
-        let Some(mut spec) = cached.or_else(|| t.lookup(req.arg(0))) else {
+        let found = self.node.acl.restrict.resolve(cached.or_else(|| t.lookup(req.arg(0))), req.arg(0));
+        let Some(mut spec) = found else {
             self.local_error(&unknown_command_error(&req), None);
             return Step::Done(None);
         };
@@ -762,7 +763,8 @@ fn truncated(arg: &[u8], max: usize) -> String {
 }
 
 /// Redis 7's unknown-command error, with up to 128 bytes of the arguments quoted.
-fn unknown_command_error(req: &Request) -> String {
+/// Redis's reply to a command it does not know (or that is withheld or renamed away).
+pub(crate) fn unknown_command_error(req: &Request) -> String {
     let mut args = String::new();
     for a in req.args().skip(1) {
         if args.len() >= 128 {

@@ -88,6 +88,9 @@ impl Session {
     #[inline]
     pub fn permit(&mut self, node: &crate::node::Node, spec: &CommandSpec, req: &Request) -> Result<(), String> {
         let acl = &node.acl;
+        if acl.restrict.denies(spec, &self.user) {
+            return Err(super::connection::unknown_command_error(req));
+        }
         if self.acl_version != acl.version() {
             let fresh = self.auth.as_ref().and_then(|_| acl.get(&self.user));
             self.set_user(acl, fresh);
