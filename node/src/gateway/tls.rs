@@ -1,4 +1,4 @@
-//! TLS for client connections (rustls, TLS 1.2 and 1.3): the certificate and key from files,
+//! TLS for client connections (rustls with aws-lc-rs, TLS 1.2 and 1.3): the certificate and key from files,
 //! reloadable while the node runs (CONFIG SET tls-cert-file), client certificates checked
 //! against a CA when mutual TLS is on, and a self-signed certificate for trials.
 
@@ -106,7 +106,7 @@ fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = read_certs(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| TlsError::File { path: files.key.clone(), message: e.to_string() })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?;
