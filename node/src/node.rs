@@ -335,6 +335,8 @@ pub struct Node {
     pub acl: Arc<crate::acl::Acl>,
     /// TLS for the --tls-port, when it is on.
     pub tls: Option<Arc<crate::gateway::tls::Tls>>,
+    /// client-output-buffer-limit, per client class.
+    pub output_limits: Arc<crate::gateway::output_limit::OutputLimits>,
 }
 
 /// The node-wide services shards share, made before the shards start.
@@ -399,6 +401,7 @@ impl Node {
             backups,
             acl,
             tls,
+            output_limits: Arc::default(),
             config,
         }
     }

@@ -4,8 +4,8 @@
 //! A publisher encodes a message once per protocol, pushes it into every receiver's outbox
 //! and moves on: it never waits for a subscriber. An outbox counts the bytes not yet written
 //! to its socket; a subscriber that lets them pass the pubsub output-buffer limit (Redis's
-//! `client-output-buffer-limit pubsub`, 32 MB hard, or 8 MB for 60 seconds) is disconnected,
-//! as Redis does, instead of slowing the publisher down or growing without bound.
+//! `client-output-buffer-limit pubsub`, by default 32 MB, or 8 MB for 60 seconds) is
+//! disconnected, as Redis does, instead of slowing the publisher down or growing without bound.
 
 use crate::node::ClientHandle;
 use crate::util::glob::glob_match;
@@ -18,10 +18,6 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-pub const HARD_LIMIT: usize = 32 << 20;
-pub const SOFT_LIMIT: usize = 8 << 20;
-pub const SOFT_SECONDS: u64 = 60;
-
 /// A subscriber's queue of encoded messages.
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Bytes>,
@@ -30,10 +26,14 @@ pub struct Outbox {
     over_soft_since: AtomicU64,
     epoch: Instant,
     pub client: Arc<ClientHandle>,
+    limits: Arc<crate::gateway::output_limit::OutputLimits>,
 }
 
 impl Outbox {
-    pub fn new(client: Arc<ClientHandle>) -> (Arc<Outbox>, mpsc::UnboundedReceiver<Bytes>) {
+    pub fn new(
+        client: Arc<ClientHandle>,
+        limits: Arc<crate::gateway::output_limit::OutputLimits>,
+    ) -> (Arc<Outbox>, mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let o = Outbox {
             tx,
@@ -41,6 +41,7 @@ impl Outbox {
             over_soft_since: AtomicU64::new(0),
             epoch: Instant::now(),
             client,
+            limits,
         };
         (Arc::new(o), rx)
     }
@@ -60,17 +61,7 @@ impl Outbox {
         }
         let pending = self.pending.fetch_add(msg.len(), Relaxed) + msg.len();
         let now = self.epoch.elapsed().as_millis() as u64 + 1;
-        let over_soft = if pending > SOFT_LIMIT {
-            let since = match self.over_soft_since.compare_exchange(0, now, Relaxed, Relaxed) {
-                Ok(_) => now,
-                Err(t) => t,
-            };
-            now - since >= SOFT_SECONDS * 1000
-        } else {
-            self.over_soft_since.store(0, Relaxed);
-            false
-        };
-        if pending > HARD_LIMIT || over_soft {
+        if self.limits.pubsub.exceeded(pending as u64, now, &self.over_soft_since) {
             warn!(client = self.client.id, pending, "pubsub client over its output buffer limit, disconnecting");
             self.client.kill();
             return;

@@ -228,3 +228,41 @@ fn key_misses_are_announced_when_asked() {
     assert_eq!(w.cmd(&["LLEN", "nolist"]), int(0));
     assert_eq!(sub.read(), miss("nolist"));
 }
+
+#[test]
+fn output_buffer_limits_follow_config_set_per_class() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    assert_eq!(
+        admin.cmd(&["CONFIG", "GET", "client-output-buffer-limit"]),
+        arr(vec![
+            bulk("client-output-buffer-limit"),
+            bulk("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+        ])
+    );
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 100kb 0 0 pubsub 1mb 0 0"]), ok());
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1mb"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Wrong number of arguments in buffer limit configuration.")
+    );
+    assert_eq!(admin.cmd(&["SET", "big", &"v".repeat(200 * 1024)]), ok());
+    // A normal client whose replies would pass the hard limit is disconnected unanswered.
+    let mut reader = s.raw();
+    reader.send(&shoal_tests::Raw::encode(&[b"GET", b"big"]));
+    wait_for("the over-limit client to be closed", || reader.is_closed());
+    assert_eq!(admin.cmd(&["STRLEN", "big"]), int(200 * 1024));
+    // A subscriber that stops reading is cut off at the new pubsub limit, 1 MB instead of 32:
+    // 16 MB published fill the sockets' kernel buffers (a few MB on loopback, not counted, as
+    // in Redis) and then the outbox.
+    let mut slow = s.raw();
+    assert_eq!(slow.cmd(&["SUBSCRIBE", "feed"]), arr(vec![bulk("subscribe"), bulk("feed"), int(1)]));
+    let payload = "x".repeat(64 * 1024);
+    let mut delivered = Vec::new();
+    for _ in 0..256 {
+        let Frame::Integer(n) = admin.cmd(&["PUBLISH", "feed", &payload]) else { panic!("PUBLISH") };
+        delivered.push(n);
+    }
+    let dropped_after = delivered.iter().position(|&n| n == 0).expect("the subscriber was dropped");
+    assert!(dropped_after < 160, "dropped only after {dropped_after} messages of 64 kB");
+    assert_eq!(delivered.last(), Some(&0));
+}

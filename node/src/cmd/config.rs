@@ -58,6 +58,7 @@ const ACTIVE: &[(&str, bool)] = &[
     ("appendonly", true),
     ("appendfsync", true),
     ("appenddirname", false),
+    ("client-output-buffer-limit", true),
     ("tls-port", false),
     ("tls-cert-file", true),
     ("tls-key-file", true),
@@ -107,6 +108,7 @@ fn active_value(node: &Node, name: &str) -> String {
         "appendfsync" => node.wal.fsync().name().into(),
         "appenddirname" => crate::persist::wal::DIR_NAME.into(),
         "tls-port" => node.config.tls_port.to_string(),
+        "client-output-buffer-limit" => node.output_limits.describe(),
         "tls-cert-file" | "tls-key-file" | "tls-ca-cert-file" | "tls-auth-clients" => {
             let Some(files) = node.tls.as_ref().map(|t| t.files()) else { return String::new() };
             match name {
@@ -204,6 +206,7 @@ fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), S
                 });
             }
         }
+        "client-output-buffer-limit" => node.output_limits.set(value)?,
         "requirepass" => {
             // Redis's requirepass is the default user's one password ("" for none).
             let rules = if value.is_empty() {

@@ -77,7 +77,7 @@ pub fn subscribe(ctx: &mut GwCtx<'_>, req: &Request, space: Space) {
 /// The client's outbox for messages and pushes, created on first use.
 pub fn ensure_outbox(ctx: &mut GwCtx<'_>) -> std::sync::Arc<Outbox> {
     if ctx.session.pubsub.is_none() {
-        let (outbox, rx) = Outbox::new(ctx.session.handle.clone());
+        let (outbox, rx) = Outbox::new(ctx.session.handle.clone(), ctx.node.output_limits.clone());
         ctx.node.pubsub.register_outbox(&outbox);
         ctx.session.pubsub = Some((outbox, rx));
     }

@@ -80,6 +80,8 @@ pub struct Connection<S> {
     unparsed: bool,
     /// The last command looked up (top level, before any subcommand).
     last_spec: Option<&'static CommandSpec>,
+    /// When the replies waiting to be written first went over the normal class's soft limit.
+    over_soft_since: std::sync::atomic::AtomicU64,
 }
 
 /// How a blocking command's wait ended.
@@ -122,6 +124,7 @@ where
         blocked: None,
         unparsed: false,
         last_spec: None,
+        over_soft_since: std::sync::atomic::AtomicU64::new(0),
     };
     conn.session.start_auth(&node.acl);
     debug!(client = id, %addr, "client connected");
@@ -220,6 +223,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn write_out(&mut self) -> bool {
         if self.wbuf.is_empty() {
             return true;
+        }
+        // Replies a normal client has not read count against its output-buffer limit (Pub/Sub
+        // messages count against the pubsub class, in the outbox).
+        if self.session.pubsub.is_none() {
+            let pending = self.wbuf.len() as u64;
+            if self.node.output_limits.normal.exceeded(pending, crate::util::coarse_ms(), &self.over_soft_since) {
+                tracing::warn!(
+                    client = self.session.handle.id,
+                    pending,
+                    "client over its output buffer limit, disconnecting"
+                );
+                self.session.handle.kill();
+                return false;
+            }
         }
         // With appendfsync always, nothing this client could have seen is unsynced.
         self.node.wal.barrier().await;

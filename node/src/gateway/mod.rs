@@ -4,5 +4,6 @@
 pub mod connection;
 pub mod endpoint;
 pub mod listener;
+pub mod output_limit;
 pub mod session;
 pub mod tls;
