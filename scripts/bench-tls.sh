@@ -36,9 +36,7 @@ for round in $(seq "$ROUNDS"); do
       port=$REDIS_PORT; [ "$server" = shoal ] && port=$SHOAL_TLS_PORT
       n=100000; [ "$pipe" -gt 1 ] && n=1000000
       redis-benchmark --tls --cacert "$CERT" -p "$port" -t set,get -c 50 -r 100000 -n "$n" -P "$pipe" --csv 2>/dev/null \
-        | tail -n +2 | tr -d '"' | while IFS=, read -r test rps _; do
-            echo "$server,$pipe,$test,$rps"
-          done >> "$OUT/results.csv"
+        | csv_rows "$server,$pipe" >> "$OUT/results.csv"
     done
   done
   echo "round $round/$ROUNDS done" >&2

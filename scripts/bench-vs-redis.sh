@@ -28,9 +28,7 @@ run() { # server port pipeline threads
   [ "$3" -gt 1 ] && n=2000000
   if [ -n "$BUILTIN" ]; then
     redis-benchmark -p "$2" -t "$BUILTIN" -c 50 -r 100000 -n "$n" -P "$3" --threads "$4" --csv 2>/dev/null \
-      | tail -n +2 | tr -d '"' | while IFS=, read -r test rps _; do
-          echo "$1,$3,$4,$test,$rps"
-        done >> "$OUT/results.csv"
+      | csv_rows "$1,$3,$4" >> "$OUT/results.csv"
   fi
   if echo ",$TESTS," | grep -q ",xadd,"; then
     redis-cli -p "$2" DEL bench:stream > /dev/null

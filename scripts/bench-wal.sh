@@ -27,9 +27,7 @@ for fsync in everysec always; do
       for server in $order; do
         port=$REDIS_PORT; [ "$server" = shoal ] && port=$SHOAL_PORT
         redis-benchmark -p "$port" -t set,incr,lpush,hset -c 50 -r 100000 -n 200000 -P "$pipe" --csv 2>/dev/null \
-          | tail -n +2 | tr -d '"' | while IFS=, read -r test rps _; do
-              echo "$fsync,$server,$pipe,$test,$rps"
-            done >> "$OUT/results.csv"
+          | csv_rows "$fsync,$server,$pipe" >> "$OUT/results.csv"
       done
     done
     echo "$fsync round $round/$ROUNDS done" >&2

@@ -33,6 +33,13 @@ stop_servers() {
   done
 }
 
+# csv_rows PREFIX: turns redis-benchmark --csv output (stdin) into "PREFIX,<test>,<ops/s>" lines.
+csv_rows() {
+  tail -n +2 | tr -d '"' | while IFS=, read -r test rps _; do
+    echo "$1,$test,$rps"
+  done
+}
+
 redis_version() {
   redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'
 }
