@@ -251,3 +251,41 @@ fn rename_command_moves_a_command_to_a_secret_name() {
     );
     assert_eq!(r.cmd(&["FLUSHALL"]), err("ERR unknown command 'FLUSHALL', with args beginning with: "));
 }
+
+#[test]
+fn selectors_grant_a_second_set_of_permissions() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    // The selector given over two arguments, as clients split it.
+    setuser(&mut admin, &["app", "on", ">pw", "~app:*", "+@all", "(%R~logs:*", "+get)"]);
+    assert_eq!(
+        admin.cmd(&["ACL", "LIST"]),
+        Frame::Array(vec![
+            bulk(&format!(
+                "user app on #{} ~app:* resetchannels +@all (%R~logs:* resetchannels -@all +get)",
+                sha256("pw")
+            )),
+            bulk("user default on nopass ~* &* +@all"),
+        ])
+    );
+    let mut app = login(&s, "app", "pw");
+    assert_eq!(app.cmd(&["SET", "app:1", "v"]), ok());
+    assert_eq!(app.cmd(&["GET", "logs:today"]), Frame::Null, "the selector allows reading logs");
+    assert_eq!(
+        app.cmd(&["SET", "logs:today", "v"]),
+        err("NOPERM this user has no permissions to access one of the keys used as arguments")
+    );
+    setuser(&mut admin, &["app", "clearselectors"]);
+    assert_eq!(
+        app.cmd(&["GET", "logs:today"]),
+        err("NOPERM this user has no permissions to access one of the keys used as arguments")
+    );
+}
+
+fn sha256(s: &str) -> String {
+    use std::process::{Command, Stdio};
+    let mut c = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), s.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}

@@ -33,6 +33,24 @@ pub enum AclError {
     DefaultUser,
 }
 
+/// Splits rule text into rules, keeping a selector's parenthesised rules together
+/// (`on ~a (~b +get) +set` is four rules).
+pub fn split_rules(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    for w in text.split_whitespace() {
+        match out.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(w);
+            }
+            _ => out.push(w.to_string()),
+        }
+        open = (open || w.starts_with('(')) && !w.ends_with(')');
+    }
+    out
+}
+
 pub struct Acl {
     users: RwLock<BTreeMap<String, Arc<User>>>,
     version: AtomicU64,
@@ -125,7 +143,7 @@ impl Acl {
         let mut fresh = BTreeMap::new();
         for (name, rules) in &records.users {
             let mut u = User::new(name);
-            for r in rules.split_whitespace() {
+            for r in &split_rules(rules) {
                 u.apply(r).map_err(|why| AclError::Rule { rule: r.to_string(), why })?;
             }
             fresh.insert(name.clone(), Arc::new(u));

@@ -16,6 +16,18 @@ pub struct KeyPattern {
     pub write: bool,
 }
 
+/// What a set of rules allows: commands, keys, channels. A user has its root permissions and
+/// any number of selectors (`(~logs:* +@read)`); a command runs if any of them allows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Perms {
+    /// A bit per command-table id: may it run.
+    allowed: Vec<u64>,
+    /// The command rules in the order given, for ACL LIST (`-@all +get`).
+    command_rules: Vec<String>,
+    pub keys: Vec<KeyPattern>,
+    pub channels: Vec<Vec<u8>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub name: String,
@@ -23,12 +35,8 @@ pub struct User {
     pub nopass: bool,
     /// SHA-256 of each password, lowercase hex (what `#<hash>` names).
     pub passwords: BTreeSet<String>,
-    /// A bit per command-table id: may the user run it.
-    allowed: Vec<u64>,
-    /// The command rules in the order given, for ACL LIST (`-@all +get`).
-    command_rules: Vec<String>,
-    pub keys: Vec<KeyPattern>,
-    pub channels: Vec<Vec<u8>>,
+    pub root: Perms,
+    pub selectors: Vec<Perms>,
 }
 
 /// Why a rule was refused, in Redis's words.
@@ -38,7 +46,7 @@ pub enum RuleError {
     UnknownCommand,
     NoSuchPassword,
     BadHash,
-    Selectors,
+    Selector,
 }
 
 impl std::fmt::Display for RuleError {
@@ -50,7 +58,7 @@ impl std::fmt::Display for RuleError {
             RuleError::BadHash => {
                 "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
             }
-            RuleError::Selectors => "Selectors are not supported by Shoal yet",
+            RuleError::Selector => "Syntax error",
         })
     }
 }
@@ -84,16 +92,13 @@ pub fn sha256_hex(password: &[u8]) -> String {
 impl User {
     /// A new user: off, no passwords, no keys, channels or commands (Redis's defaults).
     pub fn new(name: &str) -> User {
-        let slots = table().stat_slots();
         User {
             name: name.to_string(),
             enabled: false,
             nopass: false,
             passwords: BTreeSet::new(),
-            allowed: vec![0; slots.div_ceil(64)],
-            command_rules: vec!["-@all".into()],
-            keys: Vec::new(),
-            channels: Vec::new(),
+            root: Perms::new(),
+            selectors: Vec::new(),
         }
     }
 
@@ -120,24 +125,33 @@ impl User {
                 self.nopass = false;
                 self.passwords.clear();
             }
-            "allkeys" => self.apply("~*")?,
-            "resetkeys" => self.keys.clear(),
-            "allchannels" => self.apply("&*")?,
-            "resetchannels" => self.channels.clear(),
-            "allcommands" => self.apply("+@all")?,
-            "nocommands" => self.apply("-@all")?,
             "reset" => {
-                for r in ["resetpass", "resetkeys", "resetchannels", "off", "-@all"] {
+                for r in ["resetpass", "resetkeys", "resetchannels", "off", "-@all", "clearselectors"] {
                     self.apply(r)?;
                 }
             }
-            "clearselectors" => {}
-            _ => return self.apply_prefixed(rule),
+            "clearselectors" => self.selectors.clear(),
+            _ if rule.starts_with('(') => {
+                // A selector: its own key, channel and command rules, from no permissions.
+                let inner = rule.strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or(RuleError::Selector)?;
+                let mut perms = Perms::new();
+                for r in inner.split_whitespace() {
+                    if !perms.apply(r)? {
+                        return Err(RuleError::Selector);
+                    }
+                }
+                self.selectors.push(perms);
+            }
+            _ => {
+                if !self.root.apply(rule)? {
+                    self.apply_password(rule)?;
+                }
+            }
         }
         Ok(())
     }
 
-    fn apply_prefixed(&mut self, rule: &str) -> Result<(), RuleError> {
+    fn apply_password(&mut self, rule: &str) -> Result<(), RuleError> {
         let (head, rest) = rule.split_at(rule.chars().next().map_or(0, char::len_utf8));
         match head {
             ">" => {
@@ -161,25 +175,103 @@ impl User {
                     return Err(RuleError::NoSuchPassword);
                 }
             }
-            "~" => self.add_keys(rest.as_bytes(), true, true),
-            "%" => {
-                let (perm, pattern) = rest.split_once('~').ok_or(RuleError::Syntax)?;
-                let perm = perm.to_ascii_uppercase();
-                if perm.is_empty() || !perm.chars().all(|c| c == 'R' || c == 'W') {
-                    return Err(RuleError::Syntax);
-                }
-                self.add_keys(pattern.as_bytes(), perm.contains('R'), perm.contains('W'));
-            }
-            "&" => {
-                if !self.channels.iter().any(|c| c.as_slice() == rest.as_bytes()) {
-                    self.channels.push(rest.as_bytes().to_vec());
-                }
-            }
-            "+" | "-" => self.command_rule(head == "+", rest)?,
-            "(" => return Err(RuleError::Selectors),
             _ => return Err(RuleError::Syntax),
         }
         Ok(())
+    }
+
+    #[inline]
+    pub fn may_run(&self, spec: &CommandSpec) -> bool {
+        self.root.may_run(spec) || self.selectors.iter().any(|p| p.may_run(spec))
+    }
+
+    /// Whether every command, key and channel is allowed: the check can be skipped.
+    pub fn unrestricted(&self) -> bool {
+        self.root.unrestricted()
+    }
+
+    /// Whether `password` is one of the user's (or the user needs none).
+    pub fn password_ok(&self, password: &[u8]) -> bool {
+        self.nopass || self.passwords.contains(&sha256_hex(password))
+    }
+
+    /// Checks a command with its arguments: allowed if the root permissions or any selector
+    /// allow it; refused with the root permissions' reason otherwise, as Redis does.
+    pub fn check(&self, spec: &CommandSpec, req: &shoal_proto::Request) -> Result<(), Denied> {
+        let root = self.root.check(spec, req);
+        if root.is_err() && self.selectors.iter().any(|p| p.check(spec, req).is_ok()) {
+            return Ok(());
+        }
+        root
+    }
+
+    /// The rules that rebuild this user (ACL LIST's line after `user <name>`).
+    pub fn describe(&self) -> String {
+        let mut parts = vec![if self.enabled { "on" } else { "off" }.to_string()];
+        if self.nopass {
+            parts.push("nopass".into());
+        }
+        parts.extend(self.passwords.iter().map(|h| format!("#{h}")));
+        parts.push(self.root.describe());
+        parts.extend(self.selectors.iter().map(|p| format!("({})", p.describe())));
+        parts.join(" ")
+    }
+
+    /// The root command rules (`-@all +get`).
+    pub fn commands_text(&self) -> String {
+        self.root.commands_text()
+    }
+}
+
+impl Default for Perms {
+    fn default() -> Perms {
+        Perms::new()
+    }
+}
+
+impl Perms {
+    /// No keys, channels or commands.
+    pub fn new() -> Perms {
+        Perms {
+            allowed: vec![0; table().stat_slots().div_ceil(64)],
+            command_rules: vec!["-@all".into()],
+            keys: Vec::new(),
+            channels: Vec::new(),
+        }
+    }
+
+    /// Applies a key, channel or command rule; false if `rule` is none of those.
+    pub fn apply(&mut self, rule: &str) -> Result<bool, RuleError> {
+        match rule.to_ascii_lowercase().as_str() {
+            "allkeys" => return self.apply("~*"),
+            "resetkeys" => self.keys.clear(),
+            "allchannels" => return self.apply("&*"),
+            "resetchannels" => self.channels.clear(),
+            "allcommands" => return self.apply("+@all"),
+            "nocommands" => return self.apply("-@all"),
+            _ => {
+                let (head, rest) = rule.split_at(rule.chars().next().map_or(0, char::len_utf8));
+                match head {
+                    "~" => self.add_keys(rest.as_bytes(), true, true),
+                    "%" => {
+                        let (perm, pattern) = rest.split_once('~').ok_or(RuleError::Syntax)?;
+                        let perm = perm.to_ascii_uppercase();
+                        if perm.is_empty() || !perm.chars().all(|c| c == 'R' || c == 'W') {
+                            return Err(RuleError::Syntax);
+                        }
+                        self.add_keys(pattern.as_bytes(), perm.contains('R'), perm.contains('W'));
+                    }
+                    "&" => {
+                        if !self.channels.iter().any(|c| c.as_slice() == rest.as_bytes()) {
+                            self.channels.push(rest.as_bytes().to_vec());
+                        }
+                    }
+                    "+" | "-" => self.command_rule(head == "+", rest)?,
+                    _ => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
     }
 
     fn add_keys(&mut self, pattern: &[u8], read: bool, write: bool) {
@@ -235,7 +327,7 @@ impl User {
         self.allowed.get(spec.id / 64).is_some_and(|w| w & (1 << (spec.id % 64)) != 0)
     }
 
-    /// Whether every command, key and channel is allowed: the check can be skipped.
+    /// Whether every command, key and channel is allowed.
     pub fn unrestricted(&self) -> bool {
         let all = table().stat_slots();
         (0..all).all(|id| self.allowed[id / 64] & (1 << (id % 64)) != 0)
@@ -243,12 +335,7 @@ impl User {
             && self.channels.iter().any(|c| c == b"*")
     }
 
-    /// Whether `password` is one of the user's (or the user needs none).
-    pub fn password_ok(&self, password: &[u8]) -> bool {
-        self.nopass || self.passwords.contains(&sha256_hex(password))
-    }
-
-    /// Checks a command with its arguments against the user's rules.
+    /// Checks a command with its arguments against these permissions.
     pub fn check(&self, spec: &CommandSpec, req: &shoal_proto::Request) -> Result<(), Denied> {
         if !self.may_run(spec) {
             return Err(Denied::Command);
@@ -278,26 +365,34 @@ impl User {
         Ok(())
     }
 
-    /// The rules that rebuild this user (ACL LIST's line after `user <name>`).
+    /// Key patterns as rules (`~k* %R~logs:*`).
+    pub fn keys_text(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| {
+                let p = String::from_utf8_lossy(&k.pattern);
+                match (k.read, k.write) {
+                    (true, true) => format!("~{p}"),
+                    (true, false) => format!("%R~{p}"),
+                    _ => format!("%W~{p}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Channel patterns as rules (`&news.*`).
+    pub fn channels_text(&self) -> String {
+        self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Keys, channels and commands as rules, in ACL LIST's order.
     pub fn describe(&self) -> String {
-        let mut parts = vec![if self.enabled { "on" } else { "off" }.to_string()];
-        if self.nopass {
-            parts.push("nopass".into());
+        let mut parts = Vec::new();
+        if !self.keys.is_empty() {
+            parts.push(self.keys_text());
         }
-        parts.extend(self.passwords.iter().map(|h| format!("#{h}")));
-        for k in &self.keys {
-            let p = String::from_utf8_lossy(&k.pattern);
-            parts.push(match (k.read, k.write) {
-                (true, true) => format!("~{p}"),
-                (true, false) => format!("%R~{p}"),
-                _ => format!("%W~{p}"),
-            });
-        }
-        if self.channels.is_empty() {
-            parts.push("resetchannels".into());
-        } else {
-            parts.extend(self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))));
-        }
+        parts.push(if self.channels.is_empty() { "resetchannels".to_string() } else { self.channels_text() });
         parts.push(self.commands_text());
         parts.join(" ")
     }
@@ -340,6 +435,27 @@ mod tests {
         assert_eq!(User::new("x").apply("foo"), Err(RuleError::Syntax));
         assert_eq!(User::new("x").apply("<nothere"), Err(RuleError::NoSuchPassword));
         assert_eq!(User::new("x").apply("#abc"), Err(RuleError::BadHash));
+    }
+
+    #[test]
+    fn selectors_allow_what_the_root_does_not() {
+        let t = table();
+        let req = |a: &[&str]| shoal_proto::Request::from_args(a.iter().copied());
+        let mut u = user("on nopass ~app:* +@all");
+        u.apply("(%R~logs:* +get +scan)").unwrap();
+        assert_eq!(u.describe(), "on nopass ~app:* resetchannels +@all (%R~logs:* resetchannels -@all +get +scan)");
+        let get = t.lookup(b"get").unwrap();
+        let set = t.lookup(b"set").unwrap();
+        assert_eq!(u.check(get, &req(&["GET", "logs:1"])), Ok(()), "the selector allows it");
+        assert_eq!(
+            u.check(set, &req(&["SET", "logs:1", "v"])),
+            Err(Denied::Key(1)),
+            "neither allows it: the root's reason"
+        );
+        assert_eq!(u.apply("(~x >pw)"), Err(RuleError::Selector), "passwords do not belong in a selector");
+        u.apply("clearselectors").unwrap();
+        assert!(u.check(get, &req(&["GET", "logs:1"])).is_err());
+        assert_eq!(crate::acl::split_rules("on ~a (~b +get) +set"), vec!["on", "~a", "(~b +get)", "+set"]);
     }
 
     #[test]

@@ -11,7 +11,20 @@ fn arg(req: &Request, i: usize) -> String {
 
 pub fn setuser(ctx: &mut GwCtx<'_>, req: &Request) {
     let name = arg(req, 2);
-    let rules: Vec<String> = (3..req.len()).map(|i| arg(req, i)).collect();
+    // A selector given over several arguments (`(~x` `+get)`) is one rule, as in Redis.
+    let mut rules: Vec<String> = Vec::new();
+    let mut open = false;
+    for i in 3..req.len() {
+        let a = arg(req, i);
+        match rules.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(&a);
+            }
+            _ => rules.push(a.clone()),
+        }
+        open = (open || a.starts_with('(')) && !a.ends_with(')');
+    }
     let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
     match ctx.node.acl.set_user(&name, &rules) {
         Ok(()) => reply::ok(ctx.out),
@@ -36,27 +49,23 @@ pub fn getuser(ctx: &mut GwCtx<'_>, req: &Request) {
     reply::bulk(out, b"passwords");
     reply::array_len(out, u.passwords.len());
     u.passwords.iter().for_each(|h| reply::bulk(out, h.as_bytes()));
-    reply::bulk(out, b"commands");
-    reply::bulk(out, u.commands_text().as_bytes());
-    reply::bulk(out, b"keys");
-    let keys: Vec<String> = u
-        .keys
-        .iter()
-        .map(|k| {
-            let p = String::from_utf8_lossy(&k.pattern);
-            match (k.read, k.write) {
-                (true, true) => format!("~{p}"),
-                (true, false) => format!("%R~{p}"),
-                _ => format!("%W~{p}"),
-            }
-        })
-        .collect();
-    reply::bulk(out, keys.join(" ").as_bytes());
-    reply::bulk(out, b"channels");
-    let channels: Vec<String> = u.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))).collect();
-    reply::bulk(out, channels.join(" ").as_bytes());
+    perms_reply(out, &u.root);
     reply::bulk(out, b"selectors");
-    reply::array_len(out, 0);
+    reply::array_len(out, u.selectors.len());
+    for sel in &u.selectors {
+        reply::map_len(out, p, 3);
+        perms_reply(out, sel);
+    }
+}
+
+/// GETUSER's commands, keys and channels fields of one set of permissions.
+fn perms_reply(out: &mut bytes::BytesMut, perms: &crate::acl::user::Perms) {
+    reply::bulk(out, b"commands");
+    reply::bulk(out, perms.commands_text().as_bytes());
+    reply::bulk(out, b"keys");
+    reply::bulk(out, perms.keys_text().as_bytes());
+    reply::bulk(out, b"channels");
+    reply::bulk(out, perms.channels_text().as_bytes());
 }
 
 pub fn deluser(ctx: &mut GwCtx<'_>, req: &Request) {
@@ -248,13 +257,13 @@ pub fn read_aclfile(path: &std::path::Path) -> Result<UserRecords, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut words = line.split_whitespace();
-        let (Some("user"), Some(name)) = (words.next(), words.next()) else {
+        let words = crate::acl::split_rules(line);
+        let (Some("user"), Some(name)) = (words.first().map(String::as_str), words.get(1).map(String::as_str)) else {
             return Err(format!("{}:{}: lines must be 'user <name> <rules>'", path.display(), n + 1));
         };
-        let rules: Vec<&str> = words.collect();
+        let rules = &words[2..];
         let mut check = crate::acl::User::new(name);
-        for r in &rules {
+        for r in rules {
             check.apply(r).map_err(|why| format!("{}:{}: '{r}': {why}", path.display(), n + 1))?;
         }
         records.users.insert(name.to_string(), rules.join(" "));
