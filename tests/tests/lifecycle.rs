@@ -159,3 +159,31 @@ fn maxclients_refuses_the_next_client() {
         probe.try_read() == Some(simple("PONG"))
     });
 }
+
+#[test]
+fn idle_connections_cannot_hold_the_node_past_maxclients_and_timeout() {
+    let s = Server::start_with(&["--maxclients", "20", "--timeout", "1"]);
+    // A flood of connections that never send a byte: 20 are admitted, the rest refused at
+    // accept with Redis's error.
+    let idle: Vec<std::net::TcpStream> =
+        (0..40).map(|_| std::net::TcpStream::connect(s.addr()).expect("connect")).collect();
+    let mut refused = 0;
+    for mut c in idle.iter().skip(20) {
+        c.set_read_timeout(Some(shoal_tests::DEADLINE)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
+        if buf[..n].starts_with(b"-ERR max number of clients reached") {
+            refused += 1;
+        }
+    }
+    // The harness's readiness probe may hold a slot for a moment after it hangs up, letting one
+    // connection past the 20th in.
+    assert!(refused >= 19, "{refused} of the 20 connections past the limit were refused");
+    // The idle ones are closed after the client timeout, and a real client gets in.
+    shoal_tests::wait_for("a new client to be admitted once idle ones time out", || {
+        let mut c = s.raw();
+        c.send(b"PING\r\n");
+        c.try_read() == Some(simple("PONG"))
+    });
+    drop(idle);
+}
