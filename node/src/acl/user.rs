@@ -294,8 +294,7 @@ impl Perms {
                 ids.extend(0..t.stat_slots());
             } else {
                 let bit = ACL_CATEGORIES.iter().position(|c| *c == cat).ok_or(RuleError::UnknownCommand)?;
-                let every = t.iter().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()));
-                ids.extend(every.filter(|s| s.acl & (1 << bit) != 0).map(|s| s.id));
+                ids.extend(t.all_specs().filter(|s| s.acl & (1 << bit) != 0).map(|s| s.id));
             }
         } else if let Some((name, sub)) = lower.split_once('|') {
             let spec = t.lookup(name.as_bytes()).ok_or(RuleError::UnknownCommand)?;

@@ -114,13 +114,8 @@ pub fn cat(ctx: &mut GwCtx<'_>, req: &Request) {
     let Some(bit) = ACL_CATEGORIES.iter().position(|c| *c == want) else {
         return ctx.err(&format!("ERR Unknown category '{want}'"));
     };
-    let t = table();
-    let names: Vec<&str> = t
-        .iter()
-        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
-        .filter(|s| s.acl & (1 << bit) != 0)
-        .map(|s| s.full_name.as_str())
-        .collect();
+    let names: Vec<&str> =
+        table().all_specs().filter(|s| s.acl & (1 << bit) != 0).map(|s| s.full_name.as_str()).collect();
     reply::array_len(ctx.out, names.len());
     names.iter().for_each(|n| reply::bulk(ctx.out, n.as_bytes()));
 }
@@ -148,17 +143,10 @@ pub fn dryrun(ctx: &mut GwCtx<'_>, req: &Request) {
         return ctx.err(&format!("ERR User '{name}' not found"));
     };
     let cmd = Request::from_args((3..req.len()).map(|i| req.arg(i)));
-    let t = table();
-    let Some(mut spec) = t.lookup(cmd.arg(0)) else {
+    let Some(spec) = table().resolve(&cmd) else {
         return ctx.err(&format!("ERR Command '{}' not found", arg(req, 3)));
     };
-    if !spec.subcommands.is_empty() && cmd.len() > 1 {
-        if let Some(sub) = spec.subcommand(cmd.arg(1)) {
-            spec = sub;
-        }
-    }
-    let argc = cmd.len() as i32;
-    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+    if !spec.arity_ok(cmd.len()) {
         return ctx.err(&format!("ERR wrong number of arguments for '{}' command", spec.full_name));
     }
     let text = match u.check(spec, &cmd) {

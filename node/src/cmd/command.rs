@@ -177,22 +177,15 @@ pub fn list(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub fn getkeys(ctx: &mut GwCtx<'_>, req: &Request, with_flags: bool) {
-    let t = table();
-    let Some(mut c) = t.lookup(req.arg(2)) else { return ctx.err("ERR Invalid command specified") };
-    if !c.subcommands.is_empty() && req.len() > 3 {
-        if let Some(sub) = c.subcommand(req.arg(3)) {
-            c = sub;
-        }
-    }
+    let sub = Request::from_args(req.args().skip(2));
+    let Some(c) = table().resolve(&sub) else { return ctx.err("ERR Invalid command specified") };
     // Redis's order: a keyless command is reported as such before its arity is checked.
     if c.first_key <= 0 && c.keys_fn.is_none() {
         return ctx.err("ERR The command has no key arguments");
     }
-    let argc = (req.len() - 2) as i32;
-    if (c.arity > 0 && argc != c.arity) || argc < -c.arity {
+    if !c.arity_ok(sub.len()) {
         return ctx.err("ERR Invalid number of arguments specified for command");
     }
-    let sub = Request::from_args(req.args().skip(2));
     let keys: Vec<usize> = c.keys_of(&sub).collect();
     if keys.is_empty() {
         return ctx.err("ERR Invalid arguments specified for command");

@@ -294,6 +294,17 @@ impl CommandSpec {
         self
     }
 
+    /// Whether `argc` arguments (the name included) fit the command's arity.
+    #[inline]
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity > 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
     pub fn subcommand(&self, name: &[u8]) -> Option<&CommandSpec> {
         self.subcommands.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
     }
@@ -829,6 +840,18 @@ impl CommandTable {
 
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
         self.commands.iter()
+    }
+
+    /// Every command and every subcommand.
+    pub fn all_specs(&self) -> impl Iterator<Item = &CommandSpec> {
+        self.commands.iter().flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    }
+
+    /// The command `req` names: its subcommand when it names a known one, the command
+    /// otherwise (for DRYRUN, GETKEYS and log replay; connections report unknown subcommands).
+    pub fn resolve(&self, req: &Request) -> Option<&CommandSpec> {
+        let spec = self.lookup(req.arg(0))?;
+        Some(if req.len() > 1 { spec.subcommand(req.arg(1)).unwrap_or(spec) } else { spec })
     }
 
     pub fn len(&self) -> usize {

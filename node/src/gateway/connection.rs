@@ -374,8 +374,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
         }
-        let argc = req.len() as i32;
-        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        if !spec.arity_ok(req.len()) {
             self.local_error(&format!("ERR wrong number of arguments for '{}' command", spec.full_name), Some(spec.id));
             return Step::Done(None);
         }

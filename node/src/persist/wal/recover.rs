@@ -235,12 +235,9 @@ fn replay(
         return Ok(());
     }
     let req = Request::from_args(rec.argv.iter().copied());
-    let t = table();
     let unknown = || Replay::Invalid(format!("unknown record '{name}'"));
-    let mut spec = t.lookup(req.arg(0)).ok_or_else(unknown)?;
-    if !spec.subcommands.is_empty() && req.len() > 1 {
-        spec = spec.subcommand(req.arg(1)).ok_or_else(unknown)?;
-    }
+    // A container whose subcommand is unknown resolves to the container: not a shard handler.
+    let spec = table().resolve(&req).ok_or_else(unknown)?;
     let Handler::Shard(f) = spec.handler else { return Err(unknown()) };
     let mut refs: Vec<&mut ShardState> = states.iter_mut().map(|s| &mut **s).collect();
     out.clear();
