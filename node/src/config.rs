@@ -84,6 +84,15 @@ pub struct Cli {
     #[arg(long, env = "SHOAL_TCP_KEEPALIVE", value_name = "SECONDS")]
     pub tcp_keepalive: Option<u64>,
 
+    /// Log commands that run for at least this many microseconds in SLOWLOG; 0 logs every
+    /// command, a negative value none [default: 10000].
+    #[arg(long, env = "SHOAL_SLOWLOG_LOG_SLOWER_THAN", value_name = "MICROSECONDS", allow_hyphen_values = true)]
+    pub slowlog_log_slower_than: Option<i64>,
+
+    /// Entries SLOWLOG keeps; older ones are dropped [default: 128].
+    #[arg(long, env = "SHOAL_SLOWLOG_MAX_LEN", value_name = "N")]
+    pub slowlog_max_len: Option<usize>,
+
     /// Largest bulk string a client may send, e.g. "512mb" [default: 512mb].
     #[arg(long, env = "SHOAL_PROTO_MAX_BULK_LEN", value_name = "BYTES")]
     pub proto_max_bulk_len: Option<String>,
@@ -287,6 +296,8 @@ struct FileConfig {
     maxclients: Option<usize>,
     timeout: Option<u64>,
     tcp_keepalive: Option<u64>,
+    slowlog_log_slower_than: Option<i64>,
+    slowlog_max_len: Option<usize>,
     proto_max_bulk_len: Option<SizeValue>,
     client_query_buffer_limit: Option<SizeValue>,
     maxmemory: Option<SizeValue>,
@@ -390,6 +401,8 @@ pub struct Config {
     pub maxclients: usize,
     pub timeout: u64,
     pub tcp_keepalive: u64,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: usize,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxmemory: u64,
@@ -603,6 +616,8 @@ impl Config {
             maxclients: cli.maxclients.or(file.maxclients).unwrap_or_else(|| default_maxclients(maxmemory)),
             timeout: cli.timeout.or(file.timeout).unwrap_or(0),
             tcp_keepalive: cli.tcp_keepalive.or(file.tcp_keepalive).unwrap_or(300),
+            slowlog_log_slower_than: cli.slowlog_log_slower_than.or(file.slowlog_log_slower_than).unwrap_or(10_000),
+            slowlog_max_len: cli.slowlog_max_len.or(file.slowlog_max_len).unwrap_or(128),
             proto_max_bulk_len,
             client_query_buffer_limit,
             maxmemory,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod gateway;
 pub mod memory;
 pub mod metrics;
+pub mod monitor;
 pub mod node;
 pub mod notify;
 pub mod persist;
@@ -14,6 +15,7 @@ pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod slots;
+pub mod slowlog;
 pub mod tracking;
 pub mod util;
 

@@ -2,13 +2,14 @@
 //! CONFIG SET may change, the client registry, gateway statistics, pause and shutdown signals.
 
 use crate::cmd::exec::ExecSettings;
-use crate::cmd::table::table;
+use crate::cmd::table::{table, CommandSpec};
 use crate::config::Config;
 use crate::shard::stats::{CommandStat, ShardStats, LATENCY_BUCKETS_US};
 use crate::shard::types::Encodings;
 use crate::shard::{Leases, ShardMsg, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::counter::Striped;
+use shoal_proto::Request;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -337,6 +338,9 @@ pub struct Node {
     pub tls: Option<Arc<crate::gateway::tls::Tls>>,
     /// client-output-buffer-limit, per client class.
     pub output_limits: Arc<crate::gateway::output_limit::OutputLimits>,
+    pub slowlog: Arc<crate::slowlog::SlowLog>,
+    /// Clients in MONITOR mode.
+    pub monitors: crate::monitor::Monitors,
 }
 
 /// The node-wide services shards share, made before the shards start.
@@ -348,6 +352,7 @@ pub struct Services {
     pub backups: Arc<crate::persist::backup::Backups>,
     pub acl: Arc<crate::acl::Acl>,
     pub tls: Option<Arc<crate::gateway::tls::Tls>>,
+    pub slowlog: Arc<crate::slowlog::SlowLog>,
 }
 
 impl Node {
@@ -358,7 +363,7 @@ impl Node {
         node_id: String,
         services: Services,
     ) -> Node {
-        let Services { notifier, tracking, memory, wal, backups, acl, tls } = services;
+        let Services { notifier, tracking, memory, wal, backups, acl, tls, slowlog } = services;
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -402,8 +407,16 @@ impl Node {
             acl,
             tls,
             output_limits: Arc::default(),
+            slowlog,
+            monitors: Default::default(),
             config,
         }
+    }
+
+    /// Counts a command's run in the statistics and, if it was slow, in SLOWLOG.
+    pub fn record_call(&self, spec: &CommandSpec, req: &Request, nanos: u64, failed: bool, client: &ClientHandle) {
+        self.stats.record(spec.id, nanos, failed);
+        self.slowlog.observe(nanos, spec, req, Some(client));
     }
 
     pub fn uptime_ms(&self) -> u64 {

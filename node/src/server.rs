@@ -180,6 +180,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let notifier = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
     let tracking = Arc::new(crate::tracking::Tracking::new(pubsub));
     let memory = crate::memory::Memory::new(config.maxmemory, config.maxmemory_policy, config.shards);
+    let slowlog = Arc::new(crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len));
     memory.start_sampler();
     let mut states: Vec<Box<ShardState>> =
         (0..config.shards).map(|i| Box::new(ShardState::new(i, config.databases, table().stat_slots()))).collect();
@@ -216,6 +217,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state.notifier = Some(notifier.clone());
         state.tracking = Some(tracking.clone());
         state.memory = Some(memory.clone());
+        state.slowlog = Some(slowlog.clone());
         let slot = Arc::new(parking_lot::Mutex::new(Some(state)));
         let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { slot: slot.clone(), route: route.clone() })
             .await
@@ -231,7 +233,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         shard_refs,
         route,
         id,
-        crate::node::Services { notifier, tracking, memory, wal, backups, acl, tls },
+        crate::node::Services { notifier, tracking, memory, wal, backups, acl, tls, slowlog },
     ));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     node.saves.loaded_keys.store(loaded.keys, std::sync::atomic::Ordering::Relaxed);

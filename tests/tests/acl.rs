@@ -289,3 +289,140 @@ fn sha256(s: &str) -> String {
     let out = c.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
+
+/// Commands by how they use their keys, with `{A}`, `{B}`, `{C}` for the keys.
+const KEY_USES: &[&str] = &[
+    "GET {A}",
+    "SET {A} v",
+    "SET {A} v GET",
+    "SETNX {A} v",
+    "GETSET {A} v",
+    "GETDEL {A}",
+    "GETEX {A} PERSIST",
+    "APPEND {A} v",
+    "INCR {A}",
+    "STRLEN {A}",
+    "MGET {A} {B}",
+    "MSET {A} 1 {B} 2",
+    "MSETNX {A} 1 {B} 2",
+    "SETRANGE {A} 0 v",
+    "GETRANGE {A} 0 1",
+    "LCS {A} {B}",
+    "DEL {A} {B}",
+    "UNLINK {A}",
+    "EXISTS {A} {B}",
+    "TYPE {A}",
+    "EXPIRE {A} 10",
+    "TTL {A}",
+    "PERSIST {A}",
+    "TOUCH {A}",
+    "RENAME {A} {B}",
+    "RENAMENX {A} {B}",
+    "COPY {A} {B}",
+    "MOVE {A} 1",
+    "DUMP {A}",
+    "RESTORE {A} 0 x",
+    "OBJECT ENCODING {A}",
+    "SORT {A}",
+    "SORT {A} STORE {B}",
+    "SORT_RO {A}",
+    "LPUSH {A} v",
+    "LPUSHX {A} v",
+    "LPOP {A}",
+    "LRANGE {A} 0 -1",
+    "LINSERT {A} BEFORE p v",
+    "LMOVE {A} {B} LEFT RIGHT",
+    "RPOPLPUSH {A} {B}",
+    "LMPOP 2 {A} {B} LEFT",
+    "BLPOP {A} {B} 1",
+    "SADD {A} m",
+    "SREM {A} m",
+    "SMEMBERS {A}",
+    "SMOVE {A} {B} m",
+    "SUNION {A} {B}",
+    "SUNIONSTORE {A} {B} {C}",
+    "SINTERSTORE {A} {B} {C}",
+    "SDIFFSTORE {A} {B} {C}",
+    "SINTERCARD 2 {A} {B}",
+    "HSET {A} f v",
+    "HGET {A} f",
+    "HINCRBY {A} f 1",
+    "HDEL {A} f",
+    "HGETALL {A}",
+    "ZADD {A} 1 m",
+    "ZINCRBY {A} 1 m",
+    "ZRANGE {A} 0 -1",
+    "ZRANGESTORE {A} {B} 0 -1",
+    "ZUNIONSTORE {A} 2 {B} {C}",
+    "ZINTER 2 {A} {B}",
+    "ZPOPMIN {A}",
+    "ZMPOP 2 {A} {B} MIN",
+    "XADD {A} * f v",
+    "XRANGE {A} - +",
+    "XREAD STREAMS {A} {B} 0 0",
+    "XREADGROUP GROUP g c STREAMS {A} 0",
+    "XGROUP CREATE {A} g $",
+    "XACK {A} g 0-1",
+    "XTRIM {A} MAXLEN 1",
+    "PFADD {A} x",
+    "PFCOUNT {A} {B}",
+    "PFMERGE {A} {B} {C}",
+    "SETBIT {A} 1 1",
+    "GETBIT {A} 1",
+    "BITCOUNT {A}",
+    "BITOP AND {A} {B} {C}",
+    "BITFIELD {A} GET u8 0",
+    "BITFIELD {A} SET u8 0 1",
+    "BITFIELD_RO {A} GET u8 0",
+    "GEOADD {A} 0 0 m",
+    "GEOSEARCH {A} FROMLONLAT 0 0 BYRADIUS 1 km",
+    "GEOSEARCHSTORE {A} {B} FROMLONLAT 0 0 BYRADIUS 1 km",
+    "GEORADIUS {A} 0 0 1 km STORE {B}",
+    "WATCH {A} {B}",
+];
+
+/// A key is checked for reading when the command uses its value and for writing when it
+/// changes it, key by key, from Redis's key specs: ACL DRYRUN and COMMAND GETKEYSANDFLAGS
+/// answer as redis-server does for every command and mix of read-only, write-only and
+/// read-write keys.
+#[test]
+fn read_and_write_key_patterns_follow_each_keys_use_as_in_redis() {
+    let redis = shoal_tests::RedisServer::start();
+    let s = Server::start();
+    let mut mine = s.raw();
+    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let rules = ["u", "on", "nopass", "%R~r:*", "%W~w:*", "~rw:*", "+@all"];
+    setuser(&mut mine, &rules);
+    setuser(&mut theirs, &rules);
+    let prefixes = ["r:", "w:", "rw:"];
+    let (mut allowed, mut denied) = (0, 0);
+    for template in KEY_USES {
+        for a in prefixes {
+            for b in prefixes {
+                let line =
+                    template.replace("{A}", &format!("{a}a")).replace("{B}", &format!("{b}b")).replace("{C}", "rw:c");
+                let args: Vec<&str> = line.split(' ').collect();
+                let dryrun = [&["ACL", "DRYRUN", "u"][..], &args].concat();
+                let answer = mine.cmd(&dryrun);
+                assert_eq!(answer, theirs.cmd(&dryrun), "ACL DRYRUN u {line}");
+                if answer == ok() {
+                    allowed += 1;
+                } else {
+                    denied += 1;
+                }
+                let getkeys = [&["COMMAND", "GETKEYSANDFLAGS"][..], &args].concat();
+                assert_eq!(mine.cmd(&getkeys), theirs.cmd(&getkeys), "COMMAND GETKEYSANDFLAGS {line}");
+            }
+        }
+    }
+    assert!(allowed > 100 && denied > 100, "{allowed} allowed, {denied} denied");
+
+    // The case users meet: sources readable, the destination writable.
+    setuser(&mut mine, &["etl", "on", ">pw", "%R~src:*", "%W~dst:*", "+@set"]);
+    let mut etl = login(&s, "etl", "pw");
+    assert_eq!(etl.cmd(&["SUNIONSTORE", "dst:all", "src:a", "src:b"]), int(0));
+    assert_eq!(
+        etl.cmd(&["SUNIONSTORE", "src:a", "dst:all"]),
+        err("NOPERM this user has no permissions to access one of the keys used as arguments")
+    );
+}

@@ -285,3 +285,53 @@ fn config_set_limits_apply_to_open_connections() {
         err("ERR CONFIG SET failed (possibly related to argument 'client-query-buffer-limit') - argument must be between 1048576 and 2147483647 inclusive")
     );
 }
+
+/// Every command (and subcommand) as COMMAND lists it, by name.
+fn commands_by_name(r: &mut shoal_tests::Raw) -> std::collections::BTreeMap<String, Vec<Frame>> {
+    fn walk(f: &Frame, out: &mut std::collections::BTreeMap<String, Vec<Frame>>) {
+        let Frame::Array(fields) = f else { panic!("a command entry: {f:?}") };
+        let Frame::Bulk(name) = &fields[0] else { panic!("a name") };
+        if let Frame::Array(subs) = &fields[9] {
+            subs.iter().for_each(|s| walk(s, out));
+        }
+        out.insert(String::from_utf8_lossy(name).into_owned(), fields.clone());
+    }
+    let Frame::Array(all) = r.cmd(&["COMMAND"]) else { panic!("COMMAND") };
+    let mut out = std::collections::BTreeMap::new();
+    all.iter().for_each(|c| walk(c, &mut out));
+    out
+}
+
+/// Clients read COMMAND: cluster clients route by its key positions, tips and key specs, and
+/// ACL key rules follow the specs' flags. Every command the two servers share is described as
+/// Redis describes it.
+#[test]
+fn command_info_is_redis_own_for_every_shared_command() {
+    let redis = shoal_tests::RedisServer::start();
+    let s = Server::start();
+    let theirs = commands_by_name(&mut shoal_tests::Raw::connect(([127, 0, 0, 1], redis.port).into()));
+    let ours = commands_by_name(&mut s.raw());
+    let mut compared = 0;
+    for (name, mine) in &ours {
+        let Some(reference) = theirs.get(name) else { continue };
+        // ZRANK and ZREVRANK take Redis 7.2's WITHSCORE.
+        if !matches!(name.as_str(), "zrank" | "zrevrank") {
+            assert_eq!(mine[1], reference[1], "{name}: arity");
+        }
+        let sorted = |f: &Frame| match f {
+            Frame::Array(items) => {
+                let mut v: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+                v.sort();
+                v
+            }
+            other => panic!("{name}: a list, not {other:?}"),
+        };
+        assert_eq!(sorted(&mine[2]), sorted(&reference[2]), "{name}: flags");
+        assert_eq!(mine[3..6], reference[3..6], "{name}: first key, last key, step");
+        assert_eq!(sorted(&mine[6]), sorted(&reference[6]), "{name}: ACL categories");
+        assert_eq!(mine[7], reference[7], "{name}: tips");
+        assert_eq!(mine[8], reference[8], "{name}: key specs");
+        compared += 1;
+    }
+    assert!(compared > 200, "compared {compared} commands");
+}

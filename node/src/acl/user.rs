@@ -3,6 +3,7 @@
 //! through. Command rules compile to a bit per command-table entry, so a check is one bit test
 //! plus, for restricted users, the key and channel patterns.
 
+use crate::cmd::keyspec::{flags as kflags, keys_and_flags, KeyRef};
 use crate::cmd::table::{table, CommandSpec, ACL_CATEGORIES};
 use crate::util::glob::glob_match;
 use sha2::{Digest, Sha256};
@@ -198,8 +199,9 @@ impl User {
     /// Checks a command with its arguments: allowed if the root permissions or any selector
     /// allow it; refused with the root permissions' reason otherwise, as Redis does.
     pub fn check(&self, spec: &CommandSpec, req: &shoal_proto::Request) -> Result<(), Denied> {
-        let root = self.root.check(spec, req);
-        if root.is_err() && self.selectors.iter().any(|p| p.check(spec, req).is_ok()) {
+        let keys = keys_and_flags(spec, req);
+        let root = self.root.check(spec, req, &keys);
+        if root.is_err() && self.selectors.iter().any(|p| p.check(spec, req, &keys).is_ok()) {
             return Ok(());
         }
         root
@@ -334,20 +336,22 @@ impl Perms {
             && self.channels.iter().any(|c| c == b"*")
     }
 
-    /// Checks a command with its arguments against these permissions.
-    pub fn check(&self, spec: &CommandSpec, req: &shoal_proto::Request) -> Result<(), Denied> {
+    /// Checks a command with its arguments (and the keys they name) against these permissions.
+    /// A key needs read permission if the command uses its value, write permission if it
+    /// changes it: `%R~src:* %W~dst:*` may SUNIONSTORE from `src:` into `dst:`.
+    pub fn check(&self, spec: &CommandSpec, req: &shoal_proto::Request, keys: &[KeyRef]) -> Result<(), Denied> {
         if !self.may_run(spec) {
             return Err(Denied::Command);
         }
-        let (read, write) = (!spec.is_write(), spec.is_write());
-        for i in spec.keys_of(req) {
-            let key = req.arg(i);
+        for k in keys {
+            let (read, write) = (kflags::reads(k.flags), kflags::writes(k.flags));
+            let key = req.arg(k.pos);
             let ok = self
                 .keys
                 .iter()
-                .any(|k| (!read || k.read) && (!write || k.write) && glob_match(&k.pattern, key, false));
+                .any(|p| (!read || p.read) && (!write || p.write) && glob_match(&p.pattern, key, false));
             if !ok {
-                return Err(Denied::Key(i));
+                return Err(Denied::Key(k.pos));
             }
         }
         if let Some((positions, pattern)) = channel_args(spec, req) {

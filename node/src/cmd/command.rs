@@ -2,52 +2,89 @@
 
 use super::args::is;
 use super::gateway::GwCtx;
+use super::keyspec::{self, Begin, Find};
 use super::table::{table, CommandSpec};
 use crate::util::glob::glob_match;
 use bytes::BytesMut;
 use shoal_proto::{reply, Protocol, Request};
 
-/// Key-spec flags as Redis writes them: the access kind upper case, the operation lower.
-fn key_flags(c: &CommandSpec) -> &'static [&'static [u8]] {
-    if c.is_write() {
-        &[b"RW", b"update"]
-    } else {
-        &[b"RO", b"access"]
+fn key_flags(out: &mut BytesMut, p: Protocol, f: u16) {
+    let names = || keyspec::flags::NAMES.iter().filter(|(bit, _)| f & bit != 0);
+    reply::set_len(out, p, names().count());
+    for (_, name) in names() {
+        reply::simple(out, name.as_bytes());
     }
 }
 
-fn key_spec(out: &mut BytesMut, p: Protocol, c: &CommandSpec) {
-    if c.first_key <= 0 {
-        return reply::set_len(out, p, 0);
+/// A command's key specs as Redis 7 prints them in COMMAND INFO.
+fn key_specs(out: &mut BytesMut, p: Protocol, c: &CommandSpec) {
+    reply::set_len(out, p, c.key_specs.len());
+    for ks in &c.key_specs {
+        reply::map_len(out, p, if ks.notes.is_empty() { 3 } else { 4 });
+        if !ks.notes.is_empty() {
+            reply::bulk(out, b"notes");
+            reply::bulk(out, ks.notes.as_bytes());
+        }
+        reply::bulk(out, b"flags");
+        key_flags(out, p, ks.flags);
+        reply::bulk(out, b"begin_search");
+        reply::map_len(out, p, 2);
+        reply::bulk(out, b"type");
+        match ks.begin {
+            Begin::Index(i) => {
+                reply::bulk(out, b"index");
+                int_map(out, p, &[(b"index", i as i64)]);
+            }
+            Begin::Keyword(word, from) => {
+                reply::bulk(out, b"keyword");
+                reply::bulk(out, b"spec");
+                reply::map_len(out, p, 2);
+                reply::bulk(out, b"keyword");
+                reply::bulk(out, word.as_bytes());
+                reply::bulk(out, b"startfrom");
+                reply::integer(out, from as i64);
+            }
+            Begin::Unknown => {
+                reply::bulk(out, b"unknown");
+                int_map(out, p, &[]);
+            }
+        }
+        reply::bulk(out, b"find_keys");
+        reply::map_len(out, p, 2);
+        reply::bulk(out, b"type");
+        match ks.find {
+            Find::Range { lastkey, keystep, limit } => {
+                reply::bulk(out, b"range");
+                int_map(
+                    out,
+                    p,
+                    &[(b"lastkey", lastkey as i64), (b"keystep", keystep as i64), (b"limit", limit as i64)],
+                );
+            }
+            Find::Keynum { keynumidx, firstkey, keystep } => {
+                reply::bulk(out, b"keynum");
+                int_map(
+                    out,
+                    p,
+                    &[(b"keynumidx", keynumidx as i64), (b"firstkey", firstkey as i64), (b"keystep", keystep as i64)],
+                );
+            }
+            Find::Unknown => {
+                reply::bulk(out, b"unknown");
+                int_map(out, p, &[]);
+            }
+        }
     }
-    reply::set_len(out, p, 1);
-    reply::map_len(out, p, 3);
-    reply::bulk(out, b"flags");
-    let flags = key_flags(c);
-    reply::set_len(out, p, flags.len());
-    for f in flags {
-        reply::simple(out, f);
+}
+
+/// `spec` followed by a map of integer fields.
+fn int_map(out: &mut BytesMut, p: Protocol, fields: &[(&[u8], i64)]) {
+    reply::bulk(out, b"spec");
+    reply::map_len(out, p, fields.len());
+    for (name, v) in fields {
+        reply::bulk(out, name);
+        reply::integer(out, *v);
     }
-    reply::bulk(out, b"begin_search");
-    reply::map_len(out, p, 2);
-    reply::bulk(out, b"type");
-    reply::bulk(out, b"index");
-    reply::bulk(out, b"spec");
-    reply::map_len(out, p, 1);
-    reply::bulk(out, b"index");
-    reply::integer(out, c.first_key as i64);
-    reply::bulk(out, b"find_keys");
-    reply::map_len(out, p, 2);
-    reply::bulk(out, b"type");
-    reply::bulk(out, b"range");
-    reply::bulk(out, b"spec");
-    reply::map_len(out, p, 3);
-    reply::bulk(out, b"lastkey");
-    reply::integer(out, if c.last_key < 0 { c.last_key as i64 } else { (c.last_key - c.first_key) as i64 });
-    reply::bulk(out, b"keystep");
-    reply::integer(out, c.key_step as i64);
-    reply::bulk(out, b"limit");
-    reply::integer(out, 0);
 }
 
 /// One command's COMMAND INFO entry (Redis 7's ten fields).
@@ -68,8 +105,11 @@ fn write_info(out: &mut BytesMut, p: Protocol, c: &CommandSpec) {
     for cat in cats {
         reply::simple(out, cat.as_bytes());
     }
-    reply::set_len(out, p, 0);
-    key_spec(out, p, c);
+    reply::set_len(out, p, c.tips.len());
+    for tip in c.tips {
+        reply::bulk(out, tip.as_bytes());
+    }
+    key_specs(out, p, c);
     reply::set_len(out, p, c.subcommands.len());
     for s in &c.subcommands {
         write_info(out, p, s);
@@ -180,28 +220,27 @@ pub fn getkeys(ctx: &mut GwCtx<'_>, req: &Request, with_flags: bool) {
     let sub = Request::from_args(req.args().skip(2));
     let Some(c) = table().resolve(&sub) else { return ctx.err("ERR Invalid command specified") };
     // Redis's order: a keyless command is reported as such before its arity is checked.
-    if c.first_key <= 0 && c.keys_fn.is_none() {
+    if !c.has_keys() {
         return ctx.err("ERR The command has no key arguments");
     }
     if !c.arity_ok(sub.len()) {
         return ctx.err("ERR Invalid number of arguments specified for command");
     }
-    let keys: Vec<usize> = c.keys_of(&sub).collect();
+    let keys = keyspec::keys_and_flags(c, &sub);
     if keys.is_empty() {
+        if c.has(crate::cmd::table::flags::NO_MANDATORY_KEYS) {
+            return reply::array_len(ctx.out, 0);
+        }
         return ctx.err("ERR Invalid arguments specified for command");
     }
     reply::array_len(ctx.out, keys.len());
     for k in keys {
         if with_flags {
             reply::array_len(ctx.out, 2);
-            reply::bulk(ctx.out, req.arg(k + 2));
-            let flags = key_flags(c);
-            reply::set_len(ctx.out, ctx.session.proto, flags.len());
-            for f in flags {
-                reply::simple(ctx.out, f);
-            }
+            reply::bulk(ctx.out, sub.arg(k.pos));
+            key_flags(ctx.out, ctx.session.proto, k.flags);
         } else {
-            reply::bulk(ctx.out, req.arg(k + 2));
+            reply::bulk(ctx.out, sub.arg(k.pos));
         }
     }
 }

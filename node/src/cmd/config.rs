@@ -19,8 +19,6 @@ pub fn passive_defaults() -> BTreeMap<&'static str, String> {
         ("lazyfree-lazy-user-flush", "no"),
         ("lazyfree-lazy-expire", "no"),
         ("hz", "10"),
-        ("slowlog-log-slower-than", "10000"),
-        ("slowlog-max-len", "128"),
         ("latency-tracking", "yes"),
         ("lua-time-limit", "5000"),
         ("busy-reply-threshold", "5000"),
@@ -65,6 +63,8 @@ const ACTIVE: &[(&str, bool)] = &[
     ("tls-ca-cert-file", true),
     ("tls-auth-clients", true),
     ("notify-keyspace-events", true),
+    ("slowlog-log-slower-than", true),
+    ("slowlog-max-len", true),
     ("cluster-enabled", false),
     ("io-threads", false),
 ];
@@ -119,6 +119,8 @@ fn active_value(node: &Node, name: &str) -> String {
             }
         }
         "notify-keyspace-events" => crate::notify::to_string(node.notifier.flags()),
+        "slowlog-log-slower-than" => node.slowlog.threshold_us().to_string(),
+        "slowlog-max-len" => node.slowlog.max_len().to_string(),
         "cluster-enabled" => "yes".into(),
         "io-threads" => node.config.shards.to_string(),
         _ => String::new(),
@@ -207,6 +209,16 @@ fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), S
             }
         }
         "client-output-buffer-limit" => node.output_limits.set(value)?,
+        "slowlog-log-slower-than" => node.slowlog.set_threshold_us(
+            value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?,
+        ),
+        "slowlog-max-len" => {
+            let n = value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if !(0..=i64::from(i32::MAX)).contains(&n) {
+                return Err("argument must be between 0 and 2147483647 inclusive".into());
+            }
+            node.slowlog.set_max_len(n as usize)
+        }
         "requirepass" => {
             // Redis's requirepass is the default user's one password ("" for none).
             let rules = if value.is_empty() {

@@ -54,6 +54,7 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
             super::multi::unwatch_all(ctx);
             let id = ctx.session.handle.id;
             pubsub::forget_all(ctx.node, &mut ctx.session.subs, id);
+            super::monitor::stop(ctx.node, ctx.session);
             ctx.session.pubsub = None;
             if ctx.session.tracking.take().is_some() {
                 ctx.node.tracking.disable(id);
@@ -154,7 +155,15 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::ClusterGetKeysInSlot => cluster::getkeysinslot(ctx, req).await,
         Gw::Help => help(ctx),
         Gw::Multi => super::multi::multi(ctx),
-        Gw::Exec => super::multi::exec(ctx).await,
+        Gw::Exec => {
+            super::multi::exec(ctx).await;
+            // After the commands it ran, as Redis shows them.
+            super::monitor::show(ctx.node, ctx.session, ctx.spec, req);
+        }
+        Gw::Monitor => super::monitor::monitor(ctx),
+        Gw::SlowLogGet => super::slowlog::get(ctx, req),
+        Gw::SlowLogLen => super::slowlog::len(ctx),
+        Gw::SlowLogReset => super::slowlog::reset(ctx),
         Gw::Discard => super::multi::discard(ctx),
         Gw::Watch => super::multi::watch(ctx, req).await,
         Gw::Unwatch => super::multi::unwatch(ctx),

@@ -142,6 +142,7 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
     let mut settings = ctx.node.exec_settings();
     settings.client = ctx.session.handle.id;
     for (spec, req) in queued {
+        super::monitor::show(ctx.node, ctx.session, spec, &req);
         let started = Instant::now();
         let failed = match spec.handler {
             Handler::Shard(f) => {
@@ -164,7 +165,7 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
             }
             Handler::Container => unreachable!("containers resolve to a subcommand"),
         };
-        ctx.node.stats.record(spec.id, started.elapsed().as_nanos() as u64, failed);
+        ctx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &ctx.session.handle);
     }
     // Clients blocked on keys the transaction pushed to are served after it, as in Redis.
     let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();

@@ -2,6 +2,7 @@
 //! handler, declared once. Routing, arity errors, COMMAND output and statistics read it.
 
 use super::exec::Exec;
+use super::keyspec::KeySpec;
 use shoal_proto::Request;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -134,6 +135,10 @@ pub enum Gw {
     PubsubNumPat,
     PubsubShardChannels,
     PubsubShardNumSub,
+    Monitor,
+    SlowLogGet,
+    SlowLogLen,
+    SlowLogReset,
 }
 
 #[derive(Clone, Copy)]
@@ -164,8 +169,9 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 16;
     pub const MOVABLE_KEYS: u32 = 1 << 17;
     pub const ALLOW_BUSY: u32 = 1 << 18;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 19;
 
-    pub const NAMES: [(u32, &str); 19] = [
+    pub const NAMES: [(u32, &str); 20] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -185,6 +191,7 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
     ];
 }
 
@@ -238,6 +245,11 @@ pub struct CommandSpec {
     /// patterns): whether this request does, so it runs with every shard leased.
     pub all_shards_fn: Option<fn(&Request) -> bool>,
     pub parent: Option<&'static str>,
+    /// Where the keys are and how each is used, as Redis 7 declares it (derived from the
+    /// first/last/step range for commands Redis does not have).
+    pub key_specs: Vec<KeySpec>,
+    /// Redis's command tips (`request_policy:all_shards`, ...), for cluster clients.
+    pub tips: &'static [&'static str],
 }
 
 impl CommandSpec {
@@ -250,7 +262,8 @@ impl CommandSpec {
     }
 
     pub fn flag_names(&self) -> Vec<&'static str> {
-        flags::NAMES.iter().filter(|(f, _)| self.flags & f != 0).map(|(_, n)| *n).collect()
+        // Redis 7.0 keeps `protected` to itself.
+        flags::NAMES.iter().filter(|(f, _)| self.flags & f & !flags::PROTECTED != 0).map(|(_, n)| *n).collect()
     }
 
     pub fn acl_names(&self) -> Vec<String> {
@@ -273,6 +286,11 @@ impl CommandSpec {
         let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key };
         let range = if first <= 0 || last < first { 0..0 } else { first as usize..(last as usize + 1).min(argc) };
         KeyPositions::Range(range.step_by(step))
+    }
+
+    /// Whether the command can have key arguments (shard channels do not count).
+    pub fn has_keys(&self) -> bool {
+        self.keys_fn.is_some() || self.key_specs.iter().any(|k| k.flags & super::keyspec::flags::NOT_KEY == 0)
     }
 
     /// Whether this request must run with every shard leased.
@@ -375,6 +393,8 @@ fn c(
         parent: None,
         keys_fn: None,
         all_shards_fn: None,
+        key_specs: Vec::new(),
+        tips: &[],
     }
 }
 
@@ -385,8 +405,7 @@ fn container(
     summary: &'static str,
     subs: Vec<CommandSpec>,
 ) -> CommandSpec {
-    let mut spec = c(name, -2, "", (0, 0, 0), "", group, since, summary, Handler::Container);
-    spec.acl = 0;
+    let mut spec = c(name, -2, "", (0, 0, 0), "@slow", group, since, summary, Handler::Container);
     for mut s in subs {
         s.full_name = format!("{name}|{}", s.name);
         s.parent = Some(name);
@@ -497,9 +516,9 @@ fn declare() -> Vec<CommandSpec> {
         c("geosearchstore", -8, "write denyoom", (1, 2, 1), "@geo", "geo", "6.2.0", "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.", S(super::geo::geosearchstore)),
         // hyperloglog
         c("pfadd", -2, "write denyoom fast", KEY1, "@hyperloglog", "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", S(super::hll::pfadd)),
-        c("pfcount", -2, "readonly may_replicate", ALLKEYS, "@hyperloglog", "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", S(super::hll::pfcount)),
+        c("pfcount", -2, "readonly", ALLKEYS, "@hyperloglog", "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", S(super::hll::pfcount)),
         c("pfmerge", -2, "write denyoom", ALLKEYS, "@hyperloglog", "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", S(super::hll::pfmerge)),
-        c("pfdebug", -3, "write denyoom admin", (2, 2, 1), "@hyperloglog", "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values.", S(super::hll::pfdebug)),
+        c("pfdebug", 3, "write denyoom admin", (2, 2, 1), "@hyperloglog", "hyperloglog", "2.8.9", "Internal commands for debugging HyperLogLog values.", S(super::hll::pfdebug)),
         // hashes
         c("hset", -4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Creates or modifies the value of a field in a hash.", S(h::hset)),
         c("hsetnx", 4, "write denyoom fast", KEY1, "@hash", hs, "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", S(h::hsetnx)),
@@ -561,10 +580,10 @@ fn declare() -> Vec<CommandSpec> {
         c("lpos", -3, "readonly", KEY1, "@list", li, "6.0.6", "Returns the index of matching elements in a list.", S(l::lpos)),
         c("lmove", 5, "write denyoom", (1, 2, 1), "@list", li, "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", S(l::lmove)),
         c("rpoplpush", 3, "write denyoom", (1, 2, 1), "@list", li, "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", S(l::rpoplpush)),
-        c("blpop", -3, "write blocking", (1, -2, 1), "@list", li, "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::blpop)),
-        c("brpop", -3, "write blocking", (1, -2, 1), "@list", li, "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::brpop)),
-        c("brpoplpush", 4, "write denyoom blocking", (1, 2, 1), "@list", li, "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", S(b::brpoplpush)),
-        c("blmove", 6, "write denyoom blocking", (1, 2, 1), "@list", li, "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", S(b::blmove)),
+        c("blpop", -3, "write blocking noscript", (1, -2, 1), "@list", li, "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::blpop)),
+        c("brpop", -3, "write blocking noscript", (1, -2, 1), "@list", li, "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::brpop)),
+        c("brpoplpush", 4, "write denyoom blocking noscript", (1, 2, 1), "@list", li, "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", S(b::brpoplpush)),
+        c("blmove", 6, "write denyoom blocking noscript", (1, 2, 1), "@list", li, "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", S(b::blmove)),
         c("blmpop", -5, "write blocking", NOKEY, "@list", li, "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", S(b::blmpop)).movable(keys_numkeys_at_2),
         c("lmpop", -4, "write", NOKEY, "@list", li, "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", S(l::lmpop)).movable(keys_numkeys_at_1),
         // sorted sets
@@ -591,8 +610,8 @@ fn declare() -> Vec<CommandSpec> {
         c("zpopmin", -2, "write fast", KEY1, "@sortedset", zs, "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", S(z::zpopmin)),
         c("zpopmax", -2, "write fast", KEY1, "@sortedset", zs, "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", S(z::zpopmax)),
         c("zmpop", -4, "write", NOKEY, "@sortedset", zs, "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", S(z::zmpop)).movable(keys_numkeys_at_1),
-        c("bzpopmin", -3, "write blocking fast", (1, -2, 1), "@sortedset", zs, "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", S(b::bzpopmin)),
-        c("bzpopmax", -3, "write blocking fast", (1, -2, 1), "@sortedset", zs, "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", S(b::bzpopmax)),
+        c("bzpopmin", -3, "write blocking noscript fast", (1, -2, 1), "@sortedset", zs, "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", S(b::bzpopmin)),
+        c("bzpopmax", -3, "write blocking noscript fast", (1, -2, 1), "@sortedset", zs, "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", S(b::bzpopmax)),
         c("bzmpop", -5, "write blocking", NOKEY, "@sortedset", zs, "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", S(b::bzmpop)).movable(keys_numkeys_at_2),
         c("zrandmember", -2, "readonly", KEY1, "@sortedset", zs, "6.2.0", "Returns one or more random members from a sorted set.", S(z::zrandmember)),
         c("zunion", -3, "readonly", NOKEY, "@sortedset", zs, "6.2.0", "Returns the union of multiple sorted sets.", S(z::zunion)).movable(keys_numkeys_at_1),
@@ -638,8 +657,8 @@ fn declare() -> Vec<CommandSpec> {
         c("punsubscribe", -1, "pubsub noscript loading stale", NOKEY, "", "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", G(Gw::PUnsubscribe)),
         c("ssubscribe", -2, "pubsub noscript loading stale", (1, -1, 1), "", "pubsub", "7.0.0", "Listens for messages published to shard channels.", G(Gw::SSubscribe)),
         c("sunsubscribe", -1, "pubsub noscript loading stale", (1, -1, 1), "", "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", G(Gw::SUnsubscribe)),
-        c("publish", 3, "pubsub loading stale fast may_replicate", NOKEY, "", "pubsub", "2.0.0", "Posts a message to a channel.", G(Gw::Publish)),
-        c("spublish", 3, "pubsub loading stale fast may_replicate", KEY1, "", "pubsub", "7.0.0", "Post a message to a shard channel", G(Gw::SPublish)),
+        c("publish", 3, "pubsub loading stale fast", NOKEY, "", "pubsub", "2.0.0", "Posts a message to a channel.", G(Gw::Publish)),
+        c("spublish", 3, "pubsub loading stale fast", KEY1, "", "pubsub", "7.0.0", "Post a message to a shard channel", G(Gw::SPublish)),
         container("pubsub", "pubsub", "2.8.0", "A container for Pub/Sub commands.", vec![
             c("channels", -2, "pubsub loading stale", NOKEY, "", "pubsub", "2.8.0", "Returns the active channels.", G(Gw::PubsubChannels)),
             c("numsub", -2, "pubsub loading stale", NOKEY, "", "pubsub", "2.8.0", "Returns a count of subscribers to channels.", G(Gw::PubsubNumSub)),
@@ -650,7 +669,7 @@ fn declare() -> Vec<CommandSpec> {
         ]),
         // sort
         c("sort", -2, "write denyoom", KEY1, "@set @sortedset @list @dangerous", gen, "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", S(super::sort::sort)).movable(keys_sort).reads_any_key(super::sort::needs_all_shards),
-        c("sort_ro", -2, "readonly", KEY1, "@set @sortedset @list @dangerous", gen, "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", S(super::sort::sort_ro)).reads_any_key(super::sort::needs_all_shards),
+        c("sort_ro", -2, "readonly", KEY1, "@set @sortedset @list @dangerous", gen, "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", S(super::sort::sort_ro)).movable(keys_sort).reads_any_key(super::sort::needs_all_shards),
         // transactions
         c("multi", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "1.2.0", "Starts a transaction.", G(Gw::Multi)),
         c("exec", 1, "noscript loading stale skip_slowlog", NOKEY, "@transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", G(Gw::Exec)),
@@ -696,8 +715,8 @@ fn declare() -> Vec<CommandSpec> {
         c("keys", 2, "readonly", NOKEY, "@keyspace @dangerous", gen, "1.0.0", "Returns all key names that match a pattern.", G(Gw::Keys)),
         c("scan", -2, "readonly", NOKEY, "@keyspace", gen, "2.8.0", "Iterates over the key names in the database.", G(Gw::Scan)),
         c("randomkey", 1, "readonly", NOKEY, "@keyspace", gen, "1.0.0", "Returns a random key name from the database.", G(Gw::RandomKey)),
-        c("save", 1, "admin noscript no_multi", NOKEY, "@admin @slow @dangerous", srv, "1.0.0", "Synchronously saves the database(s) to disk.", G(Gw::Save)),
-        c("bgsave", -1, "admin noscript", NOKEY, "@admin @slow @dangerous", srv, "1.0.0", "Asynchronously saves the database(s) to disk.", G(Gw::BgSave)),
+        c("save", 1, "admin noscript no_multi no_async_loading", NOKEY, "@admin @slow @dangerous", srv, "1.0.0", "Synchronously saves the database(s) to disk.", G(Gw::Save)),
+        c("bgsave", -1, "admin noscript no_async_loading", NOKEY, "@admin @slow @dangerous", srv, "1.0.0", "Asynchronously saves the database(s) to disk.", G(Gw::BgSave)),
         container("acl", srv, "6.0.0", "A container for Access List Control commands.", vec![
             c("setuser", -3, "admin noscript loading stale", NOKEY, "", srv, "6.0.0", "Creates and modifies an ACL user and its rules.", G(Gw::AclSetUser)),
             c("getuser", 3, "admin noscript loading stale", NOKEY, "", srv, "6.0.0", "Lists the ACL rules of a user.", G(Gw::AclGetUser)),
@@ -720,7 +739,7 @@ fn declare() -> Vec<CommandSpec> {
             c("status", 2, "admin noscript", NOKEY, "@admin @slow @dangerous", srv, "0.1.0", "Reports the backup under way and how the last one went.", G(Gw::BackupStatus)),
             c("help", 2, "loading stale", NOKEY, "@slow", srv, "0.1.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
         ]),
-        c("bgrewriteaof", 1, "admin noscript", NOKEY, "@admin @slow @dangerous", srv, "1.0.0", "Asynchronously rewrites the append-only file to disk.", G(Gw::BgRewriteAof)),
+        c("bgrewriteaof", 1, "admin noscript no_async_loading", NOKEY, "@admin @slow @dangerous", srv, "1.0.0", "Asynchronously rewrites the append-only file to disk.", G(Gw::BgRewriteAof)),
         c("lastsave", 1, "loading stale fast", NOKEY, "@admin @fast @dangerous", srv, "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", G(Gw::LastSave)),
         c("dbsize", 1, "readonly fast", NOKEY, "@keyspace", srv, "1.0.0", "Returns the number of keys in the database.", G(Gw::DbSize)),
         c("flushdb", -1, "write", NOKEY, "@keyspace @dangerous", srv, "1.0.0", "Remove all keys from the current database.", G(Gw::FlushDb)),
@@ -728,7 +747,7 @@ fn declare() -> Vec<CommandSpec> {
         c("swapdb", 3, "write fast", NOKEY, "@keyspace @dangerous", srv, "4.0.0", "Swaps two Redis databases.", G(Gw::SwapDb)),
         // connection
         c("ping", -1, "fast", NOKEY, "@connection", conn, "1.0.0", "Returns the server's liveliness response.", G(Gw::Ping)),
-        c("echo", 2, "fast", NOKEY, "@connection", conn, "1.0.0", "Returns the given string.", G(Gw::Echo)),
+        c("echo", 2, "fast loading stale", NOKEY, "@connection", conn, "1.0.0", "Returns the given string.", G(Gw::Echo)),
         c("hello", -1, "noscript loading stale fast no_auth allow_busy", NOKEY, "@connection", conn, "6.0.0", "Handshakes with the Redis server.", G(Gw::Hello)),
         c("auth", -2, "noscript loading stale fast no_auth allow_busy", NOKEY, "@connection", conn, "1.0.0", "Authenticates the connection.", G(Gw::Auth)),
         c("select", 2, "loading stale fast", NOKEY, "@connection", conn, "1.0.0", "Changes the selected database.", G(Gw::Select)),
@@ -761,6 +780,13 @@ fn declare() -> Vec<CommandSpec> {
         c("info", -1, "loading stale", NOKEY, "@dangerous", srv, "1.0.0", "Returns information and statistics about the server.", G(Gw::Info)),
         c("debug", -2, "admin noscript loading stale protected", NOKEY, "", srv, "1.0.0", "A container for debugging commands.", G(Gw::Debug)),
         c("shutdown", -1, "admin noscript loading stale no_multi allow_busy", NOKEY, "", srv, "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", G(Gw::Shutdown)),
+        c("monitor", 1, "admin noscript loading stale", NOKEY, "", srv, "1.0.0", "Listens for all requests received by the server in real-time.", G(Gw::Monitor)),
+        container("slowlog", srv, "2.2.12", "A container for slow log commands.", vec![
+            c("get", -2, "admin loading stale", NOKEY, "", srv, "2.2.12", "Returns the slow log's entries.", G(Gw::SlowLogGet)),
+            c("len", 2, "admin loading stale", NOKEY, "", srv, "2.2.12", "Returns the number of entries in the slow log.", G(Gw::SlowLogLen)),
+            c("reset", 2, "admin loading stale", NOKEY, "", srv, "2.2.12", "Clears all entries from the slow log.", G(Gw::SlowLogReset)),
+            c("help", 2, "loading stale", NOKEY, "", srv, "6.2.0", "Show helpful text about the different subcommands", G(Gw::Help)),
+        ]),
         container("config", srv, "2.0.0", "A container for server configuration commands.", vec![
             c("get", -3, "admin noscript loading stale", NOKEY, "", srv, "2.0.0", "Returns the effective values of configuration parameters.", G(Gw::ConfigGet)),
             c("set", -4, "admin noscript loading stale", NOKEY, "", srv, "2.0.0", "Sets configuration parameters in-flight.", G(Gw::ConfigSet)),
@@ -790,8 +816,8 @@ fn declare() -> Vec<CommandSpec> {
             c("info", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns information about the state of a node.", G(Gw::ClusterInfo)),
             c("myid", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns the ID of a node.", G(Gw::ClusterMyId)),
             c("myshardid", 2, "stale", NOKEY, "", cl, "7.2.0", "Returns the shard ID of a node.", G(Gw::ClusterMyShardId)),
-            c("slots", 2, "loading stale", NOKEY, "", cl, "3.0.0", "Returns the mapping of cluster slots to nodes.", G(Gw::ClusterSlots)),
-            c("shards", 2, "loading stale", NOKEY, "", cl, "7.0.0", "Returns the mapping of cluster slots to shards.", G(Gw::ClusterShards)),
+            c("slots", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns the mapping of cluster slots to nodes.", G(Gw::ClusterSlots)),
+            c("shards", 2, "stale", NOKEY, "", cl, "7.0.0", "Returns the mapping of cluster slots to shards.", G(Gw::ClusterShards)),
             c("nodes", 2, "stale", NOKEY, "", cl, "3.0.0", "Returns the cluster configuration for a node.", G(Gw::ClusterNodes)),
             c("keyslot", 3, "stale", NOKEY, "", cl, "3.0.0", "Returns the hash slot for a key.", G(Gw::ClusterKeySlot)),
             c("countkeysinslot", 3, "stale", NOKEY, "", cl, "3.0.0", "Returns the number of keys in a hash slot.", G(Gw::ClusterCountKeysInSlot)),
@@ -799,6 +825,21 @@ fn declare() -> Vec<CommandSpec> {
             c("help", 2, "loading stale", NOKEY, "", cl, "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
         ]),
     ]
+}
+
+/// Gives a command Redis's key specs and tips; one Redis lacks gets a spec from its range.
+fn add_redis_meta(spec: &mut CommandSpec) {
+    let meta = super::redis_meta::COMMANDS;
+    match meta.binary_search_by(|m| m.name.cmp(spec.full_name.as_str())) {
+        Ok(i) => {
+            spec.key_specs = meta[i].key_specs.to_vec();
+            spec.tips = meta[i].tips;
+        }
+        Err(_) if spec.first_key > 0 => {
+            spec.key_specs = vec![KeySpec::from_range(spec.first_key, spec.last_key, spec.key_step, spec.is_write())];
+        }
+        Err(_) => {}
+    }
 }
 
 pub struct CommandTable {
@@ -815,9 +856,11 @@ impl CommandTable {
         for cmd in commands.iter_mut() {
             cmd.id = names_by_id.len();
             names_by_id.push(cmd.full_name.clone());
+            add_redis_meta(cmd);
             for sub in cmd.subcommands.iter_mut() {
                 sub.id = names_by_id.len();
                 names_by_id.push(sub.full_name.clone());
+                add_redis_meta(sub);
             }
         }
         let by_name: HashMap<Vec<u8>, usize, foldhash::fast::RandomState> =

@@ -135,6 +135,7 @@ where
     conn.run().await;
     crate::cmd::multi::forget_watches(&node, &mut conn.session.watched, &conn.session.watch_flag);
     crate::cmd::pubsub::forget_all(&node, &mut conn.session.subs, id);
+    crate::cmd::monitor::stop(&node, &mut conn.session);
     if conn.session.tracking.is_some() {
         node.tracking.disable(id);
     }
@@ -390,6 +391,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.local_error(&msg, Some(spec.id));
             return Step::Done(None);
         }
+        if let Some(msg) = crate::cmd::monitor::refused(&self.session, spec) {
+            self.local_error(msg, Some(spec.id));
+            return Step::Done(None);
+        }
+        // A transaction's commands are shown when EXEC runs them; EXEC itself after them.
+        let shown_later = match spec.handler {
+            Handler::Gateway(Gw::Exec) => true,
+            Handler::Gateway(Gw::Discard) => false,
+            _ => self.session.multi.is_some(),
+        };
+        if !shown_later {
+            crate::cmd::monitor::show(&self.node, &self.session, spec, &req);
+        }
         if self.session.multi.is_some() && !controls_transaction(spec) {
             if spec.has(flags::NO_MULTI) {
                 self.local_error("ERR Command not allowed inside a transaction", Some(spec.id));
@@ -506,6 +520,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 b.proto = self.session.proto;
                 b.settings = self.node.exec_settings();
                 b.settings.client = self.session.handle.id;
+                b.client = Some(self.session.handle.clone());
                 slot.insert(b)
             }
         };
@@ -624,7 +639,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             serve_blocked(&mut states, route, now, settings);
             let t2 = Instant::now();
-            self.node.stats.record(spec.id, (t2 - t).as_nanos() as u64, failed);
+            self.node.record_call(spec, &req, (t2 - t).as_nanos() as u64, failed, &self.session.handle);
             t = t2;
             if suppress {
                 self.wbuf.truncate(mark);
@@ -730,7 +745,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // part of every command's future.
         Box::pin(gateway::execute(g, &mut ctx, &req)).await;
         let failed = ctx.failed;
-        self.node.stats.record(spec.id, started.elapsed().as_nanos() as u64, failed);
+        self.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &self.session.handle);
         if suppress {
             self.wbuf.truncate(mark);
         }

@@ -50,6 +50,8 @@ pub struct Session {
     pub subs: Subscriptions,
     /// CLIENT TRACKING settings while tracking is on.
     pub tracking: Option<TrackingMode>,
+    /// In MONITOR mode: sees every command through `pubsub`'s outbox, may not touch keys.
+    pub monitor: bool,
 }
 
 /// A client's CLIENT TRACKING options.
@@ -139,6 +141,7 @@ impl Session {
             pubsub: None,
             subs: Subscriptions::default(),
             tracking: None,
+            monitor: false,
         }
     }
 

@@ -82,6 +82,8 @@ pub struct ShardState {
     pub evict: evict::Evictor,
     /// A BGSAVE under way: where this shard sends its records.
     pub snapshot: Option<crate::persist::snapshot::ShardRun>,
+    /// Where slow commands are logged (absent in unit tests).
+    pub slowlog: Option<Arc<crate::slowlog::SlowLog>>,
     start: Instant,
 }
 
@@ -104,6 +106,7 @@ impl ShardState {
             policy: crate::memory::Policy::NoEviction,
             evict: evict::Evictor::default(),
             snapshot: None,
+            slowlog: None,
             start: Instant::now(),
         }
     }
@@ -567,6 +570,8 @@ pub struct Batch {
     pub out: BytesMut,
     pub ends: Vec<u32>,
     pub reply: Option<oneshot::Sender<Box<Batch>>>,
+    /// The connection the commands come from, named in SLOWLOG entries.
+    pub client: Option<Arc<crate::node::ClientHandle>>,
 }
 
 impl Batch {
@@ -579,6 +584,7 @@ impl Batch {
             out: BytesMut::with_capacity(4096),
             ends: Vec::new(),
             reply: None,
+            client: None,
         })
     }
 }
@@ -796,7 +802,11 @@ fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
         let mut job = ExecJob { db: b.db, proto: b.proto, out: &mut b.out, now, settings: b.settings };
         let failed = state.execute(route, &mut job, spec, req);
         let t2 = Instant::now();
-        state.stats.record(spec.id, (t2 - t).as_nanos() as u64, failed);
+        let nanos = (t2 - t).as_nanos() as u64;
+        state.stats.record(spec.id, nanos, failed);
+        if let Some(log) = &state.slowlog {
+            log.observe(nanos, spec, req, b.client.as_deref());
+        }
         t = t2;
         b.ends.push(b.out.len() as u32);
     }
