@@ -222,7 +222,9 @@ fn the_managed_profile_withholds_admin_commands_from_all_but_the_admin() {
     let args = ["--aclfile", &path, "--profile", "managed", "--admin-user", "ops", "--deny-commands", "keys"];
     let s = Server::start_with(&args);
     let mut tenant = s.raw();
-    for cmd in [&["CONFIG", "GET", "maxmemory"][..], &["BGSAVE"], &["ACL", "LIST"], &["DEBUG", "SLEEP", "0"]] {
+    for cmd in
+        [&["CONFIG", "GET", "maxmemory"][..], &["BGSAVE"], &["ACL", "LIST"], &["DEBUG", "SLEEP", "0"], &["MONITOR"]]
+    {
         let Frame::Error(e) = tenant.cmd(cmd) else { panic!("{cmd:?} must be refused") };
         assert!(e.starts_with(b"ERR unknown command"), "{cmd:?}: {}", String::from_utf8_lossy(&e));
     }

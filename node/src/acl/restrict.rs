@@ -7,7 +7,7 @@ use crate::cmd::table::{table, CommandSpec};
 use std::collections::HashMap;
 
 /// What the `managed` profile withholds. Names this node does not have yet (FAILOVER,
-/// MIGRATE, REPLICAOF, MONITOR, ...) are withheld when they arrive.
+/// MIGRATE, REPLICAOF, ...) are withheld when they arrive.
 pub const MANAGED: &[&str] = &[
     "bgrewriteaof",
     "bgsave",

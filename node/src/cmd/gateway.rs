@@ -38,6 +38,13 @@ impl GwCtx<'_> {
 }
 
 pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
+    run(g, ctx, req).await;
+    if super::monitor::shown_after(g) {
+        super::monitor::show(ctx.node, ctx.session, ctx.spec, req);
+    }
+}
+
+async fn run(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
     use super::{client, cluster, command, config, connection, info, pubsub, server};
     use crate::pubsub::Space;
     match g {
@@ -155,11 +162,7 @@ pub async fn execute(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::ClusterGetKeysInSlot => cluster::getkeysinslot(ctx, req).await,
         Gw::Help => help(ctx),
         Gw::Multi => super::multi::multi(ctx),
-        Gw::Exec => {
-            super::multi::exec(ctx).await;
-            // After the commands it ran, as Redis shows them.
-            super::monitor::show(ctx.node, ctx.session, ctx.spec, req);
-        }
+        Gw::Exec => super::multi::exec(ctx).await,
         Gw::Monitor => super::monitor::monitor(ctx),
         Gw::SlowLogGet => super::slowlog::get(ctx, req),
         Gw::SlowLogLen => super::slowlog::len(ctx),

@@ -43,6 +43,12 @@ pub fn show(node: &Node, session: &Session, spec: &CommandSpec, req: &Request) {
     node.monitors.feed(session.db, &session.handle.addr.to_string(), spec, req);
 }
 
+/// Whether a command is shown after it runs rather than before: EXEC after the commands it
+/// ran, SELECT and RESET with the database they leave the client in, as Redis shows them.
+pub fn shown_after(g: Gw) -> bool {
+    matches!(g, Gw::Exec | Gw::Select | Gw::Reset)
+}
+
 /// Why a monitoring connection may not run `spec`: it may not touch the keyspace, as a Redis
 /// monitor (a replica to Redis) may not.
 pub fn refused(session: &Session, spec: &CommandSpec) -> Option<&'static str> {

@@ -142,7 +142,6 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
     let mut settings = ctx.node.exec_settings();
     settings.client = ctx.session.handle.id;
     for (spec, req) in queued {
-        super::monitor::show(ctx.node, ctx.session, spec, &req);
         let started = Instant::now();
         let failed = match spec.handler {
             Handler::Shard(f) => {
@@ -166,6 +165,10 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
             Handler::Container => unreachable!("containers resolve to a subcommand"),
         };
         ctx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &ctx.session.handle);
+        // Shown after it ran, as Redis does; SELECT and RESET show themselves.
+        if !matches!(spec.handler, Handler::Gateway(g) if super::monitor::shown_after(g)) {
+            super::monitor::show(ctx.node, ctx.session, spec, &req);
+        }
     }
     // Clients blocked on keys the transaction pushed to are served after it, as in Redis.
     let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();

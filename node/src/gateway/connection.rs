@@ -395,10 +395,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.local_error(msg, Some(spec.id));
             return Step::Done(None);
         }
-        // A transaction's commands are shown when EXEC runs them; EXEC itself after them.
+        // A transaction's commands are shown when EXEC runs them.
         let shown_later = match spec.handler {
-            Handler::Gateway(Gw::Exec) => true,
             Handler::Gateway(Gw::Discard) => false,
+            Handler::Gateway(g) if crate::cmd::monitor::shown_after(g) => true,
             _ => self.session.multi.is_some(),
         };
         if !shown_later {
