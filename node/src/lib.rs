@@ -12,6 +12,7 @@ pub mod node;
 pub mod notify;
 pub mod persist;
 pub mod pubsub;
+pub mod script;
 pub mod server;
 pub mod shard;
 pub mod slots;

@@ -339,6 +339,8 @@ pub struct Node {
     /// client-output-buffer-limit, per client class.
     pub output_limits: Arc<crate::gateway::output_limit::OutputLimits>,
     pub slowlog: Arc<crate::slowlog::SlowLog>,
+    /// The Lua VM and script cache.
+    pub scripts: crate::script::Scripts,
     /// Clients in MONITOR mode.
     pub monitors: crate::monitor::Monitors,
 }
@@ -353,6 +355,7 @@ pub struct Services {
     pub acl: Arc<crate::acl::Acl>,
     pub tls: Option<Arc<crate::gateway::tls::Tls>>,
     pub slowlog: Arc<crate::slowlog::SlowLog>,
+    pub scripts: crate::script::Scripts,
 }
 
 impl Node {
@@ -363,7 +366,7 @@ impl Node {
         node_id: String,
         services: Services,
     ) -> Node {
-        let Services { notifier, tracking, memory, wal, backups, acl, tls, slowlog } = services;
+        let Services { notifier, tracking, memory, wal, backups, acl, tls, slowlog, scripts } = services;
         let live = LiveConfig {
             maxclients: AtomicUsize::new(config.maxclients),
             timeout: AtomicU64::new(config.timeout),
@@ -409,6 +412,7 @@ impl Node {
             output_limits: Arc::default(),
             slowlog,
             monitors: Default::default(),
+            scripts,
             config,
         }
     }

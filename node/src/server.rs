@@ -25,6 +25,8 @@ pub enum ServerError {
     Signal(std::io::Error),
     #[error(transparent)]
     Load(#[from] crate::persist::load::LoadError),
+    #[error("cannot start the Lua VM: {0}")]
+    Scripts(#[from] crate::script::ScriptError),
     #[error(transparent)]
     Backup(#[from] crate::persist::backup::BackupError),
     #[error("cannot load the ACL file: {0}")]
@@ -181,6 +183,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let tracking = Arc::new(crate::tracking::Tracking::new(pubsub));
     let memory = crate::memory::Memory::new(config.maxmemory, config.maxmemory_policy, config.shards);
     let slowlog = Arc::new(crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len));
+    let scripts = crate::script::Scripts::new()?;
     memory.start_sampler();
     let mut states: Vec<Box<ShardState>> =
         (0..config.shards).map(|i| Box::new(ShardState::new(i, config.databases, table().stat_slots()))).collect();
@@ -233,7 +236,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         shard_refs,
         route,
         id,
-        crate::node::Services { notifier, tracking, memory, wal, backups, acl, tls, slowlog },
+        crate::node::Services { notifier, tracking, memory, wal, backups, acl, tls, slowlog, scripts },
     ));
     node.port.store(port, std::sync::atomic::Ordering::Relaxed);
     node.saves.loaded_keys.store(loaded.keys, std::sync::atomic::Ordering::Relaxed);

@@ -28,6 +28,7 @@ pub mod pubsub;
 pub mod redact;
 pub mod redis_meta;
 pub mod scan;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod slowlog;

@@ -78,7 +78,7 @@ pub fn forget_watches(node: &crate::node::Node, watched: &mut Vec<(usize, usize,
 }
 
 /// Gateway commands that touch no shard, so they can run while EXEC holds its lease.
-fn runs_under_lease(g: Gw) -> bool {
+pub fn runs_under_lease(g: Gw) -> bool {
     matches!(
         g,
         Gw::Ping

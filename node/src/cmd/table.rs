@@ -139,6 +139,14 @@ pub enum Gw {
     SlowLogGet,
     SlowLogLen,
     SlowLogReset,
+    Eval,
+    EvalSha,
+    EvalRo,
+    EvalShaRo,
+    ScriptLoad,
+    ScriptExists,
+    ScriptFlush,
+    ScriptKill,
 }
 
 #[derive(Clone, Copy)]
@@ -670,6 +678,18 @@ fn declare() -> Vec<CommandSpec> {
         // sort
         c("sort", -2, "write denyoom", KEY1, "@set @sortedset @list @dangerous", gen, "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", S(super::sort::sort)).movable(keys_sort).reads_any_key(super::sort::needs_all_shards),
         c("sort_ro", -2, "readonly", KEY1, "@set @sortedset @list @dangerous", gen, "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", S(super::sort::sort_ro)).movable(keys_sort).reads_any_key(super::sort::needs_all_shards),
+        // scripting
+        c("eval", -3, "noscript stale skip_monitor no_mandatory_keys", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Executes a server-side Lua script.", G(Gw::Eval)).movable(keys_numkeys_at_2),
+        c("evalsha", -3, "noscript stale skip_monitor no_mandatory_keys", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", G(Gw::EvalSha)).movable(keys_numkeys_at_2),
+        c("eval_ro", -3, "readonly noscript stale skip_monitor no_mandatory_keys", NOKEY, "@slow @scripting", "scripting", "7.0.0", "Executes a read-only server-side Lua script.", G(Gw::EvalRo)).movable(keys_numkeys_at_2),
+        c("evalsha_ro", -3, "readonly noscript stale skip_monitor no_mandatory_keys", NOKEY, "@slow @scripting", "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", G(Gw::EvalShaRo)).movable(keys_numkeys_at_2),
+        container("script", "scripting", "2.6.0", "A container for Lua scripts management commands.", vec![
+            c("exists", -3, "noscript", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", G(Gw::ScriptExists)),
+            c("flush", -2, "noscript", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", G(Gw::ScriptFlush)),
+            c("kill", 2, "noscript allow_busy", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", G(Gw::ScriptKill)),
+            c("load", 3, "noscript stale", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", G(Gw::ScriptLoad)),
+            c("help", 2, "loading stale", NOKEY, "@slow @scripting", "scripting", "5.0.0", "Returns helpful text about the different subcommands.", G(Gw::Help)),
+        ]),
         // transactions
         c("multi", 1, "noscript loading stale fast allow_busy", NOKEY, "@transaction", "transactions", "1.2.0", "Starts a transaction.", G(Gw::Multi)),
         c("exec", 1, "noscript loading stale skip_slowlog", NOKEY, "@transaction", "transactions", "1.2.0", "Executes all commands in a transaction.", G(Gw::Exec)),

@@ -1,0 +1,237 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL.
+//!
+//! A script runs with every shard leased, so it is atomic and isolated over every key it
+//! touches, declared in KEYS or not (Redis standalone allows undeclared keys). Each
+//! `redis.call` runs through the command table like a queued MULTI command: same handlers,
+//! same ACL checks, same change records, so replicas and the write-ahead log see the
+//! script's effects, never the script.
+
+use super::exec::{Exec, ExecSettings};
+use super::gateway::GwCtx;
+use super::table::{flags, table, Gw, Handler};
+use crate::gateway::session::Session;
+use crate::node::Node;
+use crate::script::{frame_to_lua, write_lua_reply, Engine, KillOutcome, Script, KILLED};
+use crate::shard::{run_guarded, serve_blocked, ShardState};
+use crate::slots::SlotRoute;
+use crate::util::now_ms;
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use mlua::{Lua, Table, Value, Variadic};
+use shoal_proto::{reply, Frame, Protocol, Request};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// EVAL / EVALSHA (`by_sha`), and their read-only forms.
+pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
+    let numkeys = match shoal_proto::request::parse_i64(req.arg(2)) {
+        Some(n) if n < 0 => return ctx.err("ERR Number of keys can't be negative"),
+        Some(n) if n as usize > req.len() - 3 => {
+            return ctx.err("ERR Number of keys can't be greater than number of args")
+        }
+        Some(n) => n as usize,
+        None => return ctx.err("ERR value is not an integer or out of range"),
+    };
+    let found = {
+        let mut engine = ctx.node.scripts.engine().await;
+        if by_sha {
+            let sha = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
+            engine
+                .get(&sha)
+                .map(|s| (sha, s))
+                .ok_or_else(|| "NOSCRIPT No matching script. Please use EVAL.".to_string())
+        } else {
+            engine.load(req.arg(1)).map_err(|e| e.to_string())
+        }
+    };
+    let (sha, script) = match found {
+        Ok(found) => found,
+        Err(e) => return ctx.err(&e),
+    };
+    let read_only = read_only || script.flags.no_writes;
+    let keys: Vec<&[u8]> = (3..3 + numkeys).map(|i| req.arg(i)).collect();
+    let argv: Vec<&[u8]> = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
+
+    let mut leases = ctx.node.lease_all().await;
+    let route = ctx.node.route.clone();
+    let mut settings = ctx.node.exec_settings();
+    settings.client = ctx.session.handle.id;
+    let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+    let node: &Arc<Node> = ctx.node;
+    // SELECT inside a script changes the script's database, not the client's.
+    let db = ctx.session.db;
+    let scripts = &node.scripts;
+    let engine = scripts.engine().await;
+    scripts.started();
+    let mut cx = CallCx { node, session: &mut *ctx.session, states: &mut states, route: &route, settings, read_only };
+    let result = engine.lua().scope(|scope| {
+        let exec = scope.create_function_mut(|lua, args: Variadic<Value>| call(&mut cx, &engine, lua, args))?;
+        engine.run(&script, &keys, &argv, exec)
+    });
+    let killed = scripts.finished();
+    ctx.session.db = db;
+    drop(engine);
+    let proto = ctx.session.proto;
+    match result {
+        _ if killed => ctx.err(KILLED),
+        Ok(Ok(value)) => write_lua_reply(ctx.out, proto, &value),
+        Ok(Err(error)) => ctx.err(&script_error(&sha, &error)),
+        Err(e) => ctx.err(&format!("ERR {e}")),
+    }
+    // Clients blocked on keys the script pushed to are served after it, as in Redis.
+    serve_blocked(&mut states, &route, now_ms(), settings);
+    drop(states);
+    drop(leases);
+}
+
+/// A script's error as Redis 7 words it: the error, then which script and line raised it.
+fn script_error(sha: &str, error: &Table) -> String {
+    let msg: String = error.raw_get("err").unwrap_or_else(|_| "ERR unknown error".into());
+    let source: Option<String> = error.raw_get("source").ok();
+    let line: Option<i64> = error.raw_get("line").ok();
+    match (source, line) {
+        (Some(source), Some(line)) => format!("{msg} script: {sha}, on {source}:{line}."),
+        _ => msg,
+    }
+}
+
+/// What `redis.call` needs while a script runs.
+struct CallCx<'a, 'b> {
+    node: &'a Arc<Node>,
+    session: &'a mut Session,
+    states: &'a mut Vec<&'b mut ShardState>,
+    route: &'a SlotRoute,
+    settings: ExecSettings,
+    read_only: bool,
+}
+
+/// `redis.call` / `redis.pcall`: runs one command and returns its reply as a Lua value, or
+/// an error table (which `redis.call` raises).
+fn call(cx: &mut CallCx<'_, '_>, engine: &Engine, lua: &Lua, args: Variadic<Value>) -> mlua::Result<Value> {
+    let refuse = |msg: &str| engine.error_table(msg).map(Value::Table);
+    let mut args = args.into_iter();
+    let resp3 = matches!(args.next(), Some(Value::Integer(3)));
+    let mut argv: Vec<Bytes> = Vec::new();
+    for a in args {
+        argv.push(match a {
+            Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
+            Value::Integer(n) => Bytes::from(n.to_string()),
+            Value::Number(n) => Bytes::from(number_arg(n)),
+            _ => return refuse("Lua redis lib command arguments must be strings or integers"),
+        });
+    }
+    if argv.is_empty() {
+        return refuse("Please specify at least one argument for this redis lib call");
+    }
+    let req = Request::from_args(argv);
+    let Some(spec) = table().resolve(&req) else { return refuse("Unknown Redis command called from script") };
+    if !spec.arity_ok(req.len()) {
+        return refuse("Wrong number of args calling Redis command from script");
+    }
+    if spec.has(flags::NOSCRIPT) {
+        return refuse("This Redis command is not allowed from script");
+    }
+    if let Err(e) = cx.session.permit(cx.node, spec, &req) {
+        return refuse(&permit_error(e));
+    }
+    if cx.read_only && spec.is_write() {
+        return refuse("Write commands are not allowed from read-only scripts.");
+    }
+    if spec.is_write() {
+        cx.node.scripts.note_write();
+    }
+    let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
+    let mut out = BytesMut::new();
+    let started = Instant::now();
+    let failed = match spec.handler {
+        Handler::Shard(f) => {
+            let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, &mut out, now_ms(), cx.settings);
+            ex.no_block = true;
+            run_guarded(&mut ex, f, &req, spec)
+        }
+        // Commands that touch no shard run here; none of them waits on anything, and one
+        // that would is refused rather than awaited while the script holds every shard.
+        Handler::Gateway(g) if super::multi::runs_under_lease(g) || matches!(g, Gw::Publish | Gw::SPublish) => {
+            let client_proto = std::mem::replace(&mut cx.session.proto, proto);
+            let mut gw = GwCtx { node: cx.node, session: &mut *cx.session, out: &mut out, spec, failed: false };
+            let done = Box::pin(super::gateway::execute(g, &mut gw, &req)).now_or_never().is_some();
+            let failed = gw.failed;
+            cx.session.proto = client_proto;
+            if !done {
+                return refuse("Shoal does not run this command from scripts yet");
+            }
+            failed
+        }
+        _ => return refuse("Shoal does not run this command from scripts yet"),
+    };
+    cx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &cx.session.handle);
+    if cx.node.monitors.active() && !spec.has(flags::ADMIN | flags::SKIP_MONITOR) {
+        cx.node.monitors.feed(cx.session.db, "lua", spec, &req);
+    }
+    match Frame::parse(&out) {
+        Ok(Some((frame, _))) => frame_to_lua(lua, frame, resp3),
+        _ => refuse("Shoal could not read the command's reply"),
+    }
+}
+
+/// A number argument as Redis passes it: integral values as integers (`1e9` is 1000000000),
+/// others in their shortest form.
+fn number_arg(n: f64) -> String {
+    if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.2e18 {
+        (n as i64).to_string()
+    } else {
+        format!("{n}")
+    }
+}
+
+/// An ACL refusal inside a script, in Redis's words.
+fn permit_error(e: String) -> String {
+    if !e.starts_with("NOPERM") {
+        e
+    } else if e.contains("keys") {
+        "The user executing the script can't access at least one of the keys mentioned in the command".into()
+    } else if e.contains("channels") {
+        "The user executing the script can't publish to the channel mentioned in the command".into()
+    } else {
+        "The user executing the script can't run this command or subcommand".into()
+    }
+}
+
+pub async fn script_load(ctx: &mut GwCtx<'_>, req: &Request) {
+    let loaded = ctx.node.scripts.engine().await.load(req.arg(2)).map(|(sha, _): (String, Script)| sha);
+    match loaded {
+        Ok(sha) => reply::bulk(ctx.out, sha.as_bytes()),
+        Err(e) => ctx.err(&e.to_string()),
+    }
+}
+
+pub async fn script_exists(ctx: &mut GwCtx<'_>, req: &Request) {
+    let engine = ctx.node.scripts.engine().await;
+    reply::array_len(ctx.out, req.len() - 2);
+    for sha in req.args().skip(2) {
+        reply::integer(ctx.out, engine.exists(&String::from_utf8_lossy(sha).to_ascii_lowercase()) as i64);
+    }
+}
+
+pub async fn script_flush(ctx: &mut GwCtx<'_>, req: &Request) {
+    if req.len() > 3
+        || (req.len() == 3 && !req.arg(2).eq_ignore_ascii_case(b"sync") && !req.arg(2).eq_ignore_ascii_case(b"async"))
+    {
+        return ctx.err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+    }
+    let flushed = ctx.node.scripts.engine().await.flush();
+    match flushed {
+        Ok(()) => reply::ok(ctx.out),
+        Err(e) => ctx.err(&e.to_string()),
+    }
+}
+
+pub fn script_kill(ctx: &mut GwCtx<'_>) {
+    match ctx.node.scripts.kill() {
+        KillOutcome::Killed => reply::ok(ctx.out),
+        KillOutcome::NotBusy => ctx.err("NOTBUSY No scripts in execution right now."),
+        KillOutcome::Unkillable => ctx.err(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+        ),
+    }
+}

@@ -1,0 +1,210 @@
+//! Lua scripting: EVAL and friends answer as redis-server does (replies, conversions, error
+//! texts, the sandbox), scripts are atomic over keys in several shards, and SCRIPT KILL stops
+//! a busy script.
+
+use shoal_proto::Frame;
+use shoal_tests::{err, ok, wait_until, Raw, RedisServer, Server};
+
+/// Scripts (with their keys and arguments) whose replies must be redis-server's, byte for byte.
+const SCRIPTS: &[&[&str]] = &[
+    &["EVAL", "return 1", "0"],
+    &["EVAL", "return {1, 2, 'x', {3, 'y'}, 3.99, -2.5}", "0"],
+    &["EVAL", "return {1, nil, 3}", "0"],
+    &["EVAL", "return true", "0"],
+    &["EVAL", "return false", "0"],
+    &["EVAL", "return nil", "0"],
+    &["EVAL", "return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}", "2", "k1", "k2", "a1", "a2"],
+    &["EVAL", "return redis.call('SET', KEYS[1], ARGV[1])", "1", "s", "v"],
+    &["EVAL", "return redis.call('get', KEYS[1])", "1", "s"],
+    &["EVAL", "return redis.call('get', 'missing')", "0"],
+    &["EVAL", "return type(redis.call('get', 'missing'))", "0"],
+    &["EVAL", "redis.call('rpush', 'l', 'a', 'b', 'c') return redis.call('lrange', 'l', 0, -1)", "0"],
+    &["EVAL", "redis.call('hset', 'h', 'f', 'v') return redis.call('hgetall', 'h')", "0"],
+    &["EVAL", "return redis.call('set', 'n', 1.5)", "0"],
+    &["EVAL", "return redis.call('set', 'n', 1e9)", "0"],
+    &["EVAL", "return redis.call('get', 'n')", "0"],
+    &["EVAL", "return redis.call('incr', 's')", "0"],
+    &["EVAL", "return redis.pcall('incr', 's')", "0"],
+    &["EVAL", "local ok, e = pcall(redis.call, 'incr', 's') return {tostring(ok), e}", "0"],
+    &["EVAL", "local ok, e = xpcall(function() redis.call('incr', 's') end, function(e) return e end) return e", "0"],
+    &["EVAL", "return redis.call('lpush', 's', 'x')", "0"],
+    &["EVAL", "return redis.call('nosuch')", "0"],
+    &["EVAL", "return redis.call()", "0"],
+    &["EVAL", "return redis.call('get')", "0"],
+    &["EVAL", "return redis.call('get', {})", "0"],
+    &["EVAL", "return redis.call('blpop', 'l', 0)", "0"],
+    &["EVAL", "return redis.call('ping')", "0"],
+    &["EVAL", "return #redis.call('time')", "0"],
+    &["EVAL", "return redis.status_reply('FINE')", "0"],
+    &["EVAL", "return redis.error_reply('My error')", "0"],
+    &["EVAL", "return redis.error_reply('oops')", "0"],
+    &["EVAL", "return redis.error_reply(1)", "0"],
+    &["EVAL", "return {err = 'CODE raw'}", "0"],
+    &["EVAL", "return {ok = 'raw'}", "0"],
+    &["EVAL", "error('boom')", "0"],
+    &["EVAL", "error({err = 'MYCODE custom'})", "0"],
+    &["EVAL", "return redis.sha1hex('')", "0"],
+    &["EVAL", "return redis.sha1hex(1)", "0"],
+    &["EVAL", "return redis.setresp(4)", "0"],
+    &["EVAL", "redis.setresp(3) return redis.call('get', 'missing') == nil", "0"],
+    &["EVAL", "redis.setresp(3) return redis.call('hgetall', 'h').map.f", "0"],
+    &["EVAL", "return redis.log(1)", "0"],
+    &["EVAL", "redis.log(redis.LOG_WARNING, 'from a script') return 1", "0"],
+    &["EVAL", "return redis.set_repl(9)", "0"],
+    &["EVAL", "return redis.replicate_commands()", "0"],
+    &["EVAL", "redis.call('select', 2) return redis.call('set', 'in2', '1')", "0"],
+    &["GET", "in2"],
+    &["EVAL", "return +", "0"],
+    &["EVAL", "return 1", "-1"],
+    &["EVAL", "return 1", "2", "a"],
+    &["EVAL", "return 1", "x"],
+    &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+    &["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"],
+    &["SCRIPT", "LOAD", "return 'loaded'"],
+    &["EVALSHA", "a2a8e6bf4ff2fa7d3cec11ab58b5ab2ce4ce03de", "0"],
+    &["SCRIPT", "EXISTS", "a2a8e6bf4ff2fa7d3cec11ab58b5ab2ce4ce03de", "0000000000000000000000000000000000000000"],
+    &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "s"],
+    &["EVAL_RO", "return redis.call('set', 'a', 'b')", "0"],
+    &["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', 'a', 'b')", "0"],
+    &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 's')", "0"],
+    &["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+    &["EVAL", "#!python\nreturn 1", "0"],
+    // The sandbox: no way out, no way to change what the next script sees.
+    &["EVAL", "return x", "0"],
+    &["EVAL", "x = 1", "0"],
+    &["EVAL", "string.rep = nil", "0"],
+    &["EVAL", "redis.call = nil", "0"],
+    &["EVAL", "return os", "0"],
+    &["EVAL", "return io", "0"],
+    &["EVAL", "return loadfile", "0"],
+    &["EVAL", "return dofile", "0"],
+    &["EVAL", "return require", "0"],
+    &["EVAL", "return string.rep('ab', 3)", "0"],
+    &["EVAL", "return math.floor(2.7)", "0"],
+    &["EVAL", "return table.concat({'a', 'b'}, '-')", "0"],
+    &["EVAL", "return tonumber('12') + 1", "0"],
+    &["SCRIPT", "FLUSH"],
+    &["SCRIPT", "EXISTS", "a2a8e6bf4ff2fa7d3cec11ab58b5ab2ce4ce03de"],
+    &["SCRIPT", "FLUSH", "BOGUS"],
+    &["SCRIPT", "KILL"],
+];
+
+#[test]
+fn scripts_answer_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut mine = s.raw();
+    for cmd in SCRIPTS {
+        assert_eq!(mine.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
+    }
+}
+
+/// A script moves value between keys in different shards while other clients read both keys
+/// and run scripts of their own: no reader ever sees a half-done transfer.
+#[test]
+fn a_script_is_atomic_over_keys_in_several_shards() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let mut setup = s.raw();
+    // Keys without a hash tag, so they land in different slots (and shards).
+    let accounts: Vec<String> = (0..8).map(|i| format!("account:{i}")).collect();
+    for a in &accounts {
+        assert_eq!(setup.cmd(&["SET", a, "1000"]), ok());
+    }
+    let transfer = "local n = tonumber(ARGV[1]) \
+        if tonumber(redis.call('get', KEYS[1])) < n then return 0 end \
+        redis.call('decrby', KEYS[1], n) redis.call('incrby', KEYS[2], n) return 1";
+    let Frame::Bulk(sha) = setup.cmd(&["SCRIPT", "LOAD", transfer]) else { panic!("SCRIPT LOAD") };
+    let sha = String::from_utf8(sha.to_vec()).unwrap();
+    let total = 1000 * accounts.len() as i64;
+    let s = &s;
+    std::thread::scope(|scope| {
+        for w in 0..3 {
+            let (accounts, sha) = (&accounts, &sha);
+            scope.spawn(move || {
+                let mut c = s.raw();
+                for i in 0..300 {
+                    let from = &accounts[(i * 3 + w) % accounts.len()];
+                    let to = &accounts[(i * 5 + w + 1) % accounts.len()];
+                    if from != to {
+                        let Frame::Integer(_) = c.cmd(&["EVALSHA", sha, "2", from, to, "7"]) else { panic!("EVALSHA") };
+                    }
+                }
+            });
+        }
+        let accounts = &accounts;
+        scope.spawn(move || {
+            let mut c = s.raw();
+            let sum = "local t = 0 for _, k in ipairs(KEYS) do t = t + tonumber(redis.call('get', k)) end return t";
+            let mut mget = vec!["MGET"];
+            mget.extend(accounts.iter().map(String::as_str));
+            for _ in 0..200 {
+                let mut eval = vec!["EVAL", sum, "8"];
+                eval.extend(accounts.iter().map(String::as_str));
+                assert_eq!(c.cmd(&eval), Frame::Integer(total), "a script saw a transfer half done");
+                let Frame::Array(values) = c.cmd(&mget) else { panic!("MGET") };
+                let seen: i64 = values
+                    .iter()
+                    .map(|v| match v {
+                        Frame::Bulk(b) => std::str::from_utf8(b).unwrap().parse::<i64>().unwrap(),
+                        other => panic!("{other:?}"),
+                    })
+                    .sum();
+                assert_eq!(seen, total, "MGET saw a transfer half done");
+            }
+        });
+    });
+}
+
+/// A script in a busy loop is stopped by SCRIPT KILL from another client; one that has
+/// written may not be killed, as in Redis.
+#[test]
+fn script_kill_stops_a_busy_script_but_not_one_that_wrote() {
+    let s = Server::start();
+    let mut busy = s.raw();
+    let mut admin = s.raw();
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), err("NOTBUSY No scripts in execution right now."));
+    busy.send(&Raw::encode(&[b"EVAL", b"while true do end", b"0"]));
+    wait_until("SCRIPT KILL to find the busy script", || match admin.cmd(&["SCRIPT", "KILL"]) {
+        f if f == ok() => Some(()),
+        _ => None,
+    });
+    assert_eq!(busy.read(), err("ERR Script killed by user with SCRIPT KILL..."));
+    assert_eq!(busy.cmd(&["PING"]), simple_pong());
+
+    busy.send(&Raw::encode(&[b"EVAL", b"redis.call('set', 'w', '1') while true do end", b"0"]));
+    let refused = wait_until("the writing script to run", || match admin.cmd(&["SCRIPT", "KILL"]) {
+        Frame::Error(e) if e.starts_with(b"UNKILLABLE") => Some(e),
+        _ => None,
+    });
+    assert!(refused.starts_with(b"UNKILLABLE Sorry the script already executed write commands"));
+    // Only SHUTDOWN NOSAVE ends it, as in Redis; the node is dropped with the test.
+}
+
+fn simple_pong() -> Frame {
+    shoal_tests::simple("PONG")
+}
+
+/// redis-py's Script objects (EVALSHA, falling back to EVAL on NOSCRIPT) and the redis crate's
+/// `Script` work against Shoal.
+#[test]
+fn client_libraries_run_scripts() {
+    let s = Server::start();
+    let mut con = s.redis();
+    let script = redis::Script::new("return redis.call('incrby', KEYS[1], ARGV[1])");
+    let n: i64 = script.key("counter").arg(5).invoke(&mut con).unwrap();
+    assert_eq!(n, 5);
+    let n: i64 = script.key("counter").arg(2).invoke(&mut con).unwrap();
+    assert_eq!(n, 7);
+
+    let py = "import redis, sys\n\
+        r = redis.Redis(port=int(sys.argv[1]), decode_responses=True)\n\
+        r.script_flush()\n\
+        add = r.register_script(\"return redis.call('rpush', KEYS[1], unpack(ARGV))\")\n\
+        assert add(keys=['q'], args=['a', 'b']) == 2\n\
+        assert add(keys=['q'], args=['c']) == 3\n\
+        assert r.lrange('q', 0, -1) == ['a', 'b', 'c']\n\
+        assert r.script_exists(add.sha) == [True]\n";
+    let out = std::process::Command::new("python3").args(["-c", py, &s.port.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
