@@ -218,21 +218,12 @@ impl Engine {
             })?,
         )?;
         let inner = internal.clone();
-        internal.set(
-            "pcall",
-            lua.create_function(move |_, args: Variadic<Value>| -> mlua::Result<Value> {
-                let exec: Function = inner.raw_get("exec")?;
-                let resp: i64 = inner.raw_get("resp")?;
-                exec.call((resp, args))
-            })?,
-        )?;
+        internal.set("pcall", lua.create_function(move |_, args: Variadic<Value>| exec(&inner, args))?)?;
         let inner = internal.clone();
         internal.set(
             "call",
             lua.create_function(move |_, args: Variadic<Value>| -> mlua::Result<Value> {
-                let exec: Function = inner.raw_get("exec")?;
-                let resp: i64 = inner.raw_get("resp")?;
-                let reply: Value = exec.call((resp, args))?;
+                let reply = exec(&inner, args)?;
                 if let Value::Table(t) = &reply {
                     if t.raw_get::<Value>("err")?.is_string() {
                         inner.raw_set("raised", t.clone())?;
@@ -343,6 +334,14 @@ fn compile_message(e: &mlua::Error) -> String {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         other => other.to_string(),
     }
+}
+
+/// Runs a command through this run's `exec` (the caller's `redis.call` engine) with the RESP
+/// version the script chose.
+fn exec(internal: &Table, args: Variadic<Value>) -> mlua::Result<Value> {
+    let exec: Function = internal.raw_get("exec")?;
+    let resp: i64 = internal.raw_get("resp")?;
+    exec.call((resp, args))
 }
 
 /// A Lua number, whichever way mlua hands it over.
