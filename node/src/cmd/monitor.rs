@@ -34,13 +34,19 @@ pub fn stop(node: &Node, session: &mut Session) {
 /// (CONFIG, ACL, SLOWLOG, ...) and QUIT from them.
 #[inline]
 pub fn show(node: &Node, session: &Session, spec: &CommandSpec, req: &Request) {
+    show_from(node, session.db, || session.handle.addr.to_string(), spec, req);
+}
+
+/// `show` for a command from `source` (a client's address, or `lua` for a script's calls).
+#[inline]
+pub fn show_from(node: &Node, db: usize, source: impl FnOnce() -> String, spec: &CommandSpec, req: &Request) {
     if !node.monitors.active()
         || spec.has(flags::ADMIN | flags::SKIP_MONITOR)
         || matches!(spec.handler, Handler::Gateway(Gw::Quit))
     {
         return;
     }
-    node.monitors.feed(session.db, &session.handle.addr.to_string(), spec, req);
+    node.monitors.feed(db, &source(), spec, req);
 }
 
 /// Whether a command is shown after it runs rather than before: EXEC after the commands it

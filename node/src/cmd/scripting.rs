@@ -165,9 +165,7 @@ fn call(cx: &mut CallCx<'_, '_>, engine: &Engine, lua: &Lua, args: Variadic<Valu
         _ => return refuse("Shoal does not run this command from scripts yet"),
     };
     cx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &cx.session.handle);
-    if cx.node.monitors.active() && !spec.has(flags::ADMIN | flags::SKIP_MONITOR) {
-        cx.node.monitors.feed(cx.session.db, "lua", spec, &req);
-    }
+    super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
     match Frame::parse(&out) {
         Ok(Some((frame, _))) => frame_to_lua(lua, frame, resp3),
         _ => refuse("Shoal could not read the command's reply"),

@@ -395,14 +395,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.local_error(msg, Some(spec.id));
             return Step::Done(None);
         }
-        // A transaction's commands are shown when EXEC runs them.
-        let shown_later = match spec.handler {
-            Handler::Gateway(Gw::Discard) => false,
-            Handler::Gateway(g) if crate::cmd::monitor::shown_after(g) => true,
-            _ => self.session.multi.is_some(),
-        };
-        if !shown_later {
-            crate::cmd::monitor::show(&self.node, &self.session, spec, &req);
+        if self.node.monitors.active() {
+            // A transaction's commands are shown when EXEC runs them.
+            let shown_later = match spec.handler {
+                Handler::Gateway(Gw::Discard) => false,
+                Handler::Gateway(g) if crate::cmd::monitor::shown_after(g) => true,
+                _ => self.session.multi.is_some(),
+            };
+            if !shown_later {
+                crate::cmd::monitor::show(&self.node, &self.session, spec, &req);
+            }
         }
         if self.session.multi.is_some() && !controls_transaction(spec) {
             if spec.has(flags::NO_MULTI) {

@@ -312,11 +312,6 @@ impl Engine {
     pub fn error_table(&self, msg: &str) -> mlua::Result<Table> {
         self.error_table.call(msg)
     }
-
-    /// The RESP version `redis.setresp` chose for this run.
-    pub fn resp(&self) -> i64 {
-        self.internal.raw_get("resp").unwrap_or(2)
-    }
 }
 
 fn byte_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
