@@ -93,6 +93,47 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     wait_until(what, || cond().then_some(()))
 }
 
+/// Waits until `child` listens on `port`: true once it does, false if it lost the port.
+///
+/// A free port can still be taken between `free_port` and the child's bind (by another
+/// test's server, or as the source port of some connection), and a probe that only connects
+/// would then mistake whoever holds the port for the child. So the probe looks the listening
+/// socket up in the kernel's table and checks that the child owns it, without connecting
+/// (a probe client would show in the counts tests read).
+pub fn listens(child: &mut Child, port: u16, what: &str) -> bool {
+    wait_until(&format!("{what} to listen on {port}"), || {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return Some(false);
+        }
+        listening_inodes(port).iter().any(|inode| owns_socket(child.id(), inode)).then_some(true)
+    })
+}
+
+/// The inodes of the TCP sockets listening on `port` (IPv4 and IPv6), from /proc/net.
+fn listening_inodes(port: u16) -> Vec<String> {
+    const LISTEN: &str = "0A";
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let Some(local_port) = cols.get(1).and_then(|a| a.rsplit(':').next()) else { continue };
+            if u16::from_str_radix(local_port, 16) == Ok(port) && cols.get(3) == Some(&LISTEN) {
+                inodes.extend(cols.get(9).map(|i| i.to_string()));
+            }
+        }
+    }
+    inodes
+}
+
+/// Whether process `pid` holds the socket with `inode` open.
+fn owns_socket(pid: u32, inode: &str) -> bool {
+    let want = format!("socket:[{inode}]");
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+}
+
 /// A running `shoal` process, killed when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -156,15 +197,7 @@ impl Server {
                 cmd.args(["--metrics-port", &mp.to_string()]);
             }
             let mut child = cmd.spawn().expect("spawn shoal");
-            let listening = wait_until(&format!("shoal to listen on {port}"), || {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    Some(true)
-                } else {
-                    // An exited process lost a race for the port: try another.
-                    matches!(child.try_wait(), Ok(Some(_))).then_some(false)
-                }
-            });
-            if listening {
+            if listens(&mut child, port, "shoal") {
                 return Server { child: Some(child), port, metrics_port, dir, owns_dir: keep.is_none() };
             }
             let _ = child.wait();
@@ -331,18 +364,25 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        wait_for("redis-server to listen", || TcpStream::connect(("127.0.0.1", port)).is_ok());
-        RedisServer { child, port, dir }
+        for _attempt in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("redis dir");
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            if listens(&mut child, port, "redis-server") {
+                return RedisServer { child, port, dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        panic!("could not start redis-server");
     }
 
     pub fn redis(&self) -> redis::Connection {

@@ -2,7 +2,7 @@
 //! serves TLS only, behind a generated passkey kept across restarts; `--passkey auto` does the
 //! same on a private address.
 
-use shoal_tests::{free_port, fresh_dir, wait_for};
+use shoal_tests::{free_port, fresh_dir};
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 
@@ -14,8 +14,8 @@ fn shoal(dir: &std::path::Path, args: &[&str]) -> Command {
 
 /// Starts shoal and waits until `port` accepts connections.
 fn start(dir: &std::path::Path, args: &[&str], port: u16) -> Child {
-    let child = shoal(dir, args).stdout(Stdio::piped()).spawn().unwrap();
-    wait_for("shoal to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let mut child = shoal(dir, args).stdout(Stdio::piped()).spawn().unwrap();
+    assert!(shoal_tests::listens(&mut child, port, "shoal"), "port {port} was taken");
     child
 }
 
