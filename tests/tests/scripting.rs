@@ -89,6 +89,71 @@ const SCRIPTS: &[&[&str]] = &[
     &["SCRIPT", "KILL"],
 ];
 
+/// Scripts using the libraries Redis bundles: bit, struct, cmsgpack and cjson, including
+/// their error texts as a script's pcall sees them.
+const LIBRARY_SCRIPTS: &[&str] = &[
+    "return {bit.tobit(0xffffffff), bit.tobit(2^32+5), bit.tobit(2.5), bit.tobit(3.5), bit.band(0xff, 0x0f, 0x3), bit.bor(1,2,4), bit.bxor(5,3), bit.bnot(0)}",
+    "return {bit.lshift(1, 31), bit.rshift(-1, 28), bit.arshift(-256, 4), bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678), bit.lshift(1, 33)}",
+    "return {bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234, 2), bit.tohex('10'), bit.tohex(1, 20)}",
+    "return bit.band('x')",
+    "return bit.tobit()",
+    "return {pcall(bit.bor, {})}",
+    "return {struct.pack('>I2', 258), struct.pack('<i4', -2), struct.pack('!4 b i', 1, 2), struct.pack('s', 'ab'), struct.pack('c0', 'xyz'), struct.pack('>d', 1.5), struct.pack('<f', 0.5), struct.pack('>L', 2^40)}",
+    "return {struct.unpack('>I2', '\\1\\2')}",
+    "return {struct.unpack('<hBc0', struct.pack('<hBc0', -5, 3, 'abc'))}",
+    "return {struct.unpack('>!4 b i s', struct.pack('>!4 b i s', -1, 70000, 'zz'))}",
+    "return {struct.unpack('>I2', 'xx\\1\\2', 3)}",
+    "return {struct.size('>!4 b i d'), struct.size('hhc3')}",
+    "return struct.size('s')",
+    "return struct.pack('q', 1)",
+    "return struct.pack('>I2')",
+    "return {struct.unpack('>i4', 'ab')}",
+    "return struct.pack('c5', 'ab')",
+    "return {pcall(struct.unpack, 's', 'abc')}",
+    "return cmsgpack.pack(1, -1, 127, 128, 200, -33, -200, 70000, -70000, 2^40, -2^40, 1.5, 0.1, 'abc', true, false, nil)",
+    "return cmsgpack.pack({1,2,3}, {a=1}, {}, string.rep('x', 40), string.rep('y', 300), string.rep('z', 70000))",
+    "return cmsgpack.pack({[1]=1, [3]=3}, {[0]=0}, {1, nil, 3})",
+    "local t = {} local c = t for i=1,20 do c[1] = {} c = c[1] end return cmsgpack.pack(t)",
+    "return {cmsgpack.unpack(cmsgpack.pack(1, 'two', {3, 4}, -5.25, true, 2^40))}",
+    "local t = cmsgpack.unpack(cmsgpack.pack({k='v', n=3})) return {t.k, t.n}",
+    "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3))}",
+    "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3), 2)}",
+    "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2, 1)}",
+    "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 5)}",
+    "return cmsgpack.unpack('\\205')",
+    "return cmsgpack.unpack('\\193')",
+    "return cmsgpack.pack()",
+    "return {cmsgpack.unpack_one('\\1', 5)}",
+    "return {pcall(cmsgpack.unpack, '\\220\\0\\5\\1')}",
+    "return cjson.encode({1, 2, 'three', true, false, {a='b/c'}, cjson.null})",
+    "return {cjson.encode({}), cjson.encode({[1]=1,[2]=2,[4]=4}), cjson.encode({key='value'}), cjson.encode({[1]=1, x=2})}",
+    "return cjson.encode({[20]=1})",
+    "return cjson.encode('a\"b\\\\c\\n\\t\\1\\31\\127/\\200')",
+    "return {cjson.encode(0.1), cjson.encode(1e20), cjson.encode(-0), cjson.encode(123456789012345678), cjson.encode(1/3), cjson.encode(-1e-7), cjson.encode(100)}",
+    "return cjson.encode(1/0)",
+    "return cjson.encode(function() end)",
+    "return cjson.encode({[true]=1})",
+    "return cjson.encode({[1.5]=1})",
+    "local t = cjson.decode('{\"a\":[1,2,{\"b\":null}],\"c\":\"\\\\u00e9\\\\ud83d\\\\ude00\\\\n\\\\/\"}') return {t.a[1], t.a[2], type(t.a[3].b), t.c, tostring(t.a[3].b == cjson.null)}",
+    "return cjson.decode('')",
+    "return cjson.decode('{\"a\" 1}')",
+    "return cjson.decode('[1,2')",
+    "return cjson.decode('[1] x')",
+    "return cjson.decode('\"\\\\x\"')",
+    "return cjson.decode('tru')",
+    "return cjson.decode('{1:2}')",
+    "return cjson.decode('[1,]')",
+    "return cjson.decode('\"abc')",
+    "return {pcall(cjson.decode, '{')}",
+    "return {cjson.decode('-1.5e2'), cjson.decode('  true '), cjson.decode('\"x\"'), cjson.decode('0.25')}",
+    "return cjson.decode(string.rep('[', 1100))",
+    "return cjson.encode(cjson.decode('[1.5,\"x\",{\"k\":[true]},[],{}]'))",
+    "local t = {} local c = t for i=1,1100 do c[1] = {} c = c[1] end return cjson.encode(t)",
+    "cjson.encode = nil",
+    "bit.x = 1",
+    "return {type(cjson.null), type(cmsgpack.pack), type(struct.unpack), type(bit.band)}",
+];
+
 #[test]
 fn scripts_answer_as_redis_does() {
     let redis = RedisServer::start();
@@ -97,6 +162,10 @@ fn scripts_answer_as_redis_does() {
     let mut mine = s.raw();
     for cmd in SCRIPTS {
         assert_eq!(mine.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
+    }
+    for script in LIBRARY_SCRIPTS {
+        let cmd = ["EVAL", script, "0"];
+        assert_eq!(mine.cmd(&cmd), theirs.cmd(&cmd), "{script}");
     }
 }
 

@@ -3,6 +3,7 @@
 //! back. What `redis.call` runs, and under which locks, is the caller's (`cmd::scripting`).
 
 mod convert;
+mod libs;
 
 pub use convert::{frame_to_lua, write_lua_reply};
 
@@ -215,6 +216,16 @@ impl Engine {
             lua.create_function(move |_, v: Value| match number(&v) {
                 Some(n) if (0.0..=3.0).contains(&n) => Ok(()),
                 _ => Err(fail(&inner, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")),
+            })?,
+        )?;
+        libs::install(&lua, &internal)?;
+        internal.set(
+            "error_text",
+            lua.create_function(|_, e: Value| {
+                Ok(match e {
+                    Value::Error(e) => Some(libs::error_text(&e)),
+                    _ => None,
+                })
             })?,
         )?;
         let inner = internal.clone();

@@ -57,6 +57,10 @@ local function raised(e)
   if type(e) == "userdata" and internal.raised ~= nil then
     e = internal.raised
     internal.raised = nil
+  elseif type(e) == "userdata" then
+    -- An error from a Rust library function (cjson.decode, struct.pack, ...): its text, as
+    -- the C library's luaL_error would have left it.
+    e = internal.error_text(e) or e
   end
   return e
 end
@@ -69,6 +73,8 @@ local function caught(ok, ...)
   local e = ...
   if type(e) == "userdata" and internal.raised ~= nil then
     e = raised(e).err
+  else
+    e = raised(e)
   end
   return false, e
 end
@@ -112,6 +118,8 @@ local visible = {
   print = print, gcinfo = gcinfo, _VERSION = _VERSION,
   string = readonly(string), table = readonly(table), math = readonly(math),
   redis = readonly(redis),
+  bit = readonly(internal.bit), struct = readonly(internal.struct),
+  cmsgpack = readonly(internal.cmsgpack), cjson = readonly(internal.cjson),
   pcall = function(f, ...) return caught(pcall(f, ...)) end,
   -- ... while an xpcall handler gets the error table itself.
   xpcall = function(f, h) return xpcall(f, function(e) return h(raised(e)) end) end,

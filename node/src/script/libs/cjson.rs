@@ -1,0 +1,582 @@
+//! `cjson`: JSON as lua-cjson 2.1 (Redis's copy) writes and reads it: numbers with `%.14g`,
+//! `/` escaped, an empty table as `{}`, excessively sparse arrays refused, `cjson.null` for
+//! JSON null, and lua-cjson's error texts (`Expected value but found T_END at character 1`).
+
+use super::{arg_error, check_bytes, error, format_g, function};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use std::sync::{Arc, Mutex};
+
+/// lua-cjson's settings, changed by its `encode_*`/`decode_*` functions for the whole VM.
+#[derive(Clone, Copy)]
+struct Config {
+    sparse_convert: bool,
+    sparse_ratio: i64,
+    sparse_safe: i64,
+    encode_max_depth: usize,
+    decode_max_depth: usize,
+    precision: usize,
+    /// 0: refuse NaN and Inf, 1: write them as `nan`/`inf`, 2: write null.
+    encode_invalid: u8,
+    decode_invalid: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sparse_convert: false,
+            sparse_ratio: 2,
+            sparse_safe: 10,
+            encode_max_depth: 1000,
+            decode_max_depth: 1000,
+            precision: 14,
+            encode_invalid: 0,
+            decode_invalid: true,
+        }
+    }
+}
+
+fn null() -> Value {
+    Value::LightUserData(LightUserData(std::ptr::null_mut()))
+}
+
+fn cannot(what: &str, reason: &str) -> mlua::Error {
+    error(format!("Cannot serialise {what}: {reason}"))
+}
+
+struct Encoder {
+    cfg: Config,
+    out: Vec<u8>,
+}
+
+impl Encoder {
+    fn value(&mut self, v: &Value, depth: usize) -> mlua::Result<()> {
+        match v {
+            Value::String(s) => self.string(&s.as_bytes()),
+            Value::Integer(i) => self.number(*i as f64)?,
+            Value::Number(n) => self.number(*n)?,
+            Value::Boolean(b) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Nil => self.out.extend_from_slice(b"null"),
+            Value::LightUserData(p) if p.0.is_null() => self.out.extend_from_slice(b"null"),
+            Value::Table(t) => super::nested(|| self.table(t, depth + 1))?,
+            other => return Err(cannot(super::type_name(Some(other)), "type not supported")),
+        }
+        Ok(())
+    }
+
+    fn number(&mut self, n: f64) -> mlua::Result<()> {
+        if !n.is_finite() {
+            match self.cfg.encode_invalid {
+                0 => return Err(cannot("number", "must not be NaN or Inf")),
+                2 => {
+                    self.out.extend_from_slice(b"null");
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        self.out.extend_from_slice(format_g(n, self.cfg.precision).as_bytes());
+        Ok(())
+    }
+
+    fn string(&mut self, s: &[u8]) {
+        self.out.push(b'"');
+        for &b in s {
+            match b {
+                b'"' => self.out.extend_from_slice(b"\\\""),
+                b'\\' => self.out.extend_from_slice(b"\\\\"),
+                b'/' => self.out.extend_from_slice(b"\\/"),
+                b'\n' => self.out.extend_from_slice(b"\\n"),
+                b'\r' => self.out.extend_from_slice(b"\\r"),
+                b'\t' => self.out.extend_from_slice(b"\\t"),
+                0x08 => self.out.extend_from_slice(b"\\b"),
+                0x0c => self.out.extend_from_slice(b"\\f"),
+                0..=0x1f | 0x7f => self.out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                _ => self.out.push(b),
+            }
+        }
+        self.out.push(b'"');
+    }
+
+    /// The array length of `t` if all its keys are positive integers, refusing (or, when
+    /// converting, treating as an object) arrays with too many holes.
+    fn array_len(&self, t: &Table) -> mlua::Result<Option<usize>> {
+        let (mut max, mut items) = (0i64, 0i64);
+        for pair in t.clone().pairs::<Value, Value>() {
+            let (k, _) = pair?;
+            let n = match k {
+                Value::Integer(i) => i as f64,
+                Value::Number(n) => n,
+                _ => return Ok(None),
+            };
+            if n < 1.0 || n.fract() != 0.0 {
+                return Ok(None);
+            }
+            max = max.max(n as i64);
+            items += 1;
+        }
+        let c = &self.cfg;
+        if c.sparse_ratio > 0 && max > items * c.sparse_ratio && max > c.sparse_safe {
+            if !c.sparse_convert {
+                return Err(cannot("table", "excessively sparse array"));
+            }
+            return Ok(None);
+        }
+        Ok((max > 0).then_some(max as usize))
+    }
+
+    fn table(&mut self, t: &Table, depth: usize) -> mlua::Result<()> {
+        if depth > self.cfg.encode_max_depth {
+            return Err(error(format!("Cannot serialise, excessive nesting ({depth})")));
+        }
+        if let Some(len) = self.array_len(t)? {
+            self.out.push(b'[');
+            for i in 1..=len {
+                if i > 1 {
+                    self.out.push(b',');
+                }
+                self.value(&t.raw_get::<Value>(i)?, depth)?;
+            }
+            self.out.push(b']');
+            return Ok(());
+        }
+        self.out.push(b'{');
+        let mut first = true;
+        for pair in t.clone().pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            match &k {
+                Value::String(s) => self.string(&s.as_bytes()),
+                Value::Integer(_) | Value::Number(_) => {
+                    self.out.push(b'"');
+                    self.number(super::number(&k))?;
+                    self.out.push(b'"');
+                }
+                _ => return Err(cannot(super::type_name(Some(&k)), "table key must be a number or string")),
+            }
+            self.out.push(b':');
+            self.value(&v, depth)?;
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// lua-cjson's token kinds, named as its errors name them.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    ObjBegin,
+    ObjEnd,
+    ArrBegin,
+    ArrEnd,
+    Str,
+    Num,
+    Bool,
+    Null,
+    Colon,
+    Comma,
+    End,
+    Error(&'static str),
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::ObjBegin => "T_OBJ_BEGIN",
+            Kind::ObjEnd => "T_OBJ_END",
+            Kind::ArrBegin => "T_ARR_BEGIN",
+            Kind::ArrEnd => "T_ARR_END",
+            Kind::Str => "T_STRING",
+            Kind::Num => "T_NUMBER",
+            Kind::Bool => "T_BOOLEAN",
+            Kind::Null => "T_NULL",
+            Kind::Colon => "T_COLON",
+            Kind::Comma => "T_COMMA",
+            Kind::End => "T_END",
+            Kind::Error(msg) => msg,
+        }
+    }
+}
+
+struct Token {
+    kind: Kind,
+    at: usize,
+    value: Value,
+}
+
+struct Decoder<'a> {
+    lua: &'a Lua,
+    cfg: Config,
+    s: &'a [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl Decoder<'_> {
+    fn token(&mut self) -> mlua::Result<Token> {
+        while self.s.get(self.at).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+        let at = self.at;
+        let tok = |kind| Ok(Token { kind, at, value: Value::Nil });
+        let Some(&c) = self.s.get(at) else { return tok(Kind::End) };
+        let single = match c {
+            b'{' => Some(Kind::ObjBegin),
+            b'}' => Some(Kind::ObjEnd),
+            b'[' => Some(Kind::ArrBegin),
+            b']' => Some(Kind::ArrEnd),
+            b':' => Some(Kind::Colon),
+            b',' => Some(Kind::Comma),
+            _ => None,
+        };
+        if let Some(kind) = single {
+            self.at += 1;
+            return tok(kind);
+        }
+        if c == b'"' {
+            return match self.string() {
+                Ok(s) => Ok(Token { kind: Kind::Str, at, value: Value::String(self.lua.create_string(s)?) }),
+                Err((msg, at)) => Ok(Token { kind: Kind::Error(msg), at, value: Value::Nil }),
+            };
+        }
+        for (word, kind, value) in [
+            ("true", Kind::Bool, Value::Boolean(true)),
+            ("false", Kind::Bool, Value::Boolean(false)),
+            ("null", Kind::Null, null()),
+        ] {
+            if self.s[at..].starts_with(word.as_bytes()) {
+                self.at += word.len();
+                return Ok(Token { kind, at, value });
+            }
+        }
+        if c == b'-' || c.is_ascii_digit() || (self.cfg.decode_invalid && matches!(c | 0x20, b'i' | b'n')) {
+            return match self.number() {
+                Some(n) => Ok(Token { kind: Kind::Num, at, value: Value::Number(n) }),
+                None => tok(Kind::Error("invalid number")),
+            };
+        }
+        tok(Kind::Error("invalid token"))
+    }
+
+    /// A string token's bytes, escapes resolved (`\uXXXX` to UTF-8, surrogate pairs joined),
+    /// or the error and where it is (the escape's backslash, or the end).
+    fn string(&mut self) -> Result<Vec<u8>, (&'static str, usize)> {
+        let mut out = Vec::new();
+        self.at += 1;
+        loop {
+            let Some(&c) = self.s.get(self.at) else { return Err(("unexpected end of string", self.at)) };
+            let escape = self.at;
+            self.at += 1;
+            match c {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.at) else { return Err(("unexpected end of string", self.at)) };
+                    self.at += 1;
+                    match e {
+                        b'"' | b'\\' | b'/' => out.push(e),
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0c),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let ch = self.unicode().ok_or(("invalid unicode escape code", escape))?;
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => return Err(("invalid escape code", escape)),
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let h = self.s.get(self.at..self.at + 4)?;
+        let n = u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
+        self.at += 4;
+        Some(n)
+    }
+
+    fn unicode(&mut self) -> Option<char> {
+        let hi = self.hex4()?;
+        if (0xdc00..0xe000).contains(&hi) {
+            return None;
+        }
+        if (0xd800..0xdc00).contains(&hi) {
+            if self.s.get(self.at..self.at + 2) != Some(b"\\u") {
+                return None;
+            }
+            self.at += 2;
+            let lo = self.hex4()?;
+            if !(0xdc00..0xe000).contains(&lo) {
+                return None;
+            }
+            return char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00));
+        }
+        char::from_u32(hi)
+    }
+
+    /// The longest number `strtod` would read here.
+    fn number(&mut self) -> Option<f64> {
+        let rest = &self.s[self.at..];
+        let text = std::str::from_utf8(&rest[..rest.len().min(64)]).unwrap_or("");
+        let mut end = 0;
+        let b = text.as_bytes();
+        if b.first() == Some(&b'-') {
+            end = 1;
+        }
+        let lower = text[end..].to_ascii_lowercase();
+        for word in ["infinity", "inf", "nan"] {
+            if self.cfg.decode_invalid && lower.starts_with(word) {
+                self.at += end + word.len();
+                let n = if word == "nan" { f64::NAN } else { f64::INFINITY };
+                return Some(if end == 1 { -n } else { n });
+            }
+        }
+        let digits = |b: &[u8], mut i: usize| {
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            i
+        };
+        let int_end = digits(b, end);
+        let mut stop = int_end;
+        if b.get(stop) == Some(&b'.') {
+            stop = digits(b, stop + 1);
+        }
+        if stop == end || (stop == end + 1 && b.get(end) == Some(&b'.')) {
+            return None;
+        }
+        if matches!(b.get(stop), Some(b'e' | b'E')) {
+            let mut e = stop + 1;
+            if matches!(b.get(e), Some(b'+' | b'-')) {
+                e += 1;
+            }
+            let e_end = digits(b, e);
+            if e_end > e {
+                stop = e_end;
+            }
+        }
+        let n = text[..stop].parse::<f64>().ok()?;
+        self.at += stop;
+        Some(n)
+    }
+
+    fn fail(&self, expected: &str, t: &Token) -> mlua::Error {
+        error(format!("Expected {expected} but found {} at character {}", t.kind.name(), t.at + 1))
+    }
+
+    fn descend(&mut self, t: &Token) -> mlua::Result<()> {
+        self.depth += 1;
+        if self.depth > self.cfg.decode_max_depth {
+            return Err(error(format!(
+                "Found too many nested data structures ({}) at character {}",
+                self.depth,
+                t.at + 1
+            )));
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, t: Token) -> mlua::Result<Value> {
+        match t.kind {
+            Kind::Str | Kind::Num | Kind::Bool | Kind::Null => Ok(t.value),
+            Kind::ObjBegin => super::nested(|| self.object(t)),
+            Kind::ArrBegin => super::nested(|| self.array(t)),
+            _ => Err(self.fail("value", &t)),
+        }
+    }
+
+    fn object(&mut self, open: Token) -> mlua::Result<Value> {
+        self.descend(&open)?;
+        let obj = self.lua.create_table()?;
+        let mut t = self.token()?;
+        if t.kind != Kind::ObjEnd {
+            loop {
+                if t.kind != Kind::Str {
+                    return Err(self.fail("object key string", &t));
+                }
+                let key = t.value;
+                let colon = self.token()?;
+                if colon.kind != Kind::Colon {
+                    return Err(self.fail("colon", &colon));
+                }
+                let v = self.token()?;
+                obj.raw_set(key, self.value(v)?)?;
+                let next = self.token()?;
+                match next.kind {
+                    Kind::ObjEnd => break,
+                    Kind::Comma => t = self.token()?,
+                    _ => return Err(self.fail("comma or object end", &next)),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(Value::Table(obj))
+    }
+
+    fn array(&mut self, open: Token) -> mlua::Result<Value> {
+        self.descend(&open)?;
+        let arr = self.lua.create_table()?;
+        let mut t = self.token()?;
+        if t.kind != Kind::ArrEnd {
+            let mut i = 1;
+            loop {
+                arr.raw_set(i, self.value(t)?)?;
+                i += 1;
+                let next = self.token()?;
+                match next.kind {
+                    Kind::ArrEnd => break,
+                    Kind::Comma => t = self.token()?,
+                    _ => return Err(self.fail("comma or array end", &next)),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(Value::Table(arr))
+    }
+}
+
+/// Reads an optional setting argument: a number within `range`, or a boolean.
+fn setting(lua: &Lua, args: &MultiValue, n: usize, range: (f64, f64)) -> mlua::Result<Option<f64>> {
+    match args.get(n - 1) {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::Boolean(b)) => Ok(Some(*b as u8 as f64)),
+        _ => {
+            let x = super::check_number(lua, args, n)?;
+            if x < range.0 || x > range.1 {
+                return Err(arg_error(n, &format!("expected integer between {} and {}", range.0, range.1)));
+            }
+            Ok(Some(x))
+        }
+    }
+}
+
+pub fn library(lua: &Lua) -> mlua::Result<Table> {
+    let cfg = Arc::new(Mutex::new(Config::default()));
+    let get = |cfg: &Arc<Mutex<Config>>| *cfg.lock().unwrap_or_else(|e| e.into_inner());
+    let t = lua.create_table()?;
+    let c = cfg.clone();
+    t.raw_set(
+        "encode",
+        function(lua, move |lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(arg_error(1, "expected 1 argument"));
+            }
+            let mut e = Encoder { cfg: get(&c), out: Vec::new() };
+            e.value(&args[0], 0)?;
+            lua.create_string(e.out)
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "decode",
+        function(lua, move |lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(arg_error(1, "expected 1 argument"));
+            }
+            let s = check_bytes(&args, 1)?;
+            if s.len() >= 2 && (s[0] == 0 || s[1] == 0) {
+                return Err(error("JSON parser does not support UTF-16 or UTF-32"));
+            }
+            let mut d = Decoder { lua, cfg: get(&c), s: &s, at: 0, depth: 0 };
+            let first = d.token()?;
+            let v = d.value(first)?;
+            let end = d.token()?;
+            if end.kind != Kind::End {
+                return Err(d.fail("the end", &end));
+            }
+            Ok(v)
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "encode_max_depth",
+        function(lua, move |lua, args: MultiValue| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = setting(lua, &args, 1, (1.0, i32::MAX as f64))? {
+                cfg.encode_max_depth = n as usize;
+            }
+            Ok(cfg.encode_max_depth as f64)
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "decode_max_depth",
+        function(lua, move |lua, args: MultiValue| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = setting(lua, &args, 1, (1.0, i32::MAX as f64))? {
+                cfg.decode_max_depth = n as usize;
+            }
+            Ok(cfg.decode_max_depth as f64)
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "encode_number_precision",
+        function(lua, move |lua, args: MultiValue| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = setting(lua, &args, 1, (1.0, 14.0))? {
+                cfg.precision = n as usize;
+            }
+            Ok(cfg.precision as f64)
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "encode_sparse_array",
+        function(lua, move |lua, args: MultiValue| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = setting(lua, &args, 1, (0.0, 1.0))? {
+                cfg.sparse_convert = b != 0.0;
+            }
+            if let Some(r) = setting(lua, &args, 2, (0.0, i32::MAX as f64))? {
+                cfg.sparse_ratio = r as i64;
+            }
+            if let Some(s) = setting(lua, &args, 3, (0.0, i32::MAX as f64))? {
+                cfg.sparse_safe = s as i64;
+            }
+            Ok((cfg.sparse_convert, cfg.sparse_ratio as f64, cfg.sparse_safe as f64))
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "encode_invalid_numbers",
+        function(lua, move |lua, v: Option<Value>| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            match v {
+                Some(Value::Boolean(b)) => cfg.encode_invalid = b as u8,
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"null" => cfg.encode_invalid = 2,
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"on" => cfg.encode_invalid = 1,
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"off" => cfg.encode_invalid = 0,
+                _ => {}
+            }
+            Ok(match cfg.encode_invalid {
+                0 => Value::Boolean(false),
+                1 => Value::Boolean(true),
+                _ => Value::String(lua.create_string("null")?),
+            })
+        })?,
+    )?;
+    let c = cfg.clone();
+    t.raw_set(
+        "decode_invalid_numbers",
+        function(lua, move |_, v: Option<bool>| {
+            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = v {
+                cfg.decode_invalid = b;
+            }
+            Ok(cfg.decode_invalid)
+        })?,
+    )?;
+    // lua-cjson keeps its encode buffer between calls when this is on; here there is none.
+    t.raw_set("encode_keep_buffer", function(lua, |_, v: Option<bool>| Ok(v.unwrap_or(true)))?)?;
+    t.raw_set("null", null())?;
+    t.raw_set("_NAME", "cjson")?;
+    t.raw_set("_VERSION", "2.1.0")?;
+    Ok(t)
+}
