@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the black-box tests talk to Shoal with: redis-cli (Debian's redis-tools),
-# redis-server for the side-by-side benchmarks, redis-py, and moto's S3 server (with boto3)
-# for the backup tests. Safe to run repeatedly.
+# redis-server for the side-by-side benchmarks, redis-py, moto's S3 server (with boto3) for
+# the backup tests, and Node.js with BullMQ for the job-queue tests. Safe to run repeatedly.
 set -euo pipefail
 
 SUDO=""
@@ -20,4 +20,15 @@ fi
 
 if ! command -v moto_server >/dev/null || ! python3 -c "import boto3, flask" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5"
+fi
+
+# Node.js client libraries (BullMQ, ioredis) for the job-queue compatibility tests, at the
+# versions tests/compat/package-lock.json pins.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+COMPAT="$(dirname "$0")/../tests/compat"
+if [ ! -d "$COMPAT/node_modules/bullmq" ] || [ "$COMPAT/package-lock.json" -nt "$COMPAT/node_modules/.package-lock.json" ]; then
+  (cd "$COMPAT" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -466,6 +466,18 @@ impl Node {
         leases
     }
 
+    /// Every shard, held on the caller's thread, if all of them are idle right now: what a
+    /// lease of all of them gives, without a hand-off to each actor and back. The caller must
+    /// not await while it holds them, and must end the group (`shard::end_group`).
+    pub fn try_hold_all(&self) -> Option<Vec<crate::shard::SlotGuard<'_>>> {
+        let mut held = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            held.push(shard.try_hold()?);
+        }
+        crate::shard::begin_group(held.iter_mut().filter_map(|g| g.state()));
+        Some(held)
+    }
+
     pub async fn lease_all(&self) -> Leases {
         let ids: Vec<usize> = (0..self.shards.len()).collect();
         self.lease(&ids).await

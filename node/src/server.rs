@@ -221,10 +221,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state.tracking = Some(tracking.clone());
         state.memory = Some(memory.clone());
         state.slowlog = Some(slowlog.clone());
-        let slot = Arc::new(parking_lot::Mutex::new(Some(state)));
-        let (actor, handle) = Actor::spawn(None, ShardActor, ShardArgs { slot: slot.clone(), route: route.clone() })
-            .await
-            .map_err(|e| ServerError::Shard { shard: i, message: e.to_string() })?;
+        let slot = Arc::new(crate::shard::StateSlot::new(state));
+        let (actor, handle) = Actor::spawn(
+            None,
+            ShardActor,
+            ShardArgs { slot: slot.clone(), route: route.clone(), busy: scripts.busy_check() },
+        )
+        .await
+        .map_err(|e| ServerError::Shard { shard: i, message: e.to_string() })?;
         shard_refs.push(Shard::new(actor, slot));
         shard_handles.push(handle);
     }

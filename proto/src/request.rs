@@ -112,15 +112,36 @@ impl Request {
         I: IntoIterator<Item = A>,
         A: AsRef<[u8]>,
     {
-        let mut data = BytesMut::new();
-        let mut spans = smallvec::SmallVec::new();
+        let mut b = RequestBuilder::default();
         for a in args {
-            let a = a.as_ref();
-            spans.push((data.len() as u32, a.len() as u32));
-            data.extend_from_slice(a);
+            b.push(a.as_ref());
         }
-        let wire_len = data.len();
-        Request { data: data.freeze(), spans, wire_len }
+        b.finish()
+    }
+}
+
+/// Builds a request argument by argument, for commands that do not come off the wire (a
+/// script's `redis.call`), with one buffer for all of them.
+#[derive(Default)]
+pub struct RequestBuilder {
+    data: BytesMut,
+    spans: Spans,
+}
+
+impl RequestBuilder {
+    #[inline]
+    pub fn push(&mut self, arg: &[u8]) {
+        self.spans.push((self.data.len() as u32, arg.len() as u32));
+        self.data.extend_from_slice(arg);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn finish(self) -> Request {
+        let wire_len = self.data.len();
+        Request { data: self.data.freeze(), spans: self.spans, wire_len }
     }
 }
 

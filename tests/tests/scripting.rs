@@ -3,7 +3,7 @@
 //! a busy script.
 
 use shoal_proto::Frame;
-use shoal_tests::{err, ok, wait_until, Raw, RedisServer, Server};
+use shoal_tests::{arr, bulk, err, ok, wait_until, Raw, RedisServer, Server};
 
 /// Scripts (with their keys and arguments) whose replies must be redis-server's, byte for byte.
 const SCRIPTS: &[&[&str]] = &[
@@ -229,17 +229,36 @@ fn a_script_is_atomic_over_keys_in_several_shards() {
 /// written may not be killed, as in Redis.
 #[test]
 fn script_kill_stops_a_busy_script_but_not_one_that_wrote() {
+    let redis = RedisServer::start();
     let s = Server::start();
-    let mut busy = s.raw();
-    let mut admin = s.raw();
+    for port in [redis.port, s.port] {
+        script_kill_on(port);
+    }
+}
+
+/// SCRIPT KILL and -BUSY on the server at `port`, which is left with an unkillable script.
+fn script_kill_on(port: u16) {
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut busy = Raw::connect(addr);
+    let mut admin = Raw::connect(addr);
+    let mut other = Raw::connect(addr);
     assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), err("NOTBUSY No scripts in execution right now."));
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "200"]), ok());
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "lua-time-limit"]), arr(vec![bulk("lua-time-limit"), bulk("200")]));
     busy.send(&Raw::encode(&[b"EVAL", b"while true do end", b"0"]));
+    // Past the threshold other clients are refused instead of kept waiting.
+    let busy_err = err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.");
+    wait_until("other clients to get -BUSY", || (other.cmd(&["GET", "k"]) == busy_err).then_some(()));
     wait_until("SCRIPT KILL to find the busy script", || match admin.cmd(&["SCRIPT", "KILL"]) {
         f if f == ok() => Some(()),
         _ => None,
     });
-    assert_eq!(busy.read(), err("ERR Script killed by user with SCRIPT KILL..."));
+    assert_eq!(
+        busy.read(),
+        err("ERR Script killed by user with SCRIPT KILL... script: 694a5fe1ddb97a4c6a1bf299d9537c7d3d0f84e7, on @user_script:1.")
+    );
     assert_eq!(busy.cmd(&["PING"]), simple_pong());
+    assert_eq!(other.cmd(&["GET", "k"]), Frame::Null);
 
     busy.send(&Raw::encode(&[b"EVAL", b"redis.call('set', 'w', '1') while true do end", b"0"]));
     let refused = wait_until("the writing script to run", || match admin.cmd(&["SCRIPT", "KILL"]) {

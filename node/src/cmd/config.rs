@@ -20,8 +20,6 @@ pub fn passive_defaults() -> BTreeMap<&'static str, String> {
         ("lazyfree-lazy-expire", "no"),
         ("hz", "10"),
         ("latency-tracking", "yes"),
-        ("lua-time-limit", "5000"),
-        ("busy-reply-threshold", "5000"),
         ("list-max-listpack-size", "-2"),
         ("stream-node-max-bytes", "4096"),
         ("stream-node-max-entries", "100"),
@@ -65,6 +63,8 @@ const ACTIVE: &[(&str, bool)] = &[
     ("notify-keyspace-events", true),
     ("slowlog-log-slower-than", true),
     ("slowlog-max-len", true),
+    ("busy-reply-threshold", true),
+    ("lua-time-limit", true),
     ("cluster-enabled", false),
     ("io-threads", false),
 ];
@@ -121,6 +121,7 @@ fn active_value(node: &Node, name: &str) -> String {
         "notify-keyspace-events" => crate::notify::to_string(node.notifier.flags()),
         "slowlog-log-slower-than" => node.slowlog.threshold_us().to_string(),
         "slowlog-max-len" => node.slowlog.max_len().to_string(),
+        "busy-reply-threshold" | "lua-time-limit" => node.scripts.busy_after_ms().to_string(),
         "cluster-enabled" => "yes".into(),
         "io-threads" => node.config.shards.to_string(),
         _ => String::new(),
@@ -212,6 +213,13 @@ fn set_one(node: &std::sync::Arc<Node>, name: &str, value: &str) -> Result<(), S
         "slowlog-log-slower-than" => node.slowlog.set_threshold_us(
             value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?,
         ),
+        "busy-reply-threshold" | "lua-time-limit" => {
+            let n = value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < 0 {
+                return Err("argument must be between 0 and 9223372036854775807 inclusive".into());
+            }
+            node.scripts.set_busy_after_ms(n as u64)
+        }
         "slowlog-max-len" => {
             let n = value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if !(0..=i64::from(i32::MAX)).contains(&n) {

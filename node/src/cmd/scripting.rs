@@ -11,13 +11,14 @@ use super::gateway::GwCtx;
 use super::table::{flags, table, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{frame_to_lua, write_lua_reply, Engine, KillOutcome, Script, KILLED};
+use crate::script::{frame_to_lua, write_lua_reply, Engine, Host, KillOutcome, Script};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::FutureExt;
-use mlua::{Lua, Table, Value, Variadic};
+use mlua::{Lua, MultiValue, Table, Value};
+use shoal_proto::request::RequestBuilder;
 use shoal_proto::{reply, Frame, Protocol, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,56 +33,79 @@ pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: b
         Some(n) => n as usize,
         None => return ctx.err("ERR value is not an integer or out of range"),
     };
-    let found = {
-        let mut engine = ctx.node.scripts.engine().await;
-        if by_sha {
-            let sha = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
-            engine
-                .get(&sha)
-                .map(|s| (sha, s))
-                .ok_or_else(|| "NOSCRIPT No matching script. Please use EVAL.".to_string())
-        } else {
-            engine.load(req.arg(1)).map_err(|e| e.to_string())
-        }
+    let mut engine = ctx.node.scripts.engine().await;
+    let found = if by_sha {
+        let sha = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
+        engine.get(&sha).map(|s| (sha, s)).ok_or_else(|| "NOSCRIPT No matching script. Please use EVAL.".to_string())
+    } else {
+        engine.load(req.arg(1)).map_err(|e| e.to_string())
     };
     let (sha, script) = match found {
         Ok(found) => found,
         Err(e) => return ctx.err(&e),
     };
-    let read_only = read_only || script.flags.no_writes;
-    let keys: Vec<&[u8]> = (3..3 + numkeys).map(|i| req.arg(i)).collect();
-    let argv: Vec<&[u8]> = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
-
+    let run = Run {
+        sha: &sha,
+        script: &script,
+        keys: (3..3 + numkeys).map(|i| req.arg(i)).collect(),
+        argv: (3 + numkeys..req.len()).map(|i| req.arg(i)).collect(),
+        read_only: read_only || script.flags.no_writes,
+    };
+    // Every shard, so the script is atomic over any key it touches. Held right here when
+    // they are all idle (the common case: a hand-off to each actor and back costs more than
+    // a short script); otherwise leased from their actors.
+    if let Some(mut held) = ctx.node.try_hold_all() {
+        let mut states: Vec<&mut ShardState> = held.iter_mut().filter_map(|g| g.state()).collect();
+        run_script(ctx, &engine, &run, &mut states);
+        crate::shard::end_group(&mut states);
+        return;
+    }
     let mut leases = ctx.node.lease_all().await;
+    let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+    run_script(ctx, &engine, &run, &mut states);
+}
+
+/// A script about to run, with its arguments.
+struct Run<'a> {
+    sha: &'a str,
+    script: &'a Script,
+    keys: Vec<&'a [u8]>,
+    argv: Vec<&'a [u8]>,
+    read_only: bool,
+}
+
+/// Runs a script over `states` (every shard) and writes its reply.
+fn run_script(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Vec<&mut ShardState>) {
     let route = ctx.node.route.clone();
     let mut settings = ctx.node.exec_settings();
     settings.client = ctx.session.handle.id;
-    let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
     let node: &Arc<Node> = ctx.node;
     // SELECT inside a script changes the script's database, not the client's.
     let db = ctx.session.db;
     let scripts = &node.scripts;
-    let engine = scripts.engine().await;
     scripts.started();
-    let mut cx = CallCx { node, session: &mut *ctx.session, states: &mut states, route: &route, settings, read_only };
-    let result = engine.lua().scope(|scope| {
-        let exec = scope.create_function_mut(|lua, args: Variadic<Value>| call(&mut cx, &engine, lua, args))?;
-        engine.run(&script, &keys, &argv, exec)
-    });
-    let killed = scripts.finished();
+    let mut cx = CallCx {
+        node,
+        engine,
+        session: &mut *ctx.session,
+        states,
+        route: &route,
+        settings,
+        read_only: run.read_only,
+        now: now_ms(),
+        out: BytesMut::new(),
+    };
+    let result = engine.run(run.script, &run.keys, &run.argv, &mut cx);
+    scripts.finished();
     ctx.session.db = db;
-    drop(engine);
     let proto = ctx.session.proto;
     match result {
-        _ if killed => ctx.err(KILLED),
         Ok(Ok(value)) => write_lua_reply(ctx.out, proto, &value),
-        Ok(Err(error)) => ctx.err(&script_error(&sha, &error)),
+        Ok(Err(error)) => ctx.err(&script_error(run.sha, &error)),
         Err(e) => ctx.err(&format!("ERR {e}")),
     }
     // Clients blocked on keys the script pushed to are served after it, as in Redis.
-    serve_blocked(&mut states, &route, now_ms(), settings);
-    drop(states);
-    drop(leases);
+    serve_blocked(states, &route, now_ms(), settings);
 }
 
 /// A script's error as Redis 7 words it: the error, then which script and line raised it.
@@ -98,32 +122,42 @@ fn script_error(sha: &str, error: &Table) -> String {
 /// What `redis.call` needs while a script runs.
 struct CallCx<'a, 'b> {
     node: &'a Arc<Node>,
+    engine: &'a Engine,
     session: &'a mut Session,
     states: &'a mut Vec<&'b mut ShardState>,
     route: &'a SlotRoute,
     settings: ExecSettings,
     read_only: bool,
+    /// The script's time: keys expire as of its start, as in Redis, however long it runs.
+    now: u64,
+    /// Each command's reply, before it becomes a Lua value.
+    out: BytesMut,
+}
+
+impl Host for CallCx<'_, '_> {
+    fn call(&mut self, lua: &Lua, resp3: bool, args: MultiValue) -> mlua::Result<Value> {
+        call(self, lua, resp3, args)
+    }
 }
 
 /// `redis.call` / `redis.pcall`: runs one command and returns its reply as a Lua value, or
 /// an error table (which `redis.call` raises).
-fn call(cx: &mut CallCx<'_, '_>, engine: &Engine, lua: &Lua, args: Variadic<Value>) -> mlua::Result<Value> {
+fn call(cx: &mut CallCx<'_, '_>, lua: &Lua, resp3: bool, args: MultiValue) -> mlua::Result<Value> {
+    let engine = cx.engine;
     let refuse = |msg: &str| engine.error_table(msg).map(Value::Table);
-    let mut args = args.into_iter();
-    let resp3 = matches!(args.next(), Some(Value::Integer(3)));
-    let mut argv: Vec<Bytes> = Vec::new();
+    let mut argv = RequestBuilder::default();
     for a in args {
-        argv.push(match a {
-            Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
-            Value::Integer(n) => Bytes::from(n.to_string()),
-            Value::Number(n) => Bytes::from(number_arg(n)),
+        match a {
+            Value::String(s) => argv.push(&s.as_bytes()),
+            Value::Integer(n) => argv.push(itoa::Buffer::new().format(n).as_bytes()),
+            Value::Number(n) => argv.push(number_arg(n).as_bytes()),
             _ => return refuse("Lua redis lib command arguments must be strings or integers"),
-        });
+        }
     }
     if argv.is_empty() {
         return refuse("Please specify at least one argument for this redis lib call");
     }
-    let req = Request::from_args(argv);
+    let req = argv.finish();
     let Some(spec) = table().resolve(&req) else { return refuse("Unknown Redis command called from script") };
     if !spec.arity_ok(req.len()) {
         return refuse("Wrong number of args calling Redis command from script");
@@ -141,11 +175,12 @@ fn call(cx: &mut CallCx<'_, '_>, engine: &Engine, lua: &Lua, args: Variadic<Valu
         cx.node.scripts.note_write();
     }
     let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
-    let mut out = BytesMut::new();
+    let mut out = std::mem::take(&mut cx.out);
+    out.clear();
     let started = Instant::now();
     let failed = match spec.handler {
         Handler::Shard(f) => {
-            let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, &mut out, now_ms(), cx.settings);
+            let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, &mut out, cx.now, cx.settings);
             ex.no_block = true;
             run_guarded(&mut ex, f, &req, spec)
         }
@@ -166,10 +201,13 @@ fn call(cx: &mut CallCx<'_, '_>, engine: &Engine, lua: &Lua, args: Variadic<Valu
     };
     cx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &cx.session.handle);
     super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
-    match Frame::parse(&out) {
+    let parsed = Frame::parse(&out);
+    let value = match parsed {
         Ok(Some((frame, _))) => frame_to_lua(lua, frame, resp3),
         _ => refuse("Shoal could not read the command's reply"),
-    }
+    };
+    cx.out = out;
+    value
 }
 
 /// A number argument as Redis passes it: integral values as integers (`1e9` is 1000000000),

@@ -383,6 +383,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.local_error(&msg, Some(spec.id));
             return Step::Done(None);
         }
+        if !spec.has(flags::ALLOW_BUSY) && self.node.scripts.busy() {
+            self.local_error(crate::script::BUSY, Some(spec.id));
+            return Step::Done(None);
+        }
         if self.session.in_subscribed_context() && !allowed_when_subscribed(spec) {
             let msg = format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",

@@ -7,26 +7,51 @@ mod libs;
 
 pub use convert::{frame_to_lua, write_lua_reply};
 
-use mlua::{Function, Lua, Table, Value, Variadic};
+use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// What SCRIPT KILL makes the running script fail with.
-pub const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+/// What SCRIPT KILL makes the running script fail with (raised again every 10,000
+/// instructions, so a script's pcall cannot swallow it).
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
-/// The node's scripting: the VM (one script runs at a time, under every shard's lease) and
-/// what SCRIPT KILL, which runs beside it, needs to see.
+/// The node's scripting: the VM (one script runs at a time, holding every shard) and what
+/// SCRIPT KILL, which runs beside it, needs to see.
 pub struct Scripts {
     /// An async lock: loading a script must not block a thread while another one runs.
     engine: tokio::sync::Mutex<Engine>,
+    watch: Arc<Watch>,
+}
+
+/// The running script as its instruction hook and SCRIPT KILL see it.
+#[derive(Default)]
+struct Watch {
     /// Set by SCRIPT KILL; the running script's instruction hook fails it.
-    kill: Arc<AtomicBool>,
+    kill: AtomicBool,
     running: AtomicBool,
     /// The running script has written: killing it would leave half its work, so it may not be.
     wrote: AtomicBool,
+    /// When the running script started, in microseconds of `util::mono_us`.
+    started_us: AtomicU64,
+    /// The running script has given its thread's other work away (see `hand_off_thread`).
+    handed_off: AtomicBool,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): after this long other clients get
+    /// -BUSY instead of waiting.
+    busy_after_ms: AtomicU64,
 }
+
+impl Watch {
+    fn busy(&self) -> bool {
+        self.running.load(Relaxed)
+            && crate::util::mono_us().saturating_sub(self.started_us.load(Relaxed))
+                > self.busy_after_ms.load(Relaxed).saturating_mul(1000)
+    }
+}
+
+/// Redis's answer to other clients while a script runs past `busy-reply-threshold`.
+pub const BUSY: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
 /// SCRIPT KILL's answer.
 pub enum KillOutcome {
@@ -37,13 +62,8 @@ pub enum KillOutcome {
 
 impl Scripts {
     pub fn new() -> Result<Scripts, ScriptError> {
-        let kill = Arc::new(AtomicBool::new(false));
-        Ok(Scripts {
-            engine: tokio::sync::Mutex::new(Engine::new(kill.clone())?),
-            kill,
-            running: AtomicBool::new(false),
-            wrote: AtomicBool::new(false),
-        })
+        let watch = Arc::new(Watch { busy_after_ms: AtomicU64::new(5000), ..Watch::default() });
+        Ok(Scripts { engine: tokio::sync::Mutex::new(Engine::new(watch.clone())?), watch })
     }
 
     /// The VM, for loading scripts or running one. A caller that runs a script brackets it
@@ -53,31 +73,82 @@ impl Scripts {
     }
 
     pub fn started(&self) {
-        self.kill.store(false, Relaxed);
-        self.wrote.store(false, Relaxed);
-        self.running.store(true, Relaxed);
+        let w = &self.watch;
+        w.kill.store(false, Relaxed);
+        w.wrote.store(false, Relaxed);
+        w.handed_off.store(false, Relaxed);
+        w.started_us.store(crate::util::mono_us(), Relaxed);
+        w.running.store(true, Relaxed);
     }
 
-    /// Whether the running script was killed.
-    pub fn finished(&self) -> bool {
-        self.running.store(false, Relaxed);
-        self.kill.swap(false, Relaxed)
+    pub fn finished(&self) {
+        self.watch.running.store(false, Relaxed);
+        self.watch.kill.store(false, Relaxed);
+    }
+
+    /// Whether a script has run past `busy-reply-threshold`: other clients then get -BUSY.
+    pub fn busy(&self) -> bool {
+        self.watch.busy()
+    }
+
+    /// `busy` for the shards, which start before the node that holds this.
+    pub fn busy_check(&self) -> crate::shard::BusyCheck {
+        let w = self.watch.clone();
+        Arc::new(move || w.busy())
+    }
+
+    pub fn busy_after_ms(&self) -> u64 {
+        self.watch.busy_after_ms.load(Relaxed)
+    }
+
+    pub fn set_busy_after_ms(&self, ms: u64) {
+        self.watch.busy_after_ms.store(ms, Relaxed);
     }
 
     pub fn note_write(&self) {
-        self.wrote.store(true, Relaxed);
+        self.watch.wrote.store(true, Relaxed);
     }
 
     pub fn kill(&self) -> KillOutcome {
-        if !self.running.load(Relaxed) {
+        let w = &self.watch;
+        if !w.running.load(Relaxed) {
             KillOutcome::NotBusy
-        } else if self.wrote.load(Relaxed) {
+        } else if w.wrote.load(Relaxed) {
             KillOutcome::Unkillable
         } else {
-            self.kill.store(true, Relaxed);
+            w.kill.store(true, Relaxed);
             KillOutcome::Killed
         }
     }
+}
+
+/// How long a script runs on its thread before it gives the thread's other work away.
+const HAND_OFF_AFTER_US: u64 = 2_000;
+
+/// A script that runs long makes sure another runtime thread serves everyone else meanwhile,
+/// SCRIPT KILL among them. Without this a parked worker may never wake: this thread was the
+/// one polling the I/O driver when the script's client woke it, and nothing else would.
+/// A short script never pays for this.
+fn hand_off_thread() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let Ok(handle) = Handle::try_current() else { return };
+    if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+        return;
+    }
+    // Inside block_in_place this thread lends its worker core (its queued tasks) to a fresh
+    // thread, and a task spawned here is queued for the runtime at large, which wakes a
+    // parked worker to run it; that worker then polls the I/O driver. Waiting for that task
+    // to run also gives the fresh thread time to take the core for good: were the core
+    // handed straight back, tasks in its LIFO slot (which no other worker may steal) would
+    // wait for the script.
+    tokio::task::block_in_place(|| {
+        let (ran_tx, ran) = std::sync::mpsc::channel();
+        handle.spawn(async move {
+            let _ = ran_tx.send(());
+        });
+        let _ = ran.recv_timeout(std::time::Duration::from_millis(10));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    });
 }
 
 /// The marker error `redis.call` raises; the prelude swaps it for the error table.
@@ -116,8 +187,11 @@ pub struct Script {
 /// The VM with its cache. Runs one script at a time (the caller holds every shard).
 pub struct Engine {
     lua: Lua,
-    kill: Arc<AtomicBool>,
-    internal: Table,
+    watch: Arc<Watch>,
+    current: Arc<Current>,
+    /// What scripts see as globals (the prelude's read-only environment reads it): each
+    /// run's KEYS and ARGV go here.
+    fields: Table,
     bind: Function,
     run: Function,
     error_table: Function,
@@ -165,23 +239,27 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), ScriptError> {
 }
 
 impl Engine {
-    pub fn new(kill: Arc<AtomicBool>) -> Result<Engine, ScriptError> {
+    fn new(watch: Arc<Watch>) -> Result<Engine, ScriptError> {
         use mlua::{LuaOptions, StdLib};
         // debug is loaded for the prelude's error handler only; scripts never see it.
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: the debug library is reachable only from the prelude's locals.
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
         lua.set_memory_limit(MEMORY_LIMIT)?;
-        let flag = kill.clone();
+        let w = watch.clone();
         lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
-            if flag.load(Relaxed) {
+            if w.kill.load(Relaxed) {
                 return Err(mlua::Error::RuntimeError(KILLED.into()));
+            }
+            if !w.handed_off.load(Relaxed)
+                && crate::util::mono_us().saturating_sub(w.started_us.load(Relaxed)) > HAND_OFF_AFTER_US
+            {
+                w.handed_off.store(true, Relaxed);
+                hand_off_thread();
             }
             Ok(mlua::VmState::Continue)
         })?;
         let internal = lua.create_table()?;
-        internal.set("resp", 2)?;
-        internal.set("run", lua.create_table()?)?;
         let inner = internal.clone();
         internal.set(
             "sha1hex",
@@ -202,11 +280,15 @@ impl Engine {
                 _ => Err(fail(&inner, "First argument must be a number (log level).")),
             })?,
         )?;
-        let inner = internal.clone();
+        let current = Arc::new(Current::default());
+        let (inner, cur) = (internal.clone(), current.clone());
         internal.set(
             "setresp",
             lua.create_function(move |_, v: Value| match number(&v) {
-                Some(n) if n == 2.0 || n == 3.0 => inner.raw_set("resp", n as i64),
+                Some(n) if n == 2.0 || n == 3.0 => {
+                    cur.resp3.store(n == 3.0, Relaxed);
+                    Ok(())
+                }
                 _ => Err(fail(&inner, "RESP version must be 2 or 3.")),
             })?,
         )?;
@@ -228,13 +310,13 @@ impl Engine {
                 })
             })?,
         )?;
-        let inner = internal.clone();
-        internal.set("pcall", lua.create_function(move |_, args: Variadic<Value>| exec(&inner, args))?)?;
-        let inner = internal.clone();
+        let cur = current.clone();
+        internal.set("pcall", lua.create_function(move |lua, args: MultiValue| cur.call(lua, args))?)?;
+        let (inner, cur) = (internal.clone(), current.clone());
         internal.set(
             "call",
-            lua.create_function(move |_, args: Variadic<Value>| -> mlua::Result<Value> {
-                let reply = exec(&inner, args)?;
+            lua.create_function(move |lua, args: MultiValue| -> mlua::Result<Value> {
+                let reply = cur.call(lua, args)?;
                 if let Value::Table(t) = &reply {
                     if t.raw_get::<Value>("err")?.is_string() {
                         inner.raw_set("raised", t.clone())?;
@@ -244,7 +326,7 @@ impl Engine {
                 Ok(reply)
             })?,
         )?;
-        let (bind, run, error_table): (Function, Function, Function) =
+        let (bind, run, error_table, fields): (Function, Function, Function, Table) =
             lua.load(include_str!("prelude.lua")).set_name("=shoal").call(internal.clone())?;
         internal.raw_set("error_table", error_table.clone())?;
         // The prelude keeps what it needs; scripts get only its read-only environment.
@@ -252,7 +334,7 @@ impl Engine {
         for name in ["debug", "loadfile", "dofile", "require", "module", "collectgarbage", "newproxy"] {
             globals.raw_set(name, Value::Nil)?;
         }
-        Ok(Engine { lua, kill, internal, bind, run, error_table, scripts: HashMap::new() })
+        Ok(Engine { lua, watch, current, fields, bind, run, error_table, scripts: HashMap::new() })
     }
 
     pub fn lua(&self) -> &Lua {
@@ -288,28 +370,24 @@ impl Engine {
 
     /// Empties the cache and starts a fresh VM, as SCRIPT FLUSH does in Redis.
     pub fn flush(&mut self) -> Result<(), ScriptError> {
-        *self = Engine::new(self.kill.clone())?;
+        *self = Engine::new(self.watch.clone())?;
         Ok(())
     }
 
-    /// Runs a script with its KEYS and ARGV and `exec` as `redis.call`'s engine. Returns the
+    /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s. Returns the
     /// script's value, or Redis's error table when it failed.
     pub fn run(
         &self,
         script: &Script,
         keys: &[&[u8]],
         argv: &[&[u8]],
-        exec: Function,
+        host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
         let lua = &self.lua;
-        let run = lua.create_table()?;
-        run.raw_set("KEYS", byte_array(lua, keys)?)?;
-        run.raw_set("ARGV", byte_array(lua, argv)?)?;
-        self.internal.raw_set("run", run)?;
-        self.internal.raw_set("resp", 2)?;
-        self.internal.raw_set("exec", exec)?;
+        self.fields.raw_set("KEYS", byte_array(lua, keys)?)?;
+        self.fields.raw_set("ARGV", byte_array(lua, argv)?)?;
+        let _hosted = self.current.host(host);
         let (ok, value): (bool, Value) = self.run.call(script.f.clone())?;
-        self.internal.raw_set("exec", Value::Nil)?;
         if ok {
             return Ok(Ok(value));
         }
@@ -342,12 +420,57 @@ fn compile_message(e: &mlua::Error) -> String {
     }
 }
 
-/// Runs a command through this run's `exec` (the caller's `redis.call` engine) with the RESP
-/// version the script chose.
-fn exec(internal: &Table, args: Variadic<Value>) -> mlua::Result<Value> {
-    let exec: Function = internal.raw_get("exec")?;
-    let resp: i64 = internal.raw_get("resp")?;
-    exec.call((resp, args))
+/// What runs a script's `redis.call`s: the caller's command engine, for one `Engine::run`.
+pub trait Host {
+    /// Runs one command (`args` as the script passed them) and returns its reply as a Lua
+    /// value, or an error table.
+    fn call(&mut self, lua: &Lua, resp3: bool, args: MultiValue) -> mlua::Result<Value>;
+}
+
+/// The running script's host and protocol, as `redis.call` finds them.
+#[derive(Default)]
+struct Current {
+    host: parking_lot::Mutex<Option<HostPtr>>,
+    /// `redis.setresp(3)` was called in this run.
+    resp3: AtomicBool,
+}
+
+struct HostPtr(*mut (dyn Host + 'static));
+
+// SAFETY: the pointer is only followed on the thread running the script, while `Engine::run`
+// holds the host's exclusive borrow (see `Current::host`).
+unsafe impl Send for HostPtr {}
+
+/// Clears the host when a run ends, however it ends.
+struct Hosted<'a>(&'a Current);
+
+impl Drop for Hosted<'_> {
+    fn drop(&mut self) {
+        *self.0.host.lock() = None;
+    }
+}
+
+impl Current {
+    /// Makes `host` this run's host until the returned guard goes.
+    fn host<'a>(&'a self, host: &'a mut dyn Host) -> Hosted<'a> {
+        let ptr: *mut (dyn Host + 'a) = host;
+        // SAFETY: only the lifetime is erased; `Hosted` clears the pointer before `host`'s
+        // borrow ends, and nothing follows it afterwards.
+        let ptr: *mut (dyn Host + 'static) = unsafe { std::mem::transmute(ptr) };
+        *self.host.lock() = Some(HostPtr(ptr));
+        self.resp3.store(false, Relaxed);
+        Hosted(self)
+    }
+
+    /// `redis.call` / `redis.pcall`: the command through the running script's host.
+    fn call(&self, lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+        let Some(ptr) = self.host.lock().as_ref().map(|p| p.0) else {
+            return Err(mlua::Error::RuntimeError("redis.call is only available while a script runs".into()));
+        };
+        // SAFETY: set by `host` for the current run, which is on this thread's stack below
+        // this call; commands never run Lua, so the host is not re-entered.
+        unsafe { (*ptr).call(lua, self.resp3.load(Relaxed), args) }
+    }
 }
 
 /// A Lua number, whichever way mlua hands it over.

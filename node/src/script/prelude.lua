@@ -1,6 +1,6 @@
 -- Shoal's Lua prelude, run once per VM: the `redis` library, the read-only environment
 -- scripts run in, and the error handler that gives errors Redis's shape. It gets `internal`
--- (filled by Rust: exec, sha1hex, log, and each run's KEYS and ARGV) and returns the functions
+-- (filled by Rust: redis.call and the other Rust functions) and returns the functions
 -- Rust calls. None of what it keeps in locals is reachable from a script.
 local internal = ...
 
@@ -132,22 +132,25 @@ local visible = {
   end,
 }
 
+-- Globals as scripts see them: the visible names, then each run's KEYS and ARGV (set by
+-- Rust). Lookups hit this table directly; only a missing name reaches the erroring __index.
+local fields = {}
 local env = setmetatable({}, {
-  __index = function(_, k)
-    local v = internal.run[k]
-    if v == nil then
-      v = visible[k]
-    end
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
+  __index = fields,
   __newindex = function() error("Attempt to modify a readonly table", 2) end,
   __metatable = false,
 })
 protected[env] = true
 visible._G = env
+for k, v in pairs(visible) do
+  fields[k] = v
+end
+setmetatable(fields, {
+  __index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __metatable = false,
+})
 
 -- Redis's error handler: every error becomes a table with its message and where the script
 -- raised it (frames of C functions and of this prelude are skipped).
@@ -177,4 +180,4 @@ local function run(f)
   return xpcall(f, handler)
 end
 
-return bind, run, error_table
+return bind, run, error_table, fields

@@ -27,6 +27,7 @@ pub mod change;
 pub mod db;
 pub mod dict;
 pub mod evict;
+pub mod slot;
 pub mod stats;
 pub mod types;
 pub mod value;
@@ -637,18 +638,41 @@ impl std::ops::DerefMut for Leases {
 
 impl Drop for Leases {
     fn drop(&mut self) {
-        let mut wal = None;
-        let mut parts = Vec::new();
-        for l in self.0.iter_mut() {
-            let Some(st) = l.state.as_mut() else { continue };
-            if let Some(w) = st.changes.wal() {
-                wal.get_or_insert_with(|| w.clone());
-                st.changes.take_marked(&mut parts);
-            }
+        append_group(self.0.iter_mut().filter_map(|l| l.state.as_deref_mut()));
+    }
+}
+
+/// Starts a group of shards' work that must reach the write-ahead log as one frame (a
+/// multi-shard command, a script): their records carry node-wide sequence numbers meanwhile.
+pub fn begin_group<'s>(states: impl Iterator<Item = &'s mut ShardState>) {
+    for st in states {
+        st.changes.set_leased(true);
+    }
+}
+
+/// Ends a group held on the caller's thread (see [`begin_group`]): its records go to the
+/// log as one frame, before any of its shards runs anything else.
+pub fn end_group(states: &mut [&mut ShardState]) {
+    append_group(states.iter_mut().map(|s| &mut **s));
+    for st in states.iter_mut() {
+        st.changes.flush();
+        st.changes.set_leased(false);
+    }
+}
+
+/// The records a group made on all its shards, to the log as one frame in the order they
+/// were made.
+fn append_group<'s>(states: impl Iterator<Item = &'s mut ShardState>) {
+    let mut wal = None;
+    let mut parts = Vec::new();
+    for st in states {
+        if let Some(w) = st.changes.wal() {
+            wal.get_or_insert_with(|| w.clone());
+            st.changes.take_marked(&mut parts);
         }
-        if let Some(wal) = wal {
-            wal.append_group(parts);
-        }
+    }
+    if let Some(wal) = wal {
+        wal.append_group(parts);
     }
 }
 
@@ -666,15 +690,19 @@ pub struct ShardActor;
 pub struct ShardArgs {
     pub slot: Arc<StateSlot>,
     pub route: Arc<SlotRoute>,
+    pub busy: BusyCheck,
 }
 
 pub struct ShardCell {
     slot: Arc<StateSlot>,
     route: Arc<SlotRoute>,
+    busy: BusyCheck,
 }
 
-/// Where a shard's state rests between messages; empty while a lease holds it.
-pub type StateSlot = parking_lot::Mutex<Option<Box<ShardState>>>;
+/// Whether a script has run past `busy-reply-threshold` (see `Scripts::busy_check`).
+pub type BusyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+pub use slot::{SlotGuard, StateSlot};
 
 /// A shard as the rest of the node sees it: its actor, and the state when it is idle.
 pub struct Shard {
@@ -695,17 +723,32 @@ impl Shard {
     /// leased); false, leaving the batch untouched, otherwise.
     #[inline]
     pub fn run_here(&self, route: &SlotRoute, batch: &mut Batch) -> bool {
-        let Some(mut guard) = self.slot.try_lock() else { return false };
-        let Some(state) = guard.as_mut() else { return false };
+        let Some(mut guard) = self.slot.try_hold() else { return false };
+        let Some(state) = guard.state() else { return false };
         run_batch(state, route, batch);
         true
+    }
+
+    /// Holds the shard on the caller's thread if it is idle (see [`StateSlot`]).
+    #[inline]
+    pub fn try_hold(&self) -> Option<SlotGuard<'_>> {
+        let mut guard = self.slot.try_hold()?;
+        guard.state()?;
+        Some(guard)
     }
 }
 
 /// The shard's state for a message; present outside leases, which the actor never
 /// interleaves with other messages.
-fn locked(slot: &StateSlot) -> parking_lot::MappedMutexGuard<'_, ShardState> {
-    parking_lot::MutexGuard::map(slot.lock(), |s| &mut **s.as_mut().expect("state present outside leases"))
+async fn locked(slot: &StateSlot) -> SlotGuard<'_> {
+    let mut guard = slot.hold().await;
+    assert!(guard.state().is_some(), "state present outside leases");
+    guard
+}
+
+/// The state of a guard from `locked`.
+fn present<'a>(guard: &'a mut SlotGuard<'_>) -> &'a mut ShardState {
+    guard.state().expect("state present outside leases")
 }
 
 impl Actor for ShardActor {
@@ -715,7 +758,7 @@ impl Actor for ShardActor {
 
     async fn pre_start(&self, myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardCell, ActorProcessingErr> {
         myself.send_interval(TICK, || ShardMsg::Tick);
-        Ok(ShardCell { slot: args.slot, route: args.route })
+        Ok(ShardCell { slot: args.slot, route: args.route, busy: args.busy })
     }
 
     async fn handle(
@@ -726,14 +769,19 @@ impl Actor for ShardActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ShardMsg::Batch(mut batch) => {
-                run_batch(&mut locked(&cell.slot), &cell.route, &mut batch);
+                match cell.slot.hold_unless(Some(&*cell.busy)).await {
+                    Some(mut guard) => run_batch(present(&mut guard), &cell.route, &mut batch),
+                    // Held by a script past busy-reply-threshold: answered as Redis answers
+                    // commands that arrive while a script is busy.
+                    None => refuse_batch(&mut batch, crate::script::BUSY.as_bytes()),
+                }
                 if let Some(tx) = batch.reply.take() {
                     let _ = tx.send(batch);
                 }
             }
             ShardMsg::Lease(tx) => {
                 let (back_tx, back_rx) = oneshot::channel();
-                let mut state = cell.slot.lock().take();
+                let mut state = cell.slot.hold().await.take();
                 if let Some(st) = state.as_mut() {
                     st.changes.set_leased(true);
                 }
@@ -741,17 +789,19 @@ impl Actor for ShardActor {
                 // If the borrower is gone, the lease is dropped here and comes straight back.
                 let _ = tx.send(lease);
                 let state = back_rx.await.map_err(|_| "shard state lost during a lease")?;
-                *cell.slot.lock() = Some(state);
+                cell.slot.hold().await.put(state);
             }
             ShardMsg::Run(f) => {
-                let mut state = locked(&cell.slot);
-                if std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut state))).is_err() {
+                let mut guard = locked(&cell.slot).await;
+                let state = present(&mut guard);
+                if std::panic::catch_unwind(AssertUnwindSafe(|| f(state))).is_err() {
                     error!(shard = state.id, "shard task panicked");
                 }
                 state.changes.flush();
             }
             ShardMsg::Tick => {
-                let mut state = locked(&cell.slot);
+                let mut guard = locked(&cell.slot).await;
+                let state = present(&mut guard);
                 state.update_clock();
                 let more_expiry = state.active_expire && state.expire_due(now_ms(), TICK_BUDGET);
                 if state.active_expire {
@@ -811,6 +861,16 @@ fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
         b.ends.push(b.out.len() as u32);
     }
     state.changes.flush();
+}
+
+/// Answers every command of `b` with the error `msg`, running none.
+fn refuse_batch(b: &mut Batch, msg: &[u8]) {
+    b.out.clear();
+    b.ends.clear();
+    for _ in &b.cmds {
+        shoal_proto::reply::error(&mut b.out, msg);
+        b.ends.push(b.out.len() as u32);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,118 @@
+//! Where a shard's state rests between messages, and how it is held: by the shard's actor
+//! (which waits for it without blocking a runtime thread), or by a connection running work
+//! on its own thread while the shard is idle (a pipeline's batch, a script).
+//!
+//! A script may hold shards for as long as it runs, so a waiting actor must not park its
+//! worker thread on the mutex: with one thread per core, that would stop SCRIPT KILL and
+//! every other client. Waiters register, and whoever releases the state wakes them.
+
+use super::ShardState;
+use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
+
+pub struct StateSlot {
+    /// Empty while a lease has the state out.
+    state: parking_lot::Mutex<Option<Box<ShardState>>>,
+    waiters: AtomicUsize,
+    released: tokio::sync::Notify,
+}
+
+/// The slot held: the state, if no lease has it out. Releasing wakes waiting holders.
+pub struct SlotGuard<'a> {
+    guard: Option<parking_lot::MutexGuard<'a, Option<Box<ShardState>>>>,
+    slot: &'a StateSlot,
+}
+
+impl StateSlot {
+    pub fn new(state: Box<ShardState>) -> StateSlot {
+        StateSlot {
+            state: parking_lot::Mutex::new(Some(state)),
+            waiters: AtomicUsize::new(0),
+            released: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The slot, if nobody holds it now.
+    #[inline]
+    pub fn try_hold(&self) -> Option<SlotGuard<'_>> {
+        self.state.try_lock().map(|g| SlotGuard { guard: Some(g), slot: self })
+    }
+
+    /// The slot, once its holder lets it go; the task waits, its thread does not.
+    pub async fn hold(&self) -> SlotGuard<'_> {
+        match self.hold_unless(None).await {
+            Some(g) => g,
+            None => unreachable!("only a give-up check ends a wait empty-handed"),
+        }
+    }
+
+    /// As `hold`, but gives up (None) once `give_up` says so, checked every few milliseconds
+    /// while waiting: a batch waiting behind a script that went past `busy-reply-threshold`
+    /// is answered -BUSY rather than left waiting.
+    pub async fn hold_unless(&self, give_up: Option<&(dyn Fn() -> bool + Send + Sync)>) -> Option<SlotGuard<'_>> {
+        if let Some(g) = self.try_hold() {
+            return Some(g);
+        }
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            // Registered before the second try: a holder that lets go after this try sees
+            // the count and wakes us (see SlotGuard's drop).
+            self.waiters.fetch_add(1, SeqCst);
+            if let Some(g) = self.try_hold() {
+                self.waiters.fetch_sub(1, SeqCst);
+                return Some(g);
+            }
+            match give_up {
+                None => released.await,
+                Some(_) => {
+                    tokio::select! {
+                        _ = &mut released => {}
+                        _ = tokio::time::sleep(GIVE_UP_POLL) => {}
+                    }
+                }
+            }
+            self.waiters.fetch_sub(1, SeqCst);
+            if let Some(g) = self.try_hold() {
+                return Some(g);
+            }
+            if give_up.is_some_and(|f| f()) {
+                return None;
+            }
+        }
+    }
+}
+
+/// How often a waiter that may give up checks whether it should.
+const GIVE_UP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl SlotGuard<'_> {
+    /// The state, unless a lease has it out.
+    #[inline]
+    pub fn state(&mut self) -> Option<&mut ShardState> {
+        self.guard.as_mut().and_then(|g| g.as_deref_mut())
+    }
+
+    /// Takes the state out (for a lease); the slot stays empty until `put` returns it.
+    pub fn take(&mut self) -> Option<Box<ShardState>> {
+        self.guard.as_mut().and_then(|g| g.take())
+    }
+
+    pub fn put(&mut self, state: Box<ShardState>) {
+        if let Some(g) = self.guard.as_mut() {
+            **g = Some(state);
+        }
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        // Pairs with the waiter's count-then-try: either it sees the unlock, or this sees it.
+        fence(SeqCst);
+        if self.slot.waiters.load(SeqCst) > 0 {
+            self.slot.released.notify_waiters();
+        }
+    }
+}
