@@ -27,6 +27,8 @@ pub enum ServerError {
     Load(#[from] crate::persist::load::LoadError),
     #[error("cannot start the Lua VM: {0}")]
     Scripts(#[from] crate::script::ScriptError),
+    #[error("cannot load the kept function libraries: {0}")]
+    Functions(String),
     #[error(transparent)]
     Backup(#[from] crate::persist::backup::BackupError),
     #[error("cannot load the ACL file: {0}")]
@@ -184,6 +186,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let memory = crate::memory::Memory::new(config.maxmemory, config.maxmemory_policy, config.shards);
     let slowlog = Arc::new(crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len));
     let scripts = crate::script::Scripts::new()?;
+    match crate::cmd::functions::load_kept(&mut *scripts.engine().await, &config.data_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(libraries = n, "function libraries loaded"),
+        Err(e) => return Err(ServerError::Functions(e)),
+    }
     memory.start_sampler();
     let mut states: Vec<Box<ShardState>> =
         (0..config.shards).map(|i| Box::new(ShardState::new(i, config.databases, table().stat_slots()))).collect();

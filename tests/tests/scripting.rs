@@ -169,6 +169,97 @@ fn scripts_answer_as_redis_does() {
     }
 }
 
+/// FUNCTION LOAD and FCALL answer as redis-server's do: registration in both forms, flags,
+/// read-only calls, errors at load and at run time, LIST, DELETE, DUMP and RESTORE.
+#[test]
+fn functions_answer_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut mine = s.raw();
+    let lib = "#!lua name=mylib\n\
+        redis.register_function('setter', function(keys, args) return redis.call('set', keys[1], args[1]) end)\n\
+        redis.register_function{function_name='getter', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}\n\
+        redis.register_function('sneaky', function(keys, args) return redis.call('set', 'x', 'y') end)\n\
+        redis.register_function('broken', function() local t = nil return t.x end)\n\
+        redis.register_function('globals', function() return KEYS end)";
+    let cases: &[&[&str]] = &[
+        &["FUNCTION", "FLUSH"],
+        &["FUNCTION", "LOAD", lib],
+        &["FUNCTION", "LOAD", lib],
+        &["FCALL", "setter", "1", "k", "v"],
+        &["FCALL", "getter", "1", "k"],
+        &["FCALL_RO", "getter", "1", "k"],
+        &["FCALL_RO", "setter", "1", "k", "v"],
+        &["FCALL", "broken", "0"],
+        &["FCALL", "globals", "0"],
+        &["FCALL", "nosuch", "0"],
+        &["FCALL", "setter", "5", "k"],
+        &["FCALL", "setter", "-1"],
+        &["FUNCTION", "LOAD", "REPLACE", lib],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('setter', function() end)"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('bad name', function() end)"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('f', 5)"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function{function_name='f', callback=function() end, flags={'bogus'}}"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('f', function() end)\nredis.register_function('f', function() end)"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nlocal x = 1"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.call('ping')"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nfoo = 1"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nreturn +"],
+        &["FUNCTION", "LOAD", "#!lua name=other foo=bar\n"],
+        &["FUNCTION", "LOAD", "#!lua\nx"],
+        &["FUNCTION", "LOAD", "#!python name=x\nx"],
+        &["FUNCTION", "LOAD", "return 1"],
+        &["FUNCTION", "LOAD", "#!lua name=one\nredis.register_function('one', function() return 1 end)"],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "on*"],
+        &["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", "one"],
+        &["FUNCTION", "DELETE", "nope"],
+        &["FUNCTION", "DELETE", "one"],
+        &["FCALL", "one", "0"],
+        &["FUNCTION", "KILL"],
+        &["FUNCTION", "RESTORE", "bogus"],
+        &["FUNCTION", "FLUSH", "BOGUS"],
+    ];
+    for cmd in cases {
+        assert_eq!(mine.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
+    }
+    // DUMP moves libraries both ways between Redis and Shoal.
+    let Frame::Bulk(from_redis) = theirs.cmd(&["FUNCTION", "DUMP"]) else { panic!("DUMP") };
+    let Frame::Bulk(from_shoal) = mine.cmd(&["FUNCTION", "DUMP"]) else { panic!("DUMP") };
+    for (r, payload) in [(&mut mine, &from_redis), (&mut theirs, &from_shoal)] {
+        let mut restore = Raw::encode(&[b"FUNCTION", b"RESTORE", payload, b"REPLACE"]);
+        r.send(&restore);
+        assert_eq!(r.read(), ok());
+        restore.clear();
+        assert_eq!(r.cmd(&["FCALL", "getter", "1", "k"]), bulk("v"));
+    }
+    let Frame::Bulk(payload) = mine.cmd(&["FUNCTION", "DUMP"]) else { panic!("DUMP") };
+    let restore = Raw::encode(&[b"FUNCTION", b"RESTORE", &payload]);
+    mine.send(&restore);
+    assert_eq!(mine.read(), err("ERR Library 'mylib' already exists"));
+    let stats = mine.cmd(&["FUNCTION", "STATS"]);
+    assert_eq!(stats, theirs.cmd(&["FUNCTION", "STATS"]));
+}
+
+/// Libraries outlive a restart, as Redis keeps them in its RDB and AOF.
+#[test]
+fn function_libraries_survive_a_restart() {
+    let dir = shoal_tests::fresh_dir("functions-restart");
+    let lib = "#!lua name=kept\nredis.register_function('kept', function() return 'still here' end)";
+    {
+        let s = Server::start_in(&dir, &[]);
+        assert_eq!(s.raw().cmd(&["FUNCTION", "LOAD", lib]), bulk("kept"));
+    }
+    let s = Server::start_in(&dir, &[]);
+    assert_eq!(s.raw().cmd(&["FCALL", "kept", "0"]), bulk("still here"));
+    assert_eq!(s.raw().cmd(&["FUNCTION", "FLUSH"]), ok());
+    drop(s);
+    let s = Server::start_in(&dir, &[]);
+    assert_eq!(s.raw().cmd(&["FCALL", "kept", "0"]), err("ERR Function not found"));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A script moves value between keys in different shards while other clients read both keys
 /// and run scripts of their own: no reader ever sees a half-done transfer.
 #[test]
@@ -259,6 +350,22 @@ fn script_kill_on(port: u16) {
     );
     assert_eq!(busy.cmd(&["PING"]), simple_pong());
     assert_eq!(other.cmd(&["GET", "k"]), Frame::Null);
+
+    // A function is FUNCTION KILL's to stop; SCRIPT KILL gets the function's -BUSY.
+    let spin = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(admin.cmd(&["FUNCTION", "LOAD", "REPLACE", spin]), bulk("spin"));
+    busy.send(&Raw::encode(&[b"FCALL", b"spin", b"0"]));
+    let fn_busy = err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.");
+    wait_until("the function to be busy", || (other.cmd(&["GET", "k"]) == fn_busy).then_some(()));
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), fn_busy);
+    let Frame::Array(stats) = admin.cmd(&["FUNCTION", "STATS"]) else { panic!("FUNCTION STATS") };
+    let Frame::Array(running) = &stats[1] else { panic!("a running function: {stats:?}") };
+    assert_eq!(
+        running[..4],
+        [bulk("name"), bulk("spin"), bulk("command"), arr(vec![bulk("FCALL"), bulk("spin"), bulk("0")])]
+    );
+    assert_eq!(admin.cmd(&["FUNCTION", "KILL"]), ok());
+    assert_eq!(busy.read(), err("ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."));
 
     busy.send(&Raw::encode(&[b"EVAL", b"redis.call('set', 'w', '1') while true do end", b"0"]));
     let refused = wait_until("the writing script to run", || match admin.cmd(&["SCRIPT", "KILL"]) {

@@ -13,6 +13,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod exec;
+pub mod functions;
 pub mod gateway;
 pub mod geo;
 pub mod hashes;

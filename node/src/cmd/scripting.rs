@@ -11,7 +11,7 @@ use super::gateway::GwCtx;
 use super::table::{flags, table, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{frame_to_lua, write_lua_reply, Engine, Host, KillOutcome, Script};
+use crate::script::{frame_to_lua, write_lua_reply, Engine, FunctionDef, Host, KillOutcome, Script};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
@@ -25,14 +25,7 @@ use std::time::Instant;
 
 /// EVAL / EVALSHA (`by_sha`), and their read-only forms.
 pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
-    let numkeys = match shoal_proto::request::parse_i64(req.arg(2)) {
-        Some(n) if n < 0 => return ctx.err("ERR Number of keys can't be negative"),
-        Some(n) if n as usize > req.len() - 3 => {
-            return ctx.err("ERR Number of keys can't be greater than number of args")
-        }
-        Some(n) => n as usize,
-        None => return ctx.err("ERR value is not an integer or out of range"),
-    };
+    let Some(numkeys) = numkeys(ctx, req) else { return };
     let mut engine = ctx.node.scripts.engine().await;
     let found = if by_sha {
         let sha = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
@@ -44,38 +37,72 @@ pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: b
         Ok(found) => found,
         Err(e) => return ctx.err(&e),
     };
-    let run = Run {
-        sha: &sha,
-        script: &script,
-        keys: (3..3 + numkeys).map(|i| req.arg(i)).collect(),
-        argv: (3 + numkeys..req.len()).map(|i| req.arg(i)).collect(),
-        read_only: read_only || script.flags.no_writes,
+    let read_only = read_only || script.flags.no_writes;
+    execute(ctx, &engine, req, numkeys, Code::Script(sha, script), read_only).await;
+}
+
+/// FCALL / FCALL_RO.
+pub async fn fcall(ctx: &mut GwCtx<'_>, req: &Request, read_only: bool) {
+    let Some(numkeys) = numkeys(ctx, req) else { return };
+    let engine = ctx.node.scripts.engine().await;
+    let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
+        return ctx.err("ERR Function not found");
     };
-    // Every shard, so the script is atomic over any key it touches. Held right here when
-    // they are all idle (the common case: a hand-off to each actor and back costs more than
-    // a short script); otherwise leased from their actors.
+    if read_only && !func.no_writes() {
+        return ctx.err("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    let read_only = read_only || func.no_writes();
+    execute(ctx, &engine, req, numkeys, Code::Function(func), read_only).await;
+}
+
+/// The key count of EVAL-style commands (`cmd code numkeys key... arg...`), or None having
+/// replied with Redis's error.
+fn numkeys(ctx: &mut GwCtx<'_>, req: &Request) -> Option<usize> {
+    match shoal_proto::request::parse_i64(req.arg(2)) {
+        Some(n) if n < 0 => ctx.err("ERR Number of keys can't be negative"),
+        Some(n) if n as usize > req.len() - 3 => ctx.err("ERR Number of keys can't be greater than number of args"),
+        Some(n) => return Some(n as usize),
+        None => ctx.err("ERR value is not an integer or out of range"),
+    }
+    None
+}
+
+/// What runs: an EVAL script (by its SHA1) or a library's function.
+enum Code {
+    Script(String, Script),
+    Function(FunctionDef),
+}
+
+/// Runs `code` with the request's keys and arguments over every shard, so it is atomic over
+/// any key it touches. The shards are held right here when they are all idle (the common
+/// case: a hand-off to each actor and back costs more than a short script); otherwise
+/// leased from their actors.
+async fn execute(ctx: &mut GwCtx<'_>, engine: &Engine, req: &Request, numkeys: usize, code: Code, read_only: bool) {
+    let keys: Vec<&[u8]> = (3..3 + numkeys).map(|i| req.arg(i)).collect();
+    let argv: Vec<&[u8]> = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
+    let run = Run { code: &code, req, keys: &keys, argv: &argv, read_only };
     if let Some(mut held) = ctx.node.try_hold_all() {
         let mut states: Vec<&mut ShardState> = held.iter_mut().filter_map(|g| g.state()).collect();
-        run_script(ctx, &engine, &run, &mut states);
+        run_code(ctx, engine, &run, &mut states);
         crate::shard::end_group(&mut states);
         return;
     }
     let mut leases = ctx.node.lease_all().await;
     let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
-    run_script(ctx, &engine, &run, &mut states);
+    run_code(ctx, engine, &run, &mut states);
 }
 
-/// A script about to run, with its arguments.
+/// Code about to run, with its arguments.
 struct Run<'a> {
-    sha: &'a str,
-    script: &'a Script,
-    keys: Vec<&'a [u8]>,
-    argv: Vec<&'a [u8]>,
+    code: &'a Code,
+    req: &'a Request,
+    keys: &'a [&'a [u8]],
+    argv: &'a [&'a [u8]],
     read_only: bool,
 }
 
-/// Runs a script over `states` (every shard) and writes its reply.
-fn run_script(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Vec<&mut ShardState>) {
+/// Runs the code over `states` (every shard) and writes its reply.
+fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Vec<&mut ShardState>) {
     let route = ctx.node.route.clone();
     let mut settings = ctx.node.exec_settings();
     settings.client = ctx.session.handle.id;
@@ -83,7 +110,12 @@ fn run_script(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut 
     // SELECT inside a script changes the script's database, not the client's.
     let db = ctx.session.db;
     let scripts = &node.scripts;
-    scripts.started();
+    match run.code {
+        Code::Script(..) => scripts.started(false, None),
+        Code::Function(f) => {
+            scripts.started(true, Some((f.name.clone(), run.req.args().map(<[u8]>::to_vec).collect())))
+        }
+    }
     let mut cx = CallCx {
         node,
         engine,
@@ -95,20 +127,24 @@ fn run_script(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut 
         now: now_ms(),
         out: BytesMut::new(),
     };
-    let result = engine.run(run.script, &run.keys, &run.argv, &mut cx);
+    let (result, name) = match run.code {
+        Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx), sha.as_str()),
+        Code::Function(f) => (engine.call_function(f, run.keys, run.argv, &mut cx), f.name.as_str()),
+    };
     scripts.finished();
     ctx.session.db = db;
     let proto = ctx.session.proto;
     match result {
         Ok(Ok(value)) => write_lua_reply(ctx.out, proto, &value),
-        Ok(Err(error)) => ctx.err(&script_error(run.sha, &error)),
+        Ok(Err(error)) => ctx.err(&script_error(name, &error)),
         Err(e) => ctx.err(&format!("ERR {e}")),
     }
     // Clients blocked on keys the script pushed to are served after it, as in Redis.
     serve_blocked(states, &route, now_ms(), settings);
 }
 
-/// A script's error as Redis 7 words it: the error, then which script and line raised it.
+/// A script's error as Redis 7 words it: the error, then which script (its SHA1, or the
+/// function's name) and line raised it.
 fn script_error(sha: &str, error: &Table) -> String {
     let msg: String = error.raw_get("err").unwrap_or_else(|_| "ERR unknown error".into());
     let source: Option<String> = error.raw_get("source").ok();
@@ -262,8 +298,10 @@ pub async fn script_flush(ctx: &mut GwCtx<'_>, req: &Request) {
     }
 }
 
-pub fn script_kill(ctx: &mut GwCtx<'_>) {
-    match ctx.node.scripts.kill() {
+/// SCRIPT KILL (`function` false) and FUNCTION KILL.
+pub fn kill(ctx: &mut GwCtx<'_>, function: bool) {
+    match ctx.node.scripts.kill(function) {
+        KillOutcome::OtherKind(busy) => ctx.err(busy),
         KillOutcome::Killed => reply::ok(ctx.out),
         KillOutcome::NotBusy => ctx.err("NOTBUSY No scripts in execution right now."),
         KillOutcome::Unkillable => ctx.err(

@@ -383,9 +383,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.local_error(&msg, Some(spec.id));
             return Step::Done(None);
         }
-        if !spec.has(flags::ALLOW_BUSY) && self.node.scripts.busy() {
-            self.local_error(crate::script::BUSY, Some(spec.id));
-            return Step::Done(None);
+        if !spec.has(flags::ALLOW_BUSY) {
+            if let Some(busy) = self.node.scripts.busy() {
+                self.local_error(busy, Some(spec.id));
+                return Step::Done(None);
+            }
         }
         if self.session.in_subscribed_context() && !allowed_when_subscribed(spec) {
             let msg = format!(

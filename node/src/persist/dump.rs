@@ -371,8 +371,40 @@ fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, DumpError> {
     Ok(out)
 }
 
-/// Checks the footer and parses a DUMP payload back into a value.
-pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
+/// Redis's RDB opcode for a function library (its code).
+const RDB_OPCODE_FUNCTION2: u8 = 0xF5;
+
+/// FUNCTION DUMP's payload, as Redis 7 writes it: each library's code after its opcode, then
+/// the RDB version and a CRC-64, so libraries move between Redis and Shoal.
+pub fn dump_functions(codes: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(RDB_OPCODE_FUNCTION2);
+        put_len(&mut out, code.len() as u64);
+        out.extend_from_slice(code);
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The libraries' code in a FUNCTION DUMP payload (Redis's, compressed or not, or ours).
+pub fn restore_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, DumpError> {
+    let body = checked_body(payload)?;
+    let mut r = Reader { data: body, pos: 0 };
+    let mut codes = Vec::new();
+    while r.pos < body.len() {
+        if r.byte()? != RDB_OPCODE_FUNCTION2 {
+            return Err(DumpError::BadFormat);
+        }
+        codes.push(r.string()?);
+    }
+    Ok(codes)
+}
+
+/// A DUMP payload without its footer, once the footer's version and checksum are right.
+fn checked_body(payload: &[u8]) -> Result<&[u8], DumpError> {
     if payload.len() < 10 {
         return Err(DumpError::VersionOrChecksum);
     }
@@ -382,6 +414,12 @@ pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
     if version > RDB_VERSION || crc64(0, &payload[..payload.len() - 8]) != crc {
         return Err(DumpError::VersionOrChecksum);
     }
+    Ok(body)
+}
+
+/// Checks the footer and parses a DUMP payload back into a value.
+pub fn restore(payload: &[u8], enc: &Encodings) -> Result<Value, DumpError> {
+    let body = checked_body(payload)?;
     let mut r = Reader { data: body, pos: 0 };
     let ty = r.byte()?;
     let value = read_value(&mut r, ty, enc)?;

@@ -9,7 +9,7 @@ pub use convert::{frame_to_lua, write_lua_reply};
 
 use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -40,24 +40,40 @@ struct Watch {
     /// `busy-reply-threshold` (alias `lua-time-limit`): after this long other clients get
     /// -BUSY instead of waiting.
     busy_after_ms: AtomicU64,
+    /// The running code is a function (FCALL), killed by FUNCTION KILL, not SCRIPT KILL.
+    function: AtomicBool,
+    /// The running function's name and command, for FUNCTION STATS.
+    call: parking_lot::Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    /// Libraries and functions loaded, for FUNCTION STATS while the engine is busy.
+    libraries: AtomicU64,
+    functions: AtomicU64,
 }
 
 impl Watch {
-    fn busy(&self) -> bool {
-        self.running.load(Relaxed)
+    fn busy(&self) -> Option<&'static str> {
+        let past = self.running.load(Relaxed)
             && crate::util::mono_us().saturating_sub(self.started_us.load(Relaxed))
-                > self.busy_after_ms.load(Relaxed).saturating_mul(1000)
+                > self.busy_after_ms.load(Relaxed).saturating_mul(1000);
+        past.then(|| self.busy_message())
+    }
+
+    fn busy_message(&self) -> &'static str {
+        if self.function.load(Relaxed) {
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+        } else {
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+        }
     }
 }
-
-/// Redis's answer to other clients while a script runs past `busy-reply-threshold`.
-pub const BUSY: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
 /// SCRIPT KILL's answer.
 pub enum KillOutcome {
     Killed,
     NotBusy,
     Unkillable,
+    /// The other kind of code runs (a function for SCRIPT KILL, a script for FUNCTION
+    /// KILL): Redis answers with its -BUSY text.
+    OtherKind(&'static str),
 }
 
 impl Scripts {
@@ -72,8 +88,11 @@ impl Scripts {
         self.engine.lock().await
     }
 
-    pub fn started(&self) {
+    /// A script (`function`: false, `call` None) or a function starts.
+    pub fn started(&self, function: bool, call: Option<(String, Vec<Vec<u8>>)>) {
         let w = &self.watch;
+        w.function.store(function, Relaxed);
+        *w.call.lock() = call;
         w.kill.store(false, Relaxed);
         w.wrote.store(false, Relaxed);
         w.handed_off.store(false, Relaxed);
@@ -84,10 +103,25 @@ impl Scripts {
     pub fn finished(&self) {
         self.watch.running.store(false, Relaxed);
         self.watch.kill.store(false, Relaxed);
+        *self.watch.call.lock() = None;
     }
 
-    /// Whether a script has run past `busy-reply-threshold`: other clients then get -BUSY.
-    pub fn busy(&self) -> bool {
+    /// Libraries and functions loaded.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.watch.libraries.load(Relaxed) as usize, self.watch.functions.load(Relaxed) as usize)
+    }
+
+    /// The running function's name, command and milliseconds so far (FUNCTION STATS).
+    pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
+        let w = &self.watch;
+        let call = w.call.lock().clone()?;
+        w.running
+            .load(Relaxed)
+            .then(|| (call.0, call.1, crate::util::mono_us().saturating_sub(w.started_us.load(Relaxed)) / 1000))
+    }
+
+    /// Redis's -BUSY reply while a script or function runs past `busy-reply-threshold`.
+    pub fn busy(&self) -> Option<&'static str> {
         self.watch.busy()
     }
 
@@ -109,10 +143,13 @@ impl Scripts {
         self.watch.wrote.store(true, Relaxed);
     }
 
-    pub fn kill(&self) -> KillOutcome {
+    /// SCRIPT KILL (`function` false) or FUNCTION KILL: each kills only its own kind.
+    pub fn kill(&self, function: bool) -> KillOutcome {
         let w = &self.watch;
         if !w.running.load(Relaxed) {
             KillOutcome::NotBusy
+        } else if w.function.load(Relaxed) != function {
+            KillOutcome::OtherKind(w.busy_message())
         } else if w.wrote.load(Relaxed) {
             KillOutcome::Unkillable
         } else {
@@ -167,6 +204,9 @@ pub enum ScriptError {
     Flag(String),
     #[error("ERR {0}")]
     Vm(#[from] mlua::Error),
+    /// A library that no longer loads into a fresh VM (its text is Redis's reply).
+    #[error("{0}")]
+    Library(String),
 }
 
 /// A script's shebang flags (`#!lua flags=no-writes,allow-oom`).
@@ -195,7 +235,34 @@ pub struct Engine {
     bind: Function,
     run: Function,
     error_table: Function,
+    load_library: Function,
+    call_function: Function,
     scripts: HashMap<String, Script>,
+    /// FUNCTION LOAD's libraries by name, and which library each function is in.
+    libraries: BTreeMap<String, Library>,
+    functions: HashMap<String, String>,
+}
+
+/// A function library, kept with its code for FUNCTION LIST WITHCODE, DUMP and reloads.
+pub struct Library {
+    pub name: String,
+    pub code: Vec<u8>,
+    pub functions: BTreeMap<String, FunctionDef>,
+}
+
+/// A function a library registered.
+#[derive(Clone)]
+pub struct FunctionDef {
+    pub name: String,
+    pub description: Option<String>,
+    pub flags: Vec<String>,
+    f: Function,
+}
+
+impl FunctionDef {
+    pub fn no_writes(&self) -> bool {
+        self.flags.iter().any(|f| f == "no-writes")
+    }
 }
 
 /// The lowercase hex SHA1 of a script body, its name in the cache.
@@ -236,6 +303,36 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), ScriptError> {
         }
     }
     Ok((flags, body[end..].to_vec()))
+}
+
+/// A library's `#!lua name=<lib>` line: the library's name, and the code with that line
+/// blanked (so line numbers stay the script's).
+fn library_shebang(code: &[u8]) -> Result<(String, Vec<u8>), String> {
+    if !code.starts_with(b"#!") {
+        return Err("ERR Missing library metadata".into());
+    }
+    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
+    let mut parts = line.split_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
+    }
+    let mut name = None;
+    for part in parts {
+        match part.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => return Err(format!("ERR Invalid metadata value given: {part}")),
+        }
+    }
+    let Some(name) = name else { return Err("ERR Library name was not given".into()) };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"
+                .into(),
+        );
+    }
+    Ok((name, code[end..].to_vec()))
 }
 
 impl Engine {
@@ -326,15 +423,34 @@ impl Engine {
                 Ok(reply)
             })?,
         )?;
-        let (bind, run, error_table, fields): (Function, Function, Function, Table) =
-            lua.load(include_str!("prelude.lua")).set_name("=shoal").call(internal.clone())?;
+        let (bind, run, error_table, fields, load_library, call_function): (
+            Function,
+            Function,
+            Function,
+            Table,
+            Function,
+            Function,
+        ) = lua.load(include_str!("prelude.lua")).set_name("=shoal").call(internal.clone())?;
         internal.raw_set("error_table", error_table.clone())?;
         // The prelude keeps what it needs; scripts get only its read-only environment.
         let globals = lua.globals();
         for name in ["debug", "loadfile", "dofile", "require", "module", "collectgarbage", "newproxy"] {
             globals.raw_set(name, Value::Nil)?;
         }
-        Ok(Engine { lua, watch, current, fields, bind, run, error_table, scripts: HashMap::new() })
+        Ok(Engine {
+            lua,
+            watch,
+            current,
+            fields,
+            bind,
+            run,
+            error_table,
+            load_library,
+            call_function,
+            scripts: HashMap::new(),
+            libraries: BTreeMap::new(),
+            functions: HashMap::new(),
+        })
     }
 
     pub fn lua(&self) -> &Lua {
@@ -368,10 +484,129 @@ impl Engine {
         Ok((sha, script))
     }
 
-    /// Empties the cache and starts a fresh VM, as SCRIPT FLUSH does in Redis.
+    /// Empties the script cache with a fresh VM, as SCRIPT FLUSH does in Redis; function
+    /// libraries are loaded again into it.
     pub fn flush(&mut self) -> Result<(), ScriptError> {
+        let codes = self.library_codes();
         *self = Engine::new(self.watch.clone())?;
+        for code in codes {
+            self.load_library(&code, false).map_err(ScriptError::Library)?;
+        }
         Ok(())
+    }
+
+    /// Compiles and runs a library's code (`#!lua name=<lib>` first) and keeps the functions
+    /// it registers, replacing a library of the same name only if `replace`. Errors are
+    /// Redis's replies.
+    pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        let (name, body) = library_shebang(code)?;
+        if self.libraries.contains_key(&name) && !replace {
+            return Err(format!("ERR Library '{name}' already exists"));
+        }
+        let f = self
+            .lua
+            .load(&body[..])
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
+        let (registered, error): (Value, Value) = self.load_library.call(f).map_err(|e| format!("ERR {e}"))?;
+        let registered = match registered {
+            Value::Table(t) => t,
+            _ => {
+                let msg = match error {
+                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                    other => format!("ERR {}", other.to_string().unwrap_or_default()),
+                };
+                return Err(format!("ERR Error registering functions: {msg}"));
+            }
+        };
+        let mut functions = BTreeMap::new();
+        for entry in registered.sequence_values::<Table>() {
+            let entry = entry.map_err(|e| format!("ERR {e}"))?;
+            let def = FunctionDef {
+                name: entry.raw_get("name").map_err(|e| format!("ERR {e}"))?,
+                description: entry.raw_get("description").ok().flatten(),
+                flags: entry.raw_get::<Vec<String>>("flags").unwrap_or_default(),
+                f: entry.raw_get("callback").map_err(|e| format!("ERR {e}"))?,
+            };
+            functions.insert(def.name.clone(), def);
+        }
+        if functions.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        if let Some(taken) = functions.keys().find(|f| self.functions.get(*f).is_some_and(|lib| *lib != name)) {
+            return Err(format!("ERR Function {taken} already exists"));
+        }
+        self.delete_library(&name);
+        for f in functions.keys() {
+            self.functions.insert(f.clone(), name.clone());
+        }
+        self.libraries.insert(name.clone(), Library { name: name.clone(), code: code.to_vec(), functions });
+        self.count();
+        Ok(name)
+    }
+
+    fn count(&self) {
+        self.watch.libraries.store(self.libraries.len() as u64, Relaxed);
+        self.watch.functions.store(self.functions.len() as u64, Relaxed);
+    }
+
+    /// FUNCTION DELETE: false if there is no such library.
+    pub fn delete_library(&mut self, name: &str) -> bool {
+        let Some(lib) = self.libraries.remove(name) else { return false };
+        for f in lib.functions.keys() {
+            self.functions.remove(f);
+        }
+        self.count();
+        true
+    }
+
+    pub fn flush_functions(&mut self) {
+        self.libraries.clear();
+        self.functions.clear();
+        self.count();
+    }
+
+    pub fn libraries(&self) -> impl Iterator<Item = &Library> {
+        self.libraries.values()
+    }
+
+    /// Every library's code, for FUNCTION DUMP and for putting the libraries back.
+    pub fn library_codes(&self) -> Vec<Vec<u8>> {
+        self.libraries.values().map(|l| l.code.clone()).collect()
+    }
+
+    pub fn function(&self, name: &str) -> Option<&FunctionDef> {
+        self.libraries.get(self.functions.get(name)?)?.functions.get(name)
+    }
+
+    pub fn function_count(&self) -> usize {
+        self.functions.len()
+    }
+
+    /// FCALL: runs a function with its keys and arguments, `host` running its `redis.call`s.
+    pub fn call_function(
+        &self,
+        func: &FunctionDef,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        host: &mut dyn Host,
+    ) -> mlua::Result<Result<Value, Table>> {
+        let lua = &self.lua;
+        let (keys, argv) = (byte_array(lua, keys)?, byte_array(lua, argv)?);
+        let _hosted = self.current.host(host);
+        let outcome = self.call_function.call((func.f.clone(), keys, argv))?;
+        self.outcome(outcome)
+    }
+
+    fn outcome(&self, (ok, value): (bool, Value)) -> mlua::Result<Result<Value, Table>> {
+        if ok {
+            return Ok(Ok(value));
+        }
+        match value {
+            Value::Table(t) => Ok(Err(t)),
+            other => Ok(Err(self.error_table.call(format!("{other:?}"))?)),
+        }
     }
 
     /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s. Returns the
@@ -387,14 +622,8 @@ impl Engine {
         self.fields.raw_set("KEYS", byte_array(lua, keys)?)?;
         self.fields.raw_set("ARGV", byte_array(lua, argv)?)?;
         let _hosted = self.current.host(host);
-        let (ok, value): (bool, Value) = self.run.call(script.f.clone())?;
-        if ok {
-            return Ok(Ok(value));
-        }
-        match value {
-            Value::Table(t) => Ok(Err(t)),
-            other => Ok(Err(self.error_table.call(format!("{other:?}"))?)),
-        }
+        let outcome = self.run.call(script.f.clone())?;
+        self.outcome(outcome)
     }
 
     /// Redis's error table for an error reply or message (`-CODE msg`, or `msg` as ERR).

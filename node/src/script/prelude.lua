@@ -132,25 +132,32 @@ local visible = {
   end,
 }
 
--- Globals as scripts see them: the visible names, then each run's KEYS and ARGV (set by
--- Rust). Lookups hit this table directly; only a missing name reaches the erroring __index.
-local fields = {}
-local env = setmetatable({}, {
-  __index = fields,
-  __newindex = function() error("Attempt to modify a readonly table", 2) end,
-  __metatable = false,
-})
-protected[env] = true
-visible._G = env
-for k, v in pairs(visible) do
-  fields[k] = v
+local function missing_global(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
 end
-setmetatable(fields, {
-  __index = function(_, k)
-    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-  end,
-  __metatable = false,
-})
+
+-- A read-only global environment over the visible names: lookups hit `fields` directly,
+-- and only a missing name reaches the erroring __index.
+local function environment()
+  local fields = {}
+  local env = setmetatable({}, {
+    __index = fields,
+    __newindex = function() error("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+  })
+  protected[env] = true
+  for k, v in pairs(visible) do
+    fields[k] = v
+  end
+  fields._G = env
+  setmetatable(fields, { __index = missing_global, __metatable = false })
+  return env, fields
+end
+
+-- Scripts' globals, with each run's KEYS and ARGV (set by Rust); functions get theirs as
+-- arguments and have an environment of their own.
+local env, fields = environment()
+local fenv, ffields = environment()
 
 -- Redis's error handler: every error becomes a table with its message and where the script
 -- raised it (frames of C functions and of this prelude are skipped).
@@ -180,4 +187,102 @@ local function run(f)
   return xpcall(f, handler)
 end
 
-return bind, run, error_table, fields
+-- FUNCTION LOAD: a library's code runs once with a `redis` that can only register functions
+-- (and log); what it registered is handed back to Rust.
+local registered
+local function fail(msg)
+  error({ err = "ERR " .. msg })
+end
+
+local known_flags = {
+  ["no-writes"] = true, ["allow-oom"] = true, ["allow-stale"] = true,
+  ["no-cluster"] = true, ["allow-cross-slot-keys"] = true,
+}
+
+local function register(...)
+  local name, callback, flags, description
+  local n = select("#", ...)
+  if n == 1 and type((...)) == "table" then
+    for k, v in pairs((...)) do
+      if k == "function_name" then
+        name = v
+      elseif k == "callback" then
+        callback = v
+      elseif k == "flags" then
+        flags = v
+      elseif k == "description" then
+        description = v
+      else
+        fail("unknown argument given to redis.register_function")
+      end
+    end
+    if name == nil then fail("redis.register_function must get a function name argument") end
+    if callback == nil then fail("redis.register_function must get a callback argument") end
+    if type(name) ~= "string" then fail("function_name argument given to redis.register_function must be a string") end
+    if type(callback) ~= "function" then fail("callback argument given to redis.register_function must be a function") end
+    if description ~= nil and type(description) ~= "string" then
+      fail("description argument given to redis.register_function must be a string")
+    end
+    if flags ~= nil and type(flags) ~= "table" then
+      fail("flags argument to redis.register_function must be a table representing function flags")
+    end
+  elseif n == 2 then
+    name, callback = ...
+    if type(name) ~= "string" then fail("first argument to redis.register_function must be a string") end
+    if type(callback) ~= "function" then fail("second argument to redis.register_function must be a function") end
+  else
+    fail("wrong number of arguments to redis.register_function")
+  end
+  if not sfind(name, "^[%w_]+$") then
+    fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+  end
+  local list = {}
+  for _, f in ipairs(flags or {}) do
+    if type(f) ~= "string" or not known_flags[f] then fail("unknown flag given") end
+    list[#list + 1] = f
+  end
+  for _, r in ipairs(registered) do
+    if r.name == name then fail("Function already exists in the library") end
+  end
+  registered[#registered + 1] = { name = name, callback = callback, flags = list, description = description }
+end
+
+-- Anything else a library reaches for while loading fails as a missing global does.
+local loading_api = {
+  register_function = register, log = redis.log,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+}
+local loading_redis = setmetatable({}, {
+  __index = function(_, k)
+    local v = loading_api[k]
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+  __metatable = false,
+})
+protected[loading_redis] = true
+
+-- Runs a library's compiled code; returns its registered functions, or false and the error.
+local function load_library(f)
+  setfenv(f, fenv)
+  registered = {}
+  ffields.redis = loading_redis
+  local ok, err = xpcall(f, handler)
+  ffields.redis = visible.redis
+  local r = registered
+  registered = nil
+  if not ok then
+    return false, err
+  end
+  return r
+end
+
+-- FCALL: a registered function with its keys and arguments.
+local function call_function(f, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+
+return bind, run, error_table, fields, load_library, call_function

@@ -699,8 +699,8 @@ pub struct ShardCell {
     busy: BusyCheck,
 }
 
-/// Whether a script has run past `busy-reply-threshold` (see `Scripts::busy_check`).
-pub type BusyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+/// The -BUSY reply while a script runs past `busy-reply-threshold` (see `Scripts::busy_check`).
+pub type BusyCheck = Arc<dyn Fn() -> Option<&'static str> + Send + Sync>;
 
 pub use slot::{SlotGuard, StateSlot};
 
@@ -769,11 +769,12 @@ impl Actor for ShardActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ShardMsg::Batch(mut batch) => {
-                match cell.slot.hold_unless(Some(&*cell.busy)).await {
+                let busy = &cell.busy;
+                match cell.slot.hold_unless(Some(&|| busy().is_some())).await {
                     Some(mut guard) => run_batch(present(&mut guard), &cell.route, &mut batch),
                     // Held by a script past busy-reply-threshold: answered as Redis answers
                     // commands that arrive while a script is busy.
-                    None => refuse_batch(&mut batch, crate::script::BUSY.as_bytes()),
+                    None => refuse_batch(&mut batch, busy().unwrap_or(BUSY_ENDED).as_bytes()),
                 }
                 if let Some(tx) = batch.reply.take() {
                     let _ = tx.send(batch);
@@ -862,6 +863,9 @@ fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
     }
     state.changes.flush();
 }
+
+/// The script ended between the give-up check and the reply: still refused, as it was busy.
+const BUSY_ENDED: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
 /// Answers every command of `b` with the error `msg`, running none.
 fn refuse_batch(b: &mut Batch, msg: &[u8]) {
