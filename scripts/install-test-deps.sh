@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the black-box tests talk to Shoal with: redis-cli (Debian's redis-tools),
 # redis-server for the side-by-side benchmarks, redis-py, moto's S3 server (with boto3) for
-# the backup tests, and Node.js with BullMQ for the job-queue tests. Safe to run repeatedly.
+# the backup tests, and the job queues the job-queue tests run (BullMQ on Node.js, RQ,
+# Sidekiq). Safe to run repeatedly.
 set -euo pipefail
 
 SUDO=""
@@ -16,6 +17,16 @@ fi
 
 if ! python3 -c "import redis" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "redis>=5"
+fi
+
+if ! python3 -c "import rq" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check "rq>=2"
+fi
+
+# Sidekiq (Debian's ruby-sidekiq, with Ruby and redis-rb) for the Sidekiq workload.
+if ! ruby -e 'require "sidekiq"' >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ruby-sidekiq >/dev/null
 fi
 
 if ! command -v moto_server >/dev/null || ! python3 -c "import boto3, flask" >/dev/null 2>&1; then

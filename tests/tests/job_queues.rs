@@ -1,5 +1,6 @@
-//! Job queues on Shoal as their users run them: BullMQ (npm) drives its Lua scripts, blocking
-//! pops and streams through a real workload, and every job must complete exactly once.
+//! Job queues on Shoal as their users run them: BullMQ (npm), RQ (PyPI) and Sidekiq (Debian's
+//! ruby-sidekiq) drive their Lua scripts, blocking pops, sorted sets and streams through real
+//! workloads, and every job must complete exactly once.
 
 use shoal_tests::Server;
 use std::path::Path;
@@ -10,15 +11,15 @@ fn compat_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compat")
 }
 
-/// Runs a Node.js workload from `tests/compat` against `port`; its last stdout line is the
+/// Runs a workload (`program script args...`) from `dir`; its last stdout line is the
 /// workload's JSON summary.
-fn node_workload(script: &str, args: &[&str]) -> String {
-    let dir = compat_dir();
-    assert!(
-        dir.join("node_modules/bullmq").is_dir(),
-        "tests/compat/node_modules is missing: run scripts/install-test-deps.sh"
-    );
-    let out = Command::new("node").arg(script).args(args).current_dir(&dir).output().expect("node is installed");
+fn workload(program: &str, dir: &Path, script: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is installed (scripts/install-test-deps.sh): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -35,6 +36,30 @@ fn node_workload(script: &str, args: &[&str]) -> String {
 #[test]
 fn bullmq_completes_every_job_exactly_once() {
     let s = Server::start();
-    let summary = node_workload("bullmq-workload.mjs", &[&s.port.to_string(), "20000"]);
+    assert!(
+        compat_dir().join("node_modules/bullmq").is_dir(),
+        "tests/compat/node_modules is missing: run scripts/install-test-deps.sh"
+    );
+    let summary = workload("node", &compat_dir(), "bullmq-workload.mjs", &[&s.port.to_string(), "20000"]);
     assert!(summary.contains("\"jobs\":20000"), "{summary}");
+}
+
+/// RQ: 5,000 jobs through 4 burst workers; 900 fail twice and succeed on a retry, 100 fail
+/// for good after their one retry (see `tests/py/compat_rq.py`).
+#[test]
+fn rq_processes_jobs_with_failures_and_retries() {
+    let s = Server::start();
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("py");
+    let summary = workload("python3", &py, "compat_rq.py", &[&s.port.to_string()]);
+    assert!(summary.contains("\"finished\": 4900, \"failed\": 100"), "{summary}");
+}
+
+/// Sidekiq: bulk-pushed jobs, jobs retried through the retry set and jobs scheduled for
+/// later, which Sidekiq's poller moves with its Lua script (see
+/// `tests/compat/sidekiq-workload.rb`).
+#[test]
+fn sidekiq_processes_bulk_retried_and_scheduled_jobs() {
+    let s = Server::start();
+    let summary = workload("ruby", &compat_dir(), "sidekiq-workload.rb", &[&s.port.to_string(), "2000"]);
+    assert!(summary.contains("\"jobs\":2000"), "{summary}");
 }
