@@ -93,6 +93,11 @@ pub struct Cli {
     #[arg(long, env = "SHOAL_SLOWLOG_MAX_LEN", value_name = "N")]
     pub slowlog_max_len: Option<usize>,
 
+    /// Milliseconds a script or function may run before other clients get -BUSY (and
+    /// SCRIPT KILL / FUNCTION KILL are the way out) [default: 5000].
+    #[arg(long, env = "SHOAL_BUSY_REPLY_THRESHOLD", value_name = "MILLISECONDS")]
+    pub busy_reply_threshold: Option<u64>,
+
     /// Largest bulk string a client may send, e.g. "512mb" [default: 512mb].
     #[arg(long, env = "SHOAL_PROTO_MAX_BULK_LEN", value_name = "BYTES")]
     pub proto_max_bulk_len: Option<String>,
@@ -298,6 +303,7 @@ struct FileConfig {
     tcp_keepalive: Option<u64>,
     slowlog_log_slower_than: Option<i64>,
     slowlog_max_len: Option<usize>,
+    busy_reply_threshold: Option<u64>,
     proto_max_bulk_len: Option<SizeValue>,
     client_query_buffer_limit: Option<SizeValue>,
     maxmemory: Option<SizeValue>,
@@ -403,6 +409,7 @@ pub struct Config {
     pub tcp_keepalive: u64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: usize,
+    pub busy_reply_threshold: u64,
     pub proto_max_bulk_len: u64,
     pub client_query_buffer_limit: u64,
     pub maxmemory: u64,
@@ -618,6 +625,7 @@ impl Config {
             tcp_keepalive: cli.tcp_keepalive.or(file.tcp_keepalive).unwrap_or(300),
             slowlog_log_slower_than: cli.slowlog_log_slower_than.or(file.slowlog_log_slower_than).unwrap_or(10_000),
             slowlog_max_len: cli.slowlog_max_len.or(file.slowlog_max_len).unwrap_or(128),
+            busy_reply_threshold: cli.busy_reply_threshold.or(file.busy_reply_threshold).unwrap_or(5000),
             proto_max_bulk_len,
             client_query_buffer_limit,
             maxmemory,

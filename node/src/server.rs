@@ -186,6 +186,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let memory = crate::memory::Memory::new(config.maxmemory, config.maxmemory_policy, config.shards);
     let slowlog = Arc::new(crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len));
     let scripts = crate::script::Scripts::new()?;
+    scripts.set_busy_after_ms(config.busy_reply_threshold);
     match crate::cmd::functions::load_kept(&mut *scripts.engine().await, &config.data_dir) {
         Ok(0) => {}
         Ok(n) => tracing::info!(libraries = n, "function libraries loaded"),

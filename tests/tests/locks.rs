@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 50;
 
 /// Redlock's release: delete the lock only if it still holds our token.
-const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const RELEASE: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 /// Redlock's extend: push the expiry only if the lock is still ours.
 const EXTEND: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
@@ -114,8 +115,14 @@ fn window_admits_exactly_the_limit(url: &str) -> usize {
                 for r in 0..20 {
                     // Each request a millisecond apart, all inside the 60-second window.
                     let at = now + c * 20 + r;
-                    let ok: i64 =
-                        limiter.key("rate:api").arg(at).arg(60_000).arg(100).arg(format!("{c}-{r}")).invoke(&mut con).unwrap();
+                    let ok: i64 = limiter
+                        .key("rate:api")
+                        .arg(at)
+                        .arg(60_000)
+                        .arg(100)
+                        .arg(format!("{c}-{r}"))
+                        .invoke(&mut con)
+                        .unwrap();
                     admitted.fetch_add(ok as usize, SeqCst);
                 }
             });
@@ -123,7 +130,8 @@ fn window_admits_exactly_the_limit(url: &str) -> usize {
     });
     let mut con = client.get_connection().unwrap();
     let limiter = redis::Script::new(SLIDING_WINDOW);
-    let later: i64 = limiter.key("rate:api").arg(now + 60_000 + 1000).arg(60_000).arg(100).arg("later").invoke(&mut con).unwrap();
+    let later: i64 =
+        limiter.key("rate:api").arg(now + 60_000 + 1000).arg(60_000).arg(100).arg("later").invoke(&mut con).unwrap();
     assert_eq!(later, 1, "a window later requests are admitted again");
     let members: i64 = redis::cmd("ZCARD").arg("rate:api").query(&mut con).unwrap();
     assert_eq!(members, 1, "the old window's entries are gone");
