@@ -18,8 +18,10 @@
 //! a connection that finds the slot free runs its batch there, on its own thread
 //! ([`Shard::run_here`]). Two task wake-ups per request (to the actor and back) cost more
 //! than a command, and on a machine whose other cores are busy (the client, other services)
-//! they turn into context switches. The slot is only ever held for a synchronous batch, never
-//! across an await; a lease takes the state out of it, so leased shards are never run inline.
+//! they turn into context switches. A script holds every idle shard's slot the same way, for
+//! as long as it runs ([`Node::try_hold_all`](crate::node::Node::try_hold_all)). Slots are
+//! never held across an await, and an actor waits for its slot without blocking its thread
+//! (see [`slot`]); a lease takes the state out of the slot, so leased shards never run inline.
 
 pub mod blocked;
 pub mod bytes;

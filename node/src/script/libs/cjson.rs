@@ -100,20 +100,8 @@ impl Encoder {
     /// The array length of `t` if all its keys are positive integers, refusing (or, when
     /// converting, treating as an object) arrays with too many holes.
     fn array_len(&self, t: &Table) -> mlua::Result<Option<usize>> {
-        let (mut max, mut items) = (0i64, 0i64);
-        for pair in t.clone().pairs::<Value, Value>() {
-            let (k, _) = pair?;
-            let n = match k {
-                Value::Integer(i) => i as f64,
-                Value::Number(n) => n,
-                _ => return Ok(None),
-            };
-            if n < 1.0 || n.fract() != 0.0 {
-                return Ok(None);
-            }
-            max = max.max(n as i64);
-            items += 1;
-        }
+        let Some((items, max)) = super::array_keys(t)? else { return Ok(None) };
+        let (items, max) = (items as i64, max as i64);
         let c = &self.cfg;
         if c.sparse_ratio > 0 && max > items * c.sparse_ratio && max > c.sparse_safe {
             if !c.sparse_convert {
@@ -493,39 +481,25 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
             Ok(v)
         })?,
     )?;
-    let c = cfg.clone();
-    t.raw_set(
-        "encode_max_depth",
-        function(lua, move |lua, args: MultiValue| {
-            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = setting(lua, &args, 1, (1.0, i32::MAX as f64))? {
-                cfg.encode_max_depth = n as usize;
-            }
-            Ok(cfg.encode_max_depth as f64)
-        })?,
-    )?;
-    let c = cfg.clone();
-    t.raw_set(
-        "decode_max_depth",
-        function(lua, move |lua, args: MultiValue| {
-            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = setting(lua, &args, 1, (1.0, i32::MAX as f64))? {
-                cfg.decode_max_depth = n as usize;
-            }
-            Ok(cfg.decode_max_depth as f64)
-        })?,
-    )?;
-    let c = cfg.clone();
-    t.raw_set(
-        "encode_number_precision",
-        function(lua, move |lua, args: MultiValue| {
-            let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = setting(lua, &args, 1, (1.0, 14.0))? {
-                cfg.precision = n as usize;
-            }
-            Ok(cfg.precision as f64)
-        })?,
-    )?;
+    type Field = fn(&mut Config) -> &mut usize;
+    let sizes: [(&str, f64, Field); 3] = [
+        ("encode_max_depth", i32::MAX as f64, |c| &mut c.encode_max_depth),
+        ("decode_max_depth", i32::MAX as f64, |c| &mut c.decode_max_depth),
+        ("encode_number_precision", 14.0, |c| &mut c.precision),
+    ];
+    for (name, max, field) in sizes {
+        let c = cfg.clone();
+        t.raw_set(
+            name,
+            function(lua, move |lua, args: MultiValue| {
+                let mut cfg = c.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = setting(lua, &args, 1, (1.0, max))? {
+                    *field(&mut cfg) = n as usize;
+                }
+                Ok(*field(&mut cfg) as f64)
+            })?,
+        )?;
+    }
     let c = cfg.clone();
     t.raw_set(
         "encode_sparse_array",

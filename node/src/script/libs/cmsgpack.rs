@@ -97,21 +97,7 @@ fn header(out: &mut Vec<u8>, n: usize, fix: u8, wide: u8) {
 
 /// The length of `t` if its keys are exactly 1..n.
 fn array_len(t: &Table) -> mlua::Result<Option<usize>> {
-    let (mut count, mut max) = (0usize, 0f64);
-    for pair in t.clone().pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        let n = match k {
-            Value::Integer(i) => i as f64,
-            Value::Number(n) => n,
-            _ => return Ok(None),
-        };
-        if n < 1.0 || n.fract() != 0.0 {
-            return Ok(None);
-        }
-        count += 1;
-        max = max.max(n);
-    }
-    Ok((max == count as f64).then_some(count))
+    Ok(super::array_keys(t)?.filter(|&(count, max)| max == count as f64).map(|(count, _)| count))
 }
 
 fn encode_table(out: &mut Vec<u8>, t: &Table, level: usize) -> mlua::Result<()> {
