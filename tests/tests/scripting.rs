@@ -206,6 +206,7 @@ fn functions_answer_as_redis_does() {
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.call('ping')"],
         &["FUNCTION", "LOAD", "#!lua name=other\nfoo = 1"],
         &["FUNCTION", "LOAD", "#!lua name=other\nreturn +"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nwhile true do end"],
         &["FUNCTION", "LOAD", "#!lua name=other foo=bar\n"],
         &["FUNCTION", "LOAD", "#!lua\nx"],
         &["FUNCTION", "LOAD", "#!python name=x\nx"],

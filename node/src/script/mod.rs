@@ -17,6 +17,12 @@ use std::sync::Arc;
 /// instructions, so a script's pcall cannot swallow it).
 const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
+/// What a library's code fails with when it runs past `LOAD_TIME_LIMIT_US` in FUNCTION LOAD.
+const LOAD_TIMEOUT: &str = "FUNCTION LOAD timeout";
+
+/// How long a library's code may run when it is loaded, as in Redis.
+const LOAD_TIME_LIMIT_US: u64 = 500_000;
+
 /// The node's scripting: the VM (one script runs at a time, holding every shard) and what
 /// SCRIPT KILL, which runs beside it, needs to see.
 pub struct Scripts {
@@ -44,6 +50,9 @@ struct Watch {
     function: AtomicBool,
     /// The running function's name and command, for FUNCTION STATS.
     call: parking_lot::Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    /// While a library's code runs for FUNCTION LOAD: when it must have finished (Redis
+    /// gives it 500 ms), in microseconds of `util::mono_us`; 0 otherwise.
+    load_deadline_us: AtomicU64,
     /// Libraries and functions loaded, for FUNCTION STATS while the engine is busy.
     libraries: AtomicU64,
     functions: AtomicU64,
@@ -353,6 +362,10 @@ impl Engine {
             if w.kill.load(Relaxed) {
                 return Err(mlua::Error::RuntimeError(KILLED.into()));
             }
+            let deadline = w.load_deadline_us.load(Relaxed);
+            if deadline != 0 && crate::util::mono_us() > deadline {
+                return Err(mlua::Error::RuntimeError(LOAD_TIMEOUT.into()));
+            }
             if !w.handed_off.load(Relaxed)
                 && crate::util::mono_us().saturating_sub(w.started_us.load(Relaxed)) > HAND_OFF_AFTER_US
             {
@@ -514,7 +527,11 @@ impl Engine {
             .set_name("@user_function")
             .into_function()
             .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
-        let (registered, error): (Value, Value) = self.load_library.call(f).map_err(|e| format!("ERR {e}"))?;
+        let w = &self.watch;
+        w.load_deadline_us.store(crate::util::mono_us() + LOAD_TIME_LIMIT_US, Relaxed);
+        let loaded = self.load_library.call(f);
+        w.load_deadline_us.store(0, Relaxed);
+        let (registered, error): (Value, Value) = loaded.map_err(|e| format!("ERR {e}"))?;
         let registered = match registered {
             Value::Table(t) => t,
             _ => {
