@@ -1,7 +1,9 @@
-//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD / EXISTS / FLUSH / KILL.
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO and SCRIPT LOAD / EXISTS / FLUSH /
+//! KILL (FUNCTION's other subcommands are in `cmd::functions`).
 //!
-//! A script runs with every shard leased, so it is atomic and isolated over every key it
-//! touches, declared in KEYS or not (Redis standalone allows undeclared keys). Each
+//! Scripts and functions run holding every shard (held in place when idle, leased
+//! otherwise), so they are atomic and isolated over every key they touch, declared in KEYS
+//! or not (Redis standalone allows undeclared keys). Each
 //! `redis.call` runs through the command table like a queued MULTI command: same handlers,
 //! same ACL checks, same change records, so replicas and the write-ahead log see the
 //! script's effects, never the script.
