@@ -85,6 +85,11 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return tonumber('12') + 1", "0"],
     &["SCRIPT", "FLUSH"],
     &["SCRIPT", "EXISTS", "a2a8e6bf4ff2fa7d3cec11ab58b5ab2ce4ce03de"],
+    // Chunks from loadstring see the script's globals, not the VM's.
+    &["EVAL", "return type(loadstring('return getfenv')())", "0"],
+    &["EVAL", "loadstring('x = 5')() return x", "0"],
+    &["EVAL", "return loadstring('return KEYS[1]')()", "1", "kk"],
+    &["EVAL", "local f, e = loadstring(string.dump(function() return 1 end)) return {tostring(f), e}", "0"],
     &["SCRIPT", "FLUSH", "BOGUS"],
     &["SCRIPT", "KILL"],
 ];

@@ -5,8 +5,9 @@
 local internal = ...
 
 local dbg = debug
-local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv =
-  error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv
+local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, getfenv =
+  error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, getfenv
+local load_string = loadstring
 local sfind, ssub, sgsub = string.find, string.sub, string.gsub
 
 -- Tables a script may read but not change (Redis makes them read-only in its own Lua).
@@ -114,7 +115,30 @@ local visible = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   rawequal = rawequal, rawget = rawget, select = select, tonumber = tonumber,
   tostring = tostring, type = type, unpack = unpack,
-  getmetatable = getmetatable, setmetatable = setmetatable, loadstring = loadstring,
+  getmetatable = getmetatable, setmetatable = setmetatable,
+  -- Lua gives a loaded chunk the VM's real globals; it gets its caller's read-only ones.
+  -- Precompiled chunks are refused as Redis refuses them (read as text, they fail to
+  -- parse): crafted bytecode can break out of any Lua 5.1 sandbox.
+  loadstring = function(s, name)
+    if type(s) == "string" and ssub(s, 1, 1) == "\27" then
+      -- The chunk's name as luaO_chunkid shows it: its C string's first line, cut short.
+      local whole = sfind(name or s, "%z") and ssub(name or s, 1, sfind(name or s, "%z") - 1) or (name or s)
+      local first = whole
+      local eol = sfind(whole, "[\n\r]")
+      if eol then first = ssub(whole, 1, eol - 1) end
+      if #first > 45 then
+        first = ssub(first, 1, 45) .. "..."
+      elseif #first < #whole then
+        first = first .. "..."
+      end
+      return nil, '[string "' .. first .. '"]:1: unexpected symbol near \'char(27)\''
+    end
+    local f, e = load_string(s, name)
+    if f then
+      setfenv(f, getfenv(2))
+    end
+    return f, e
+  end,
   print = print, gcinfo = gcinfo, _VERSION = _VERSION,
   string = readonly(string), table = readonly(table), math = readonly(math),
   redis = readonly(redis),
