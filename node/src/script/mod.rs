@@ -615,7 +615,7 @@ impl Engine {
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
         let lua = &self.lua;
-        let (keys, argv) = (byte_array(lua, keys)?, byte_array(lua, argv)?);
+        let (keys, argv) = byte_arrays(lua, keys, argv)?;
         let _hosted = self.current.host(host);
         let outcome = self.call_function.call((func.f.clone(), keys, argv))?;
         self.outcome(outcome)
@@ -641,8 +641,9 @@ impl Engine {
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
         let lua = &self.lua;
-        self.fields.raw_set("KEYS", byte_array(lua, keys)?)?;
-        self.fields.raw_set("ARGV", byte_array(lua, argv)?)?;
+        let (keys, argv) = byte_arrays(lua, keys, argv)?;
+        self.fields.raw_set("KEYS", keys)?;
+        self.fields.raw_set("ARGV", argv)?;
         let _hosted = self.current.host(host);
         let outcome = self.run.call(script.f.clone())?;
         self.outcome(outcome)
@@ -654,12 +655,25 @@ impl Engine {
     }
 }
 
-fn byte_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item)?)?;
+/// KEYS and ARGV as two Lua arrays of strings, built in one protected call: through mlua's
+/// safe API every string and every store would be a protected call of its own, which is most
+/// of what starting a short script costs.
+fn byte_arrays(lua: &Lua, keys: &[&[u8]], argv: &[&[u8]]) -> mlua::Result<(Table, Table)> {
+    use mlua::ffi;
+    // SAFETY: the closure only pushes values and stores them in tables it created. A Lua
+    // error (out of memory) unwinds to exec_raw's protected call; the closure's frame holds
+    // nothing that needs dropping.
+    unsafe {
+        lua.exec_raw((), |state| {
+            for items in [keys, argv] {
+                ffi::lua_createtable(state, items.len() as i32, 0);
+                for (i, item) in items.iter().enumerate() {
+                    ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+                    ffi::lua_rawseti(state, -2, i as i64 + 1);
+                }
+            }
+        })
     }
-    Ok(t)
 }
 
 /// Lua's own compile message (`user_script:1: unexpected symbol near '+'`), without mlua's
