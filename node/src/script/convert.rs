@@ -22,6 +22,12 @@ pub fn frame_to_lua(lua: &Lua, frame: Frame, resp3: bool) -> mlua::Result<Value>
         Frame::Bulk(b) => Value::String(lua.create_string(&b)?),
         Frame::Null if resp3 => Value::Nil,
         Frame::Null => Value::Boolean(false),
+        Frame::Array(items) | Frame::Push(items) if !resp3 && plain(&items, 0) => {
+            // SAFETY: `push_plain` only pushes values and stores them in tables it created;
+            // a Lua error unwinds to exec_raw's protected call past frames that hold only
+            // references.
+            Value::Table(unsafe { lua.exec_raw((), |state| push_plain(state, &items)) }?)
+        }
         Frame::Array(items) | Frame::Push(items) => Value::Table(array(lua, items, resp3)?),
         Frame::Set(items) if resp3 => {
             let set = lua.create_table()?;
@@ -60,6 +66,35 @@ fn single(lua: &Lua, key: &str, v: Value) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(0, 1)?;
     t.raw_set(key, v)?;
     Ok(t)
+}
+
+/// Whether an array reply holds only bulk strings, integers, nulls and such arrays (what
+/// HGETALL, ZRANGE, LRANGE, MGET return): those convert in one protected call
+/// (`push_plain`) rather than one per element.
+fn plain(items: &[Frame], depth: usize) -> bool {
+    depth < MAX_DEPTH
+        && items.iter().all(|f| match f {
+            Frame::Bulk(_) | Frame::Integer(_) | Frame::Null => true,
+            Frame::Array(inner) => plain(inner, depth + 1),
+            _ => false,
+        })
+}
+
+/// Pushes a `plain` array as a Lua table (RESP2 rules: nil is `false`).
+unsafe fn push_plain(state: *mut mlua::lua_State, items: &[Frame]) {
+    use mlua::ffi;
+    ffi::lua_createtable(state, items.len() as i32, 0);
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Frame::Bulk(b) => {
+                ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
+            }
+            Frame::Integer(n) => ffi::lua_pushnumber(state, *n as f64),
+            Frame::Array(inner) => push_plain(state, inner),
+            _ => ffi::lua_pushboolean(state, 0),
+        }
+        ffi::lua_rawseti(state, -2, i as i64 + 1);
+    }
 }
 
 fn array(lua: &Lua, items: Vec<Frame>, resp3: bool) -> mlua::Result<Table> {
