@@ -13,14 +13,13 @@ use super::gateway::GwCtx;
 use super::table::{flags, table, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{frame_to_lua, write_lua_reply, Engine, FunctionDef, Host, KillOutcome, Script};
+use crate::script::{write_lua_reply, Engine, FunctionDef, Host, KillOutcome, Script};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use mlua::{Lua, MultiValue, Table, Value};
-use shoal_proto::request::RequestBuilder;
+use mlua::Table;
 use shoal_proto::{reply, Frame, Protocol, Request};
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,7 +119,6 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
     }
     let mut cx = CallCx {
         node,
-        engine,
         session: &mut *ctx.session,
         states,
         route: &route,
@@ -160,7 +158,6 @@ fn script_error(sha: &str, error: &Table) -> String {
 /// What `redis.call` needs while a script runs.
 struct CallCx<'a, 'b> {
     node: &'a Arc<Node>,
-    engine: &'a Engine,
     session: &'a mut Session,
     states: &'a mut Vec<&'b mut ShardState>,
     route: &'a SlotRoute,
@@ -173,52 +170,37 @@ struct CallCx<'a, 'b> {
 }
 
 impl Host for CallCx<'_, '_> {
-    fn call(&mut self, lua: &Lua, resp3: bool, args: MultiValue) -> mlua::Result<Value> {
-        call(self, lua, resp3, args)
+    fn call(&mut self, resp3: bool, req: Request) -> Result<Frame, String> {
+        call(self, resp3, req)
     }
 }
 
-/// `redis.call` / `redis.pcall`: runs one command and returns its reply as a Lua value, or
-/// an error table (which `redis.call` raises).
-fn call(cx: &mut CallCx<'_, '_>, lua: &Lua, resp3: bool, args: MultiValue) -> mlua::Result<Value> {
-    let engine = cx.engine;
-    let refuse = |msg: &str| engine.error_table(msg).map(Value::Table);
-    let mut argv = RequestBuilder::default();
-    for a in args {
-        match a {
-            Value::String(s) => argv.push(&s.as_bytes()),
-            Value::Integer(n) => argv.push(itoa::Buffer::new().format(n).as_bytes()),
-            Value::Number(n) => argv.push(number_arg(n).as_bytes()),
-            _ => return refuse("Lua redis lib command arguments must be strings or integers"),
-        }
-    }
-    if argv.is_empty() {
-        return refuse("Please specify at least one argument for this redis lib call");
-    }
-    let req = argv.finish();
-    let Some(spec) = table().resolve(&req) else { return refuse("Unknown Redis command called from script") };
+/// `redis.call` / `redis.pcall`: runs one command and returns its reply, or the message
+/// Redis refuses it with (the script gets an error table either way; `redis.call` raises it).
+fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request) -> Result<Frame, String> {
+    let Some(spec) = table().resolve(&req) else { return Err("Unknown Redis command called from script".into()) };
     if !spec.arity_ok(req.len()) {
-        return refuse("Wrong number of args calling Redis command from script");
+        return Err("Wrong number of args calling Redis command from script".into());
     }
     if spec.has(flags::NOSCRIPT) {
-        return refuse("This Redis command is not allowed from script");
+        return Err("This Redis command is not allowed from script".into());
     }
     if let Err(e) = cx.session.permit(cx.node, spec, &req) {
-        return refuse(&permit_error(e));
+        return Err(permit_error(e));
     }
     if cx.read_only && spec.is_write() {
-        return refuse("Write commands are not allowed from read-only scripts.");
+        return Err("Write commands are not allowed from read-only scripts.".into());
     }
     if spec.is_write() {
         cx.node.scripts.note_write();
     }
     let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
-    let mut out = std::mem::take(&mut cx.out);
+    let out = &mut cx.out;
     out.clear();
     let started = Instant::now();
     let failed = match spec.handler {
         Handler::Shard(f) => {
-            let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, &mut out, cx.now, cx.settings);
+            let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, out, cx.now, cx.settings);
             ex.no_block = true;
             run_guarded(&mut ex, f, &req, spec)
         }
@@ -226,37 +208,26 @@ fn call(cx: &mut CallCx<'_, '_>, lua: &Lua, resp3: bool, args: MultiValue) -> ml
         // that would is refused rather than awaited while the script holds every shard.
         Handler::Gateway(g) if super::multi::runs_under_lease(g) || matches!(g, Gw::Publish | Gw::SPublish) => {
             let client_proto = std::mem::replace(&mut cx.session.proto, proto);
-            let mut gw = GwCtx { node: cx.node, session: &mut *cx.session, out: &mut out, spec, failed: false };
+            let mut gw = GwCtx { node: cx.node, session: &mut *cx.session, out, spec, failed: false };
             let done = Box::pin(super::gateway::execute(g, &mut gw, &req)).now_or_never().is_some();
             let failed = gw.failed;
             cx.session.proto = client_proto;
             if !done {
-                return refuse("Shoal does not run this command from scripts yet");
+                return Err(NOT_FROM_SCRIPTS.into());
             }
             failed
         }
-        _ => return refuse("Shoal does not run this command from scripts yet"),
+        _ => return Err(NOT_FROM_SCRIPTS.into()),
     };
     cx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &cx.session.handle);
     super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
-    let parsed = Frame::parse(&out);
-    let value = match parsed {
-        Ok(Some((frame, _))) => frame_to_lua(lua, frame, resp3),
-        _ => refuse("Shoal could not read the command's reply"),
-    };
-    cx.out = out;
-    value
-}
-
-/// A number argument as Redis passes it: integral values as integers (`1e9` is 1000000000),
-/// others in their shortest form.
-fn number_arg(n: f64) -> String {
-    if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.2e18 {
-        (n as i64).to_string()
-    } else {
-        format!("{n}")
+    match Frame::parse(&cx.out) {
+        Ok(Some((frame, _))) => Ok(frame),
+        _ => Err("Shoal could not read the command's reply".into()),
     }
 }
+
+const NOT_FROM_SCRIPTS: &str = "Shoal does not run this command from scripts yet";
 
 /// An ACL refusal inside a script, in Redis's words.
 fn permit_error(e: String) -> String {

@@ -2,107 +2,105 @@
 //! returns it, and a script's return value as the client receives it.
 
 use bytes::BytesMut;
-use mlua::{Lua, Table, Value};
+use mlua::{ffi, lua_State, Table, Value};
 use shoal_proto::{reply, Frame, Protocol};
+use std::ffi::CStr;
 
 /// Tables nested deeper than this are cut off (a script can build a cyclic table).
 const MAX_DEPTH: usize = 64;
 
-/// A command's reply as a Lua value. RESP2: integers are numbers, bulk strings strings, nil
-/// `false`, arrays tables, status `{ok=...}` and errors `{err=...}` (the caller raises those
-/// for `redis.call`). RESP3 (after `redis.setresp(3)`) adds `{map=...}`, `{set=...}`,
-/// `{double=...}`, `{big_number=...}`, `{verbatim_string=...}`, booleans, and nil for null.
-pub fn frame_to_lua(lua: &Lua, frame: Frame, resp3: bool) -> mlua::Result<Value> {
-    Ok(match frame {
-        Frame::Simple(s) => Value::Table(single(lua, "ok", Value::String(lua.create_string(&s)?))?),
-        Frame::Error(e) | Frame::BlobError(e) => {
-            Value::Table(single(lua, "err", Value::String(lua.create_string(&e)?))?)
-        }
-        Frame::Integer(n) => Value::Integer(n),
-        Frame::Bulk(b) => Value::String(lua.create_string(&b)?),
-        Frame::Null if resp3 => Value::Nil,
-        Frame::Null => Value::Boolean(false),
-        Frame::Array(items) | Frame::Push(items) if !resp3 && plain(&items, 0) => {
-            // SAFETY: `push_plain` only pushes values and stores them in tables it created;
-            // a Lua error unwinds to exec_raw's protected call past frames that hold only
-            // references.
-            Value::Table(unsafe { lua.exec_raw((), |state| push_plain(state, &items)) }?)
-        }
-        Frame::Array(items) | Frame::Push(items) => Value::Table(array(lua, items, resp3)?),
-        Frame::Set(items) if resp3 => {
-            let set = lua.create_table()?;
-            for item in items {
-                set.raw_set(frame_to_lua(lua, item, resp3)?, true)?;
-            }
-            Value::Table(single(lua, "set", Value::Table(set))?)
-        }
-        Frame::Set(items) => Value::Table(array(lua, items, resp3)?),
+/// A command's reply in the shape `push_reply` takes for the protocol the script chose: RESP2
+/// has no doubles, booleans, big numbers, verbatim strings, maps or sets, so they become what
+/// a RESP2 client would get (maps flattened, sets arrays); attributes are dropped.
+pub fn normalize(frame: Frame, resp3: bool) -> Frame {
+    let all = |items: Vec<Frame>| items.into_iter().map(|f| normalize(f, resp3)).collect();
+    match frame {
+        Frame::Attribute { frame, .. } => normalize(*frame, resp3),
+        Frame::Array(items) => Frame::Array(all(items)),
+        Frame::Push(items) => Frame::Array(all(items)),
+        Frame::Set(items) if resp3 => Frame::Set(all(items)),
         Frame::Map(pairs) if resp3 => {
-            let map = lua.create_table()?;
+            Frame::Map(pairs.into_iter().map(|(k, v)| (normalize(k, resp3), normalize(v, resp3))).collect())
+        }
+        Frame::Set(items) => Frame::Array(all(items)),
+        Frame::Map(pairs) => {
+            Frame::Array(pairs.into_iter().flat_map(|(k, v)| [normalize(k, resp3), normalize(v, resp3)]).collect())
+        }
+        Frame::Double(d) if !resp3 => Frame::Bulk(reply::format_double(d).into()),
+        Frame::Boolean(b) if !resp3 => Frame::Integer(b as i64),
+        Frame::BigNumber(n) if !resp3 => Frame::Bulk(n),
+        Frame::Verbatim { data, .. } if !resp3 => Frame::Bulk(data),
+        other => other,
+    }
+}
+
+/// Pushes a `normalize`d reply as Redis's rules make it a Lua value. RESP2: integers are
+/// numbers, bulk strings strings, nil `false`, arrays tables, status `{ok=...}` and errors
+/// `{err=...}` (which `redis.call` raises). RESP3 (after `redis.setresp(3)`) adds
+/// `{map=...}`, `{set=...}`, `{double=...}`, `{big_number=...}`, `{verbatim_string=...}`,
+/// booleans, and nil for null.
+///
+/// # Safety
+/// `state` is the running Lua state with room on its stack. A Lua error (out of memory)
+/// raised here unwinds through these frames, which hold only references: `frame` must live
+/// outside them.
+pub unsafe fn push_reply(state: *mut lua_State, frame: &Frame, resp3: bool) {
+    match frame {
+        Frame::Simple(s) => push_single(state, c"ok", |state| push_bytes(state, s)),
+        Frame::Error(e) | Frame::BlobError(e) => push_single(state, c"err", |state| push_bytes(state, e)),
+        Frame::Integer(n) => ffi::lua_pushnumber(state, *n as f64),
+        Frame::Bulk(b) => push_bytes(state, b),
+        Frame::Null if resp3 => ffi::lua_pushnil(state),
+        Frame::Null => ffi::lua_pushboolean(state, 0),
+        Frame::Array(items) | Frame::Push(items) => {
+            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
+            ffi::lua_createtable(state, items.len() as i32, 0);
+            for (i, item) in items.iter().enumerate() {
+                push_reply(state, item, resp3);
+                ffi::lua_rawseti(state, -2, i as i64 + 1);
+            }
+        }
+        Frame::Set(items) => push_single(state, c"set", |state| {
+            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
+            ffi::lua_createtable(state, 0, items.len() as i32);
+            for item in items {
+                push_reply(state, item, resp3);
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_rawset(state, -3);
+            }
+        }),
+        Frame::Map(pairs) => push_single(state, c"map", |state| {
+            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
+            ffi::lua_createtable(state, 0, pairs.len() as i32);
             for (k, v) in pairs {
-                map.raw_set(frame_to_lua(lua, k, resp3)?, frame_to_lua(lua, v, resp3)?)?;
+                push_reply(state, k, resp3);
+                push_reply(state, v, resp3);
+                ffi::lua_rawset(state, -3);
             }
-            Value::Table(single(lua, "map", Value::Table(map))?)
-        }
-        Frame::Map(pairs) => Value::Table(array(lua, pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(), resp3)?),
-        Frame::Double(d) if resp3 => Value::Table(single(lua, "double", Value::Number(d))?),
-        Frame::Double(d) => Value::String(lua.create_string(reply::format_double(d))?),
-        Frame::Boolean(b) if resp3 => Value::Boolean(b),
-        Frame::Boolean(b) => Value::Integer(b as i64),
-        Frame::BigNumber(n) if resp3 => Value::Table(single(lua, "big_number", Value::String(lua.create_string(&n)?))?),
-        Frame::BigNumber(n) => Value::String(lua.create_string(&n)?),
-        Frame::Verbatim { format, data } if resp3 => {
-            let v = lua.create_table()?;
-            v.raw_set("format", lua.create_string(format)?)?;
-            v.raw_set("string", lua.create_string(&data)?)?;
-            Value::Table(single(lua, "verbatim_string", Value::Table(v))?)
-        }
-        Frame::Verbatim { data, .. } => Value::String(lua.create_string(&data)?),
-        Frame::Attribute { frame, .. } => frame_to_lua(lua, *frame, resp3)?,
-    })
-}
-
-fn single(lua: &Lua, key: &str, v: Value) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 1)?;
-    t.raw_set(key, v)?;
-    Ok(t)
-}
-
-/// Whether an array reply holds only bulk strings, integers, nulls and such arrays (what
-/// HGETALL, ZRANGE, LRANGE, MGET return): those convert in one protected call
-/// (`push_plain`) rather than one per element.
-fn plain(items: &[Frame], depth: usize) -> bool {
-    depth < MAX_DEPTH
-        && items.iter().all(|f| match f {
-            Frame::Bulk(_) | Frame::Integer(_) | Frame::Null => true,
-            Frame::Array(inner) => plain(inner, depth + 1),
-            _ => false,
-        })
-}
-
-/// Pushes a `plain` array as a Lua table (RESP2 rules: nil is `false`).
-unsafe fn push_plain(state: *mut mlua::lua_State, items: &[Frame]) {
-    use mlua::ffi;
-    ffi::lua_createtable(state, items.len() as i32, 0);
-    for (i, item) in items.iter().enumerate() {
-        match item {
-            Frame::Bulk(b) => {
-                ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
-            }
-            Frame::Integer(n) => ffi::lua_pushnumber(state, *n as f64),
-            Frame::Array(inner) => push_plain(state, inner),
-            _ => ffi::lua_pushboolean(state, 0),
-        }
-        ffi::lua_rawseti(state, -2, i as i64 + 1);
+        }),
+        Frame::Double(d) => push_single(state, c"double", |state| ffi::lua_pushnumber(state, *d)),
+        Frame::Boolean(b) => ffi::lua_pushboolean(state, *b as i32),
+        Frame::BigNumber(n) => push_single(state, c"big_number", |state| push_bytes(state, n)),
+        Frame::Verbatim { format, data } => push_single(state, c"verbatim_string", |state| {
+            ffi::lua_createtable(state, 0, 2);
+            push_bytes(state, format);
+            ffi::lua_setfield(state, -2, c"format".as_ptr());
+            push_bytes(state, data);
+            ffi::lua_setfield(state, -2, c"string".as_ptr());
+        }),
+        Frame::Attribute { frame, .. } => push_reply(state, frame, resp3),
     }
 }
 
-fn array(lua: &Lua, items: Vec<Frame>, resp3: bool) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.into_iter().enumerate() {
-        t.raw_set(i + 1, frame_to_lua(lua, item, resp3)?)?;
-    }
-    Ok(t)
+unsafe fn push_bytes(state: *mut lua_State, b: &[u8]) {
+    ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
+}
+
+/// Pushes `{key = <what push_value pushes>}`.
+unsafe fn push_single(state: *mut lua_State, key: &CStr, push_value: impl FnOnce(*mut lua_State)) {
+    ffi::lua_createtable(state, 0, 1);
+    push_value(state);
+    ffi::lua_setfield(state, -2, key.as_ptr());
 }
 
 /// Writes a script's return value as Redis does: numbers become integers (truncated), strings

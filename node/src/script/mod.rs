@@ -5,10 +5,12 @@
 mod convert;
 mod libs;
 
-pub use convert::{frame_to_lua, write_lua_reply};
+pub use convert::write_lua_reply;
 
-use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
+use mlua::{ffi, Function, Lua, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
+use shoal_proto::request::RequestBuilder;
+use shoal_proto::{Frame, Request};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -425,22 +427,20 @@ impl Engine {
                 })
             })?,
         )?;
-        let cur = current.clone();
-        internal.set("pcall", lua.create_function(move |lua, args: MultiValue| cur.call(lua, args))?)?;
-        let (inner, cur) = (internal.clone(), current.clone());
-        internal.set(
-            "call",
-            lua.create_function(move |lua, args: MultiValue| -> mlua::Result<Value> {
-                let reply = cur.call(lua, args)?;
-                if let Value::Table(t) = &reply {
-                    if t.raw_get::<Value>("err")?.is_string() {
-                        inner.raw_set("raised", t.clone())?;
-                        return Err(mlua::Error::RuntimeError(RAISED.into()));
-                    }
-                }
-                Ok(reply)
-            })?,
-        )?;
+        for (name, raise) in [("call", true), ("pcall", false)] {
+            let current = Arc::as_ptr(&current).cast_mut().cast::<std::ffi::c_void>();
+            // SAFETY: pushes three upvalues and a C closure over them. `Current` outlives the
+            // VM: the engine owns both, and drops the VM first (field order).
+            let (_, f): (Table, Function) = unsafe {
+                lua.exec_raw(internal.clone(), |state| {
+                    ffi::lua_pushlightuserdata(state, current);
+                    ffi::lua_pushboolean(state, raise as i32);
+                    ffi::lua_pushvalue(state, 1);
+                    ffi::lua_pushcclosure(state, redis_call, 3);
+                })?
+            };
+            internal.raw_set(name, f)?;
+        }
         let (bind, run, error_table, fields, load_library, call_function): (
             Function,
             Function,
@@ -687,18 +687,25 @@ fn compile_message(e: &mlua::Error) -> String {
 
 /// What runs a script's `redis.call`s: the caller's command engine, for one `Engine::run`.
 pub trait Host {
-    /// Runs one command (`args` as the script passed them) and returns its reply as a Lua
-    /// value, or an error table.
-    fn call(&mut self, lua: &Lua, resp3: bool, args: MultiValue) -> mlua::Result<Value>;
+    /// Runs one command: its reply, or the message Redis refuses it with (`-CODE msg`, or a
+    /// bare message for ERR), which the script sees as an error table.
+    fn call(&mut self, resp3: bool, req: Request) -> Result<Frame, String>;
 }
 
-/// The running script's host and protocol, as `redis.call` finds them.
+/// The running script's host and protocol, and the reply `redis.call` is handing over.
 #[derive(Default)]
 struct Current {
     host: parking_lot::Mutex<Option<HostPtr>>,
     /// `redis.setresp(3)` was called in this run.
     resp3: AtomicBool,
+    /// The last command's outcome, kept here rather than on `redis_call`'s stack while it
+    /// becomes a Lua value (see there). Touched only by the thread running the script.
+    reply: std::cell::UnsafeCell<Option<Result<Frame, String>>>,
 }
+
+// SAFETY: `reply` is only touched by `redis_call`, on the thread running the script, and
+// scripts run one at a time (the engine's mutex).
+unsafe impl Sync for Current {}
 
 struct HostPtr(*mut (dyn Host + 'static));
 
@@ -727,14 +734,96 @@ impl Current {
         Hosted(self)
     }
 
-    /// `redis.call` / `redis.pcall`: the command through the running script's host.
-    fn call(&self, lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+    /// Runs the command whose arguments are on `state`'s stack and leaves the outcome, ready
+    /// to push, in `reply`.
+    ///
+    /// # Safety
+    /// `state` is the stack of a `redis_call` invocation, on the thread running the script.
+    unsafe fn run(&self, state: *mut ffi::lua_State) {
+        let resp3 = self.resp3.load(Relaxed);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.command(state)))
+            .unwrap_or_else(|_| Err("internal error while running the command".into()));
+        *self.reply.get() = Some(outcome.map(|f| convert::normalize(f, resp3)).map_err(|e| error_text(&e)));
+    }
+
+    unsafe fn command(&self, state: *mut ffi::lua_State) -> Result<Frame, String> {
+        let mut argv = RequestBuilder::default();
+        for i in 1..=ffi::lua_gettop(state) {
+            match ffi::lua_type(state, i) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0;
+                    let p = ffi::lua_tolstring(state, i, &mut len);
+                    argv.push(std::slice::from_raw_parts(p.cast(), len));
+                }
+                ffi::LUA_TNUMBER => argv.push(number_arg(ffi::lua_tonumber(state, i)).as_bytes()),
+                _ => return Err("Lua redis lib command arguments must be strings or integers".into()),
+            }
+        }
+        if argv.is_empty() {
+            return Err("Please specify at least one argument for this redis lib call".into());
+        }
         let Some(ptr) = self.host.lock().as_ref().map(|p| p.0) else {
-            return Err(mlua::Error::RuntimeError("redis.call is only available while a script runs".into()));
+            return Err("redis.call is only available while a script runs".into());
         };
         // SAFETY: set by `host` for the current run, which is on this thread's stack below
         // this call; commands never run Lua, so the host is not re-entered.
-        unsafe { (*ptr).call(lua, self.resp3.load(Relaxed), args) }
+        (*ptr).call(self.resp3.load(Relaxed), argv.finish())
+    }
+}
+
+/// `redis.call` (upvalue 2 true) and `redis.pcall`: a C function, as in Redis, reading its
+/// arguments and pushing the reply with Lua's own API. Going through mlua would cost a
+/// protected call and a registry reference per argument and per reply value.
+///
+/// Upvalues: the engine's `Current`, whether to raise error replies, and the prelude's
+/// `internal` table (where a raised error table waits for the error handler).
+unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> std::os::raw::c_int {
+    let current = &*(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const Current);
+    let raise = ffi::lua_toboolean(state, ffi::lua_upvalueindex(2)) != 0;
+    current.run(state);
+    // Only pushes from here on. A Lua error (out of memory) unwinds this frame, which holds
+    // nothing to drop: the reply stays in `current` until the next call replaces it.
+    let failed = match &*current.reply.get() {
+        Some(Ok(frame)) => {
+            convert::push_reply(state, frame, current.resp3.load(Relaxed));
+            matches!(frame, Frame::Error(_) | Frame::BlobError(_))
+        }
+        Some(Err(msg)) => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
+            ffi::lua_setfield(state, -2, c"err".as_ptr());
+            true
+        }
+        None => {
+            ffi::lua_pushnil(state);
+            false
+        }
+    };
+    if raise && failed {
+        ffi::lua_setfield(state, ffi::lua_upvalueindex(3), c"raised".as_ptr());
+        ffi::lua_pushlightuserdata(state, std::ptr::null_mut());
+        ffi::lua_error(state);
+    }
+    1
+}
+
+/// An error reply's text as Redis's error tables hold it: `-CODE msg` keeps its code, a bare
+/// message gets ERR; line breaks at either end go (the prelude's `error_table`, in Rust).
+fn error_text(msg: &str) -> String {
+    let (code, text) = match msg.strip_prefix('-') {
+        Some(rest) => rest.split_once(' ').unwrap_or(("ERR", rest)),
+        None => ("ERR", msg),
+    };
+    format!("{code} {}", text.trim_matches(|c| c == '\r' || c == '\n'))
+}
+
+/// A number argument as Redis passes it: integral values as integers (`1e9` is 1000000000),
+/// others in their shortest form.
+fn number_arg(n: f64) -> String {
+    if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.2e18 {
+        (n as i64).to_string()
+    } else {
+        format!("{n}")
     }
 }
 
