@@ -648,11 +648,6 @@ impl Engine {
         let outcome = self.run.call(script.f.clone())?;
         self.outcome(outcome)
     }
-
-    /// Redis's error table for an error reply or message (`-CODE msg`, or `msg` as ERR).
-    pub fn error_table(&self, msg: &str) -> mlua::Result<Table> {
-        self.error_table.call(msg)
-    }
 }
 
 /// KEYS and ARGV as two Lua arrays of strings, built in one protected call: through mlua's
