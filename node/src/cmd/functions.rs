@@ -204,7 +204,7 @@ pub async fn stats(ctx: &mut GwCtx<'_>) {
             reply::bulk(out, name.as_bytes());
             reply::bulk(out, b"command");
             reply::array_len(out, command.len());
-            for a in &command {
+            for a in command.args() {
                 reply::bulk(out, a);
             }
             reply::bulk(out, b"duration_ms");

@@ -112,10 +112,8 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
     let db = ctx.session.db;
     let scripts = &node.scripts;
     match run.code {
-        Code::Script(..) => scripts.started(false, None),
-        Code::Function(f) => {
-            scripts.started(true, Some((f.name.clone(), run.req.args().map(<[u8]>::to_vec).collect())))
-        }
+        Code::Script(..) => scripts.started(None),
+        Code::Function(f) => scripts.started(Some((f.name.clone(), run.req.clone()))),
     }
     let mut cx = CallCx {
         node,

@@ -48,10 +48,9 @@ struct Watch {
     /// `busy-reply-threshold` (alias `lua-time-limit`): after this long other clients get
     /// -BUSY instead of waiting.
     busy_after_ms: AtomicU64,
-    /// The running code is a function (FCALL), killed by FUNCTION KILL, not SCRIPT KILL.
-    function: AtomicBool,
-    /// The running function's name and command, for FUNCTION STATS.
-    call: parking_lot::Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    /// The running function's name and command (FUNCTION STATS); set only while a function
+    /// (FCALL) runs, which FUNCTION KILL, not SCRIPT KILL, stops.
+    call: parking_lot::Mutex<Option<(String, Request)>>,
     /// While a library's code runs for FUNCTION LOAD: when it must have finished (Redis
     /// gives it 500 ms), in microseconds of `util::mono_us`; 0 otherwise.
     load_deadline_us: AtomicU64,
@@ -68,8 +67,12 @@ impl Watch {
         past.then(|| self.busy_message())
     }
 
+    fn function_runs(&self) -> bool {
+        self.call.lock().is_some()
+    }
+
     fn busy_message(&self) -> &'static str {
-        if self.function.load(Relaxed) {
+        if self.function_runs() {
             "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
         } else {
             "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
@@ -99,10 +102,9 @@ impl Scripts {
         self.engine.lock().await
     }
 
-    /// A script (`function`: false, `call` None) or a function starts.
-    pub fn started(&self, function: bool, call: Option<(String, Vec<Vec<u8>>)>) {
+    /// A script (`call` None) or a function (its name and command) starts.
+    pub fn started(&self, call: Option<(String, Request)>) {
         let w = &self.watch;
-        w.function.store(function, Relaxed);
         *w.call.lock() = call;
         w.kill.store(false, Relaxed);
         w.wrote.store(false, Relaxed);
@@ -123,7 +125,7 @@ impl Scripts {
     }
 
     /// The running function's name, command and milliseconds so far (FUNCTION STATS).
-    pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
+    pub fn running_function(&self) -> Option<(String, Request, u64)> {
         let w = &self.watch;
         let call = w.call.lock().clone()?;
         w.running
@@ -159,7 +161,7 @@ impl Scripts {
         let w = &self.watch;
         if !w.running.load(Relaxed) {
             KillOutcome::NotBusy
-        } else if w.function.load(Relaxed) != function {
+        } else if w.function_runs() != function {
             KillOutcome::OtherKind(w.busy_message())
         } else if w.wrote.load(Relaxed) {
             KillOutcome::Unkillable
@@ -614,14 +616,21 @@ impl Engine {
         argv: &[&[u8]],
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
-        let lua = &self.lua;
-        let (keys, argv) = byte_arrays(lua, keys, argv)?;
-        let _hosted = self.current.host(host);
-        let outcome = self.call_function.call((func.f.clone(), keys, argv))?;
-        self.outcome(outcome)
+        self.invoke(keys, argv, host, |keys, argv| self.call_function.call((func.f.clone(), keys, argv)))
     }
 
-    fn outcome(&self, (ok, value): (bool, Value)) -> mlua::Result<Result<Value, Table>> {
+    /// Builds KEYS and ARGV, makes `host` run the `redis.call`s, and calls the prelude's
+    /// runner (`call`): the code's value, or Redis's error table when it failed.
+    fn invoke(
+        &self,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        host: &mut dyn Host,
+        call: impl FnOnce(Table, Table) -> mlua::Result<(bool, Value)>,
+    ) -> mlua::Result<Result<Value, Table>> {
+        let (keys, argv) = byte_arrays(&self.lua, keys, argv)?;
+        let _hosted = self.current.host(host);
+        let (ok, value) = call(keys, argv)?;
         if ok {
             return Ok(Ok(value));
         }
@@ -640,13 +649,11 @@ impl Engine {
         argv: &[&[u8]],
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
-        let lua = &self.lua;
-        let (keys, argv) = byte_arrays(lua, keys, argv)?;
-        self.fields.raw_set("KEYS", keys)?;
-        self.fields.raw_set("ARGV", argv)?;
-        let _hosted = self.current.host(host);
-        let outcome = self.run.call(script.f.clone())?;
-        self.outcome(outcome)
+        self.invoke(keys, argv, host, |keys, argv| {
+            self.fields.raw_set("KEYS", keys)?;
+            self.fields.raw_set("ARGV", argv)?;
+            self.run.call(script.f.clone())
+        })
     }
 }
 
