@@ -229,7 +229,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state.tracking = Some(tracking.clone());
         state.memory = Some(memory.clone());
         state.slowlog = Some(slowlog.clone());
-        let slot = Arc::new(crate::shard::StateSlot::new(state));
+        let slot = Arc::new(crate::shard::StateSlot::new(Some(state)));
         let (actor, handle) = Actor::spawn(
             None,
             ShardActor,

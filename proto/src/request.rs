@@ -129,6 +129,11 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// A builder with room for `bytes` bytes of arguments, so pushing them never reallocates.
+    pub fn with_capacity(bytes: usize) -> RequestBuilder {
+        RequestBuilder { data: BytesMut::with_capacity(bytes), spans: Spans::new() }
+    }
+
     #[inline]
     pub fn push(&mut self, arg: &[u8]) {
         self.spans.push((self.data.len() as u32, arg.len() as u32));

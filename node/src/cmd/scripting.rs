@@ -28,18 +28,17 @@ use std::time::Instant;
 pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
     let mut engine = ctx.node.scripts.engine().await;
-    let found = if by_sha {
-        let sha = String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase();
-        engine.get(&sha).map(|s| (sha, s)).ok_or_else(|| "NOSCRIPT No matching script. Please use EVAL.".to_string())
+    let sha = if by_sha {
+        String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
     } else {
-        engine.load(req.arg(1)).map_err(|e| e.to_string())
+        match engine.load(req.arg(1)) {
+            Ok(sha) => sha,
+            Err(e) => return ctx.err(&e.to_string()),
+        }
     };
-    let (sha, script) = match found {
-        Ok(found) => found,
-        Err(e) => return ctx.err(&e),
-    };
+    let Some(script) = engine.get(&sha) else { return ctx.err("NOSCRIPT No matching script. Please use EVAL.") };
     let read_only = read_only || script.flags.no_writes;
-    execute(ctx, &engine, req, numkeys, Code::Script(sha, script), read_only).await;
+    execute(ctx, &engine, req, numkeys, Code::Script(&sha, script), read_only).await;
 }
 
 /// FCALL / FCALL_RO.
@@ -69,8 +68,8 @@ fn numkeys(ctx: &mut GwCtx<'_>, req: &Request) -> Option<usize> {
 }
 
 /// What runs: an EVAL script (by its SHA1) or a library's function.
-enum Code {
-    Script(String, Script),
+enum Code<'a> {
+    Script(&'a str, &'a Script),
     Function(FunctionDef),
 }
 
@@ -78,7 +77,7 @@ enum Code {
 /// any key it touches. The shards are held right here when they are all idle (the common
 /// case: a hand-off to each actor and back costs more than a short script); otherwise
 /// leased from their actors.
-async fn execute(ctx: &mut GwCtx<'_>, engine: &Engine, req: &Request, numkeys: usize, code: Code, read_only: bool) {
+async fn execute(ctx: &mut GwCtx<'_>, engine: &Engine, req: &Request, numkeys: usize, code: Code<'_>, read_only: bool) {
     let keys: Vec<&[u8]> = (3..3 + numkeys).map(|i| req.arg(i)).collect();
     let argv: Vec<&[u8]> = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
     let run = Run { code: &code, req, keys: &keys, argv: &argv, read_only };
@@ -95,7 +94,7 @@ async fn execute(ctx: &mut GwCtx<'_>, engine: &Engine, req: &Request, numkeys: u
 
 /// Code about to run, with its arguments.
 struct Run<'a> {
-    code: &'a Code,
+    code: &'a Code<'a>,
     req: &'a Request,
     keys: &'a [&'a [u8]],
     argv: &'a [&'a [u8]],
@@ -123,10 +122,10 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         settings,
         read_only: run.read_only,
         now: now_ms(),
-        out: BytesMut::new(),
+        out: BytesMut::with_capacity(256),
     };
     let (result, name) = match run.code {
-        Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx), sha.as_str()),
+        Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx), *sha),
         Code::Function(f) => (engine.call_function(f, run.keys, run.argv, &mut cx), f.name.as_str()),
     };
     scripts.finished();
@@ -241,7 +240,7 @@ fn permit_error(e: String) -> String {
 }
 
 pub async fn script_load(ctx: &mut GwCtx<'_>, req: &Request) {
-    let loaded = ctx.node.scripts.engine().await.load(req.arg(2)).map(|(sha, _): (String, Script)| sha);
+    let loaded = ctx.node.scripts.engine().await.load(req.arg(2));
     match loaded {
         Ok(sha) => reply::bulk(ctx.out, sha.as_bytes()),
         Err(e) => ctx.err(&e.to_string()),

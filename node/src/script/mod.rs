@@ -7,6 +7,7 @@ mod libs;
 
 pub use convert::write_lua_reply;
 
+use crate::shard::{Slot, SlotGuard};
 use mlua::{ffi, Function, Lua, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
 use shoal_proto::request::RequestBuilder;
@@ -28,8 +29,8 @@ const LOAD_TIME_LIMIT_US: u64 = 500_000;
 /// The node's scripting: the VM (one script runs at a time, holding every shard) and what
 /// SCRIPT KILL, which runs beside it, needs to see.
 pub struct Scripts {
-    /// An async lock: loading a script must not block a thread while another one runs.
-    engine: tokio::sync::Mutex<Engine>,
+    /// Held like a shard: a task waiting for a long script waits without blocking its thread.
+    engine: Slot<Engine>,
     watch: Arc<Watch>,
 }
 
@@ -93,13 +94,25 @@ pub enum KillOutcome {
 impl Scripts {
     pub fn new() -> Result<Scripts, ScriptError> {
         let watch = Arc::new(Watch { busy_after_ms: AtomicU64::new(5000), ..Watch::default() });
-        Ok(Scripts { engine: tokio::sync::Mutex::new(Engine::new(watch.clone())?), watch })
+        Ok(Scripts { engine: Slot::new(Engine::new(watch.clone())?), watch })
     }
 
     /// The VM, for loading scripts or running one. A caller that runs a script brackets it
     /// with `started` and `finished`.
-    pub async fn engine(&self) -> tokio::sync::MutexGuard<'_, Engine> {
-        self.engine.lock().await
+    pub async fn engine(&self) -> SlotGuard<'_, Engine> {
+        if let Some(held) = self.engine.try_hold() {
+            return held;
+        }
+        // Scripts run one at a time, mostly for a few microseconds. Waiting for the running
+        // one on this thread costs less than parking the task: the holder's thread would wake
+        // it, so waiting scripts pile up on that thread while this one sleeps and is woken
+        // again. The wait is short, so a long script holds up no thread for long.
+        if self.watch.running.load(Relaxed) {
+            if let Some(held) = self.engine.try_hold_for(ENGINE_WAIT_ON_THREAD) {
+                return held;
+            }
+        }
+        self.engine.hold().await
     }
 
     /// A script (`call` None) or a function (its name and command) starts.
@@ -171,6 +184,10 @@ impl Scripts {
         }
     }
 }
+
+/// How long a task waiting for the engine waits on its thread before it waits as a task
+/// (see `Scripts::engine`).
+const ENGINE_WAIT_ON_THREAD: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// How long a script runs on its thread before it gives the thread's other work away.
 const HAND_OFF_AFTER_US: u64 = 2_000;
@@ -477,19 +494,19 @@ impl Engine {
         &self.lua
     }
 
-    pub fn get(&self, sha: &str) -> Option<Script> {
-        self.scripts.get(sha).cloned()
+    pub fn get(&self, sha: &str) -> Option<&Script> {
+        self.scripts.get(sha)
     }
 
     pub fn exists(&self, sha: &str) -> bool {
         self.scripts.contains_key(sha)
     }
 
-    /// Compiles a script (or finds it compiled) and returns it with its SHA1.
-    pub fn load(&mut self, body: &[u8]) -> Result<(String, Script), ScriptError> {
+    /// Compiles a script (or finds it compiled) and returns its SHA1, its name in the cache.
+    pub fn load(&mut self, body: &[u8]) -> Result<String, ScriptError> {
         let sha = sha1hex(body);
-        if let Some(s) = self.scripts.get(&sha) {
-            return Ok((sha, s.clone()));
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
         }
         let (flags, code) = shebang(body)?;
         let f = self
@@ -499,9 +516,8 @@ impl Engine {
             .into_function()
             .map_err(|e| ScriptError::Compile(compile_message(&e)))?;
         let f: Function = self.bind.call(f)?;
-        let script = Script { f, flags };
-        self.scripts.insert(sha.clone(), script.clone());
-        Ok((sha, script))
+        self.scripts.insert(sha.clone(), Script { f, flags });
+        Ok(sha)
     }
 
     /// Empties the script cache with a fresh VM, as SCRIPT FLUSH does in Redis; function
@@ -616,28 +632,7 @@ impl Engine {
         argv: &[&[u8]],
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
-        self.invoke(keys, argv, host, |keys, argv| self.call_function.call((func.f.clone(), keys, argv)))
-    }
-
-    /// Builds KEYS and ARGV, makes `host` run the `redis.call`s, and calls the prelude's
-    /// runner (`call`): the code's value, or Redis's error table when it failed.
-    fn invoke(
-        &self,
-        keys: &[&[u8]],
-        argv: &[&[u8]],
-        host: &mut dyn Host,
-        call: impl FnOnce(Table, Table) -> mlua::Result<(bool, Value)>,
-    ) -> mlua::Result<Result<Value, Table>> {
-        let (keys, argv) = byte_arrays(&self.lua, keys, argv)?;
-        let _hosted = self.current.host(host);
-        let (ok, value) = call(keys, argv)?;
-        if ok {
-            return Ok(Ok(value));
-        }
-        match value {
-            Value::Table(t) => Ok(Err(t)),
-            other => Ok(Err(self.error_table.call(format!("{other:?}"))?)),
-        }
+        self.invoke(&self.call_function, &func.f, None, keys, argv, host)
     }
 
     /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s. Returns the
@@ -649,32 +644,63 @@ impl Engine {
         argv: &[&[u8]],
         host: &mut dyn Host,
     ) -> mlua::Result<Result<Value, Table>> {
-        self.invoke(keys, argv, host, |keys, argv| {
-            self.fields.raw_set("KEYS", keys)?;
-            self.fields.raw_set("ARGV", argv)?;
-            self.run.call(script.f.clone())
-        })
+        self.invoke(&self.run, &script.f, Some(&self.fields), keys, argv, host)
     }
-}
 
-/// KEYS and ARGV as two Lua arrays of strings, built in one protected call: through mlua's
-/// safe API every string and every store would be a protected call of its own, which is most
-/// of what starting a short script costs.
-fn byte_arrays(lua: &Lua, keys: &[&[u8]], argv: &[&[u8]]) -> mlua::Result<(Table, Table)> {
-    use mlua::ffi;
-    // SAFETY: the closure only pushes values and stores them in tables it created. A Lua
-    // error (out of memory) unwinds to exec_raw's protected call; the closure's frame holds
-    // nothing that needs dropping.
-    unsafe {
-        lua.exec_raw((), |state| {
-            for items in [keys, argv] {
-                ffi::lua_createtable(state, items.len() as i32, 0);
-                for (i, item) in items.iter().enumerate() {
-                    ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-                    ffi::lua_rawseti(state, -2, i as i64 + 1);
+    /// Calls the prelude's `runner(code, KEYS, ARGV)` with `host` running the `redis.call`s,
+    /// KEYS and ARGV also set in `globals` when given (a script's): the code's value, or
+    /// Redis's error table when it failed.
+    ///
+    /// All of it is one protected call over Lua's own API: through mlua's safe API every
+    /// string, every store and the call itself would each be a protected call of its own,
+    /// which is most of what starting a short script costs.
+    fn invoke(
+        &self,
+        runner: &Function,
+        code: &Function,
+        globals: Option<&Table>,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        host: &mut dyn Host,
+    ) -> mlua::Result<Result<Value, Table>> {
+        let _hosted = self.current.host(host);
+        // SAFETY: the closure works on the stack exec_raw gave it (runner, code, globals or
+        // nil) and leaves exactly the runner's two results there. A Lua error (out of
+        // memory) unwinds to exec_raw's protected call; the closure's frame holds nothing
+        // that needs dropping.
+        let (ok, value): (bool, Value) = unsafe {
+            self.lua.exec_raw((runner, code, globals), |state| {
+                for items in [keys, argv] {
+                    ffi::lua_createtable(state, items.len() as i32, 0);
+                    for (i, item) in items.iter().enumerate() {
+                        ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+                        ffi::lua_rawseti(state, -2, i as i64 + 1);
+                    }
                 }
-            }
-        })
+                // Stack: runner, code, globals, KEYS, ARGV.
+                if ffi::lua_istable(state, 3) != 0 {
+                    for (name, index) in [(c"KEYS", 4), (c"ARGV", 5)] {
+                        ffi::lua_pushstring(state, name.as_ptr());
+                        ffi::lua_pushvalue(state, index);
+                        ffi::lua_rawset(state, 3);
+                    }
+                }
+                for index in [1, 2, 4, 5] {
+                    ffi::lua_pushvalue(state, index);
+                }
+                ffi::lua_call(state, 3, 2);
+                ffi::lua_replace(state, 2);
+                ffi::lua_replace(state, 1);
+                ffi::lua_settop(state, 2);
+            })?
+        };
+        if ok {
+            return Ok(Ok(value));
+        }
+        match value {
+            Value::Table(t) => Ok(Err(t)),
+            other => Ok(Err(self.error_table.call(format!("{other:?}"))?)),
+        }
     }
 }
 
@@ -749,8 +775,16 @@ impl Current {
     }
 
     unsafe fn command(&self, state: *mut ffi::lua_State) -> Result<Frame, String> {
-        let mut argv = RequestBuilder::default();
-        for i in 1..=ffi::lua_gettop(state) {
+        let args = ffi::lua_gettop(state);
+        // Sized up front: growing the buffer argument by argument costs more than this pass.
+        let bytes: usize = (1..=args)
+            .map(|i| match ffi::lua_type(state, i) {
+                ffi::LUA_TSTRING => ffi::lua_objlen(state, i),
+                _ => 24,
+            })
+            .sum();
+        let mut argv = RequestBuilder::with_capacity(bytes);
+        for i in 1..=args {
             match ffi::lua_type(state, i) {
                 ffi::LUA_TSTRING => {
                     let mut len = 0;

@@ -704,7 +704,7 @@ pub struct ShardCell {
 /// The -BUSY reply while a script runs past `busy-reply-threshold` (see `Scripts::busy_check`).
 pub type BusyCheck = Arc<dyn Fn() -> Option<&'static str> + Send + Sync>;
 
-pub use slot::{SlotGuard, StateSlot};
+pub use slot::{Slot, SlotGuard, StateSlot};
 
 /// A shard as the rest of the node sees it: its actor, and the state when it is idle.
 pub struct Shard {

@@ -1,6 +1,7 @@
 //! Where a shard's state rests between messages, and how it is held: by the shard's actor
 //! (which waits for it without blocking a runtime thread), or by a connection running work
-//! on its own thread while the shard is idle (a pipeline's batch, a script).
+//! on its own thread while the shard is idle (a pipeline's batch, a script). The script
+//! engine rests in one too.
 //!
 //! A script may hold shards for as long as it runs, so a waiting actor must not park its
 //! worker thread on the mutex: with one thread per core, that would stop SCRIPT KILL and
@@ -9,23 +10,25 @@
 use super::ShardState;
 use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
 
-pub struct StateSlot {
-    /// Empty while a lease has the state out.
-    state: parking_lot::Mutex<Option<Box<ShardState>>>,
+/// A shard's slot: empty while a lease has the state out.
+pub type StateSlot = Slot<Option<Box<ShardState>>>;
+
+pub struct Slot<T> {
+    state: parking_lot::Mutex<T>,
     waiters: AtomicUsize,
     released: tokio::sync::Notify,
 }
 
-/// The slot held: the state, if no lease has it out. Releasing wakes waiting holders.
-pub struct SlotGuard<'a> {
-    guard: Option<parking_lot::MutexGuard<'a, Option<Box<ShardState>>>>,
-    slot: &'a StateSlot,
+/// The slot held. Releasing wakes waiting holders.
+pub struct SlotGuard<'a, T = Option<Box<ShardState>>> {
+    guard: Option<parking_lot::MutexGuard<'a, T>>,
+    slot: &'a Slot<T>,
 }
 
-impl StateSlot {
-    pub fn new(state: Box<ShardState>) -> StateSlot {
-        StateSlot {
-            state: parking_lot::Mutex::new(Some(state)),
+impl<T> Slot<T> {
+    pub fn new(state: T) -> Slot<T> {
+        Slot {
+            state: parking_lot::Mutex::new(state),
             waiters: AtomicUsize::new(0),
             released: tokio::sync::Notify::new(),
         }
@@ -33,12 +36,17 @@ impl StateSlot {
 
     /// The slot, if nobody holds it now.
     #[inline]
-    pub fn try_hold(&self) -> Option<SlotGuard<'_>> {
+    pub fn try_hold(&self) -> Option<SlotGuard<'_, T>> {
         self.state.try_lock().map(|g| SlotGuard { guard: Some(g), slot: self })
     }
 
+    /// The slot, if its holder lets it go within `wait`; the thread waits.
+    pub fn try_hold_for(&self, wait: std::time::Duration) -> Option<SlotGuard<'_, T>> {
+        self.state.try_lock_for(wait).map(|g| SlotGuard { guard: Some(g), slot: self })
+    }
+
     /// The slot, once its holder lets it go; the task waits, its thread does not.
-    pub async fn hold(&self) -> SlotGuard<'_> {
+    pub async fn hold(&self) -> SlotGuard<'_, T> {
         match self.hold_unless(None).await {
             Some(g) => g,
             None => unreachable!("only a give-up check ends a wait empty-handed"),
@@ -48,7 +56,7 @@ impl StateSlot {
     /// As `hold`, but gives up (None) once `give_up` says so, checked every few milliseconds
     /// while waiting: a batch waiting behind a script that went past `busy-reply-threshold`
     /// is answered -BUSY rather than left waiting.
-    pub async fn hold_unless(&self, give_up: Option<&(dyn Fn() -> bool + Send + Sync)>) -> Option<SlotGuard<'_>> {
+    pub async fn hold_unless(&self, give_up: Option<&(dyn Fn() -> bool + Send + Sync)>) -> Option<SlotGuard<'_, T>> {
         if let Some(g) = self.try_hold() {
             return Some(g);
         }
@@ -86,6 +94,20 @@ impl StateSlot {
 /// How often a waiter that may give up checks whether it should.
 const GIVE_UP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
+impl<T> std::ops::Deref for SlotGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for SlotGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
 impl SlotGuard<'_> {
     /// The state, unless a lease has it out.
     #[inline]
@@ -105,7 +127,7 @@ impl SlotGuard<'_> {
     }
 }
 
-impl Drop for SlotGuard<'_> {
+impl<T> Drop for SlotGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         drop(self.guard.take());
