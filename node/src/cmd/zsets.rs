@@ -482,7 +482,11 @@ fn parse_bounds(ctx: &mut Exec<'_, '_>, req: &Request, spec: &RangeSpec) -> Resu
 
 /// Selects the members of a range, in reply order.
 fn select(z: &ZSet, spec: &RangeSpec, bounds: &Bounds) -> Scored {
-    let o = z.ordered();
+    let o = match bounds {
+        // Ascending by score, nothing past `max` is selected (the length is not needed).
+        Bounds::Score(_, max) if !spec.rev => z.ordered_while(|s| if max.1 { s < max.0 } else { s <= max.0 }),
+        _ => z.ordered(),
+    };
     let len = o.len();
     let (lo, hi) = match bounds {
         Bounds::Rank(start, end) => {

@@ -4,7 +4,7 @@
 //! deeper than 16 are written as nil.
 
 use super::{check_bytes, error, function, opt_number};
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{ffi, Lua, MultiValue, Table, Value};
 
 const MAX_NESTING: usize = 16;
 
@@ -121,21 +121,21 @@ fn encode_table(out: &mut Vec<u8>, t: &Table, level: usize) -> mlua::Result<()> 
 enum Stop {
     Eof,
     Bad,
-    Lua(mlua::Error),
 }
 
-impl From<mlua::Error> for Stop {
-    fn from(e: mlua::Error) -> Self {
-        Stop::Lua(e)
-    }
+/// One MessagePack item: a scalar, or a container's header (its contents follow it).
+enum Item<'a> {
+    Nil,
+    Bool(bool),
+    Number(f64),
+    Bytes(&'a [u8]),
+    Array(usize),
+    Map(usize),
 }
 
 struct Cursor<'a> {
     data: &'a [u8],
     at: usize,
-    /// Containers open around the value being read: bounded, so hostile input cannot
-    /// exhaust the stack.
-    depth: usize,
 }
 
 /// Deeper input is refused as bad data (C recursion in Redis would crash long before).
@@ -153,95 +153,149 @@ impl<'a> Cursor<'a> {
         Ok(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
     }
 
-    fn decode(&mut self, lua: &Lua) -> Result<Value, Stop> {
+    fn len(&mut self, n: usize) -> Result<usize, Stop> {
+        Ok(self.uint(n)? as usize)
+    }
+
+    fn item(&mut self) -> Result<Item<'a>, Stop> {
         let b = self.take(1)?[0];
         Ok(match b {
-            0x00..=0x7f => Value::Number(b as f64),
-            0xe0..=0xff => Value::Number(b as i8 as f64),
-            0xa0..=0xbf => self.string(lua, (b & 0x1f) as usize)?,
-            0x90..=0x9f => super::nested(|| self.array(lua, (b & 0x0f) as usize))?,
-            0x80..=0x8f => super::nested(|| self.map(lua, (b & 0x0f) as usize))?,
-            0xc0 => Value::Nil,
-            0xc2 => Value::Boolean(false),
-            0xc3 => Value::Boolean(true),
-            0xcc => Value::Number(self.uint(1)? as f64),
-            0xcd => Value::Number(self.uint(2)? as f64),
-            0xce => Value::Number(self.uint(4)? as f64),
-            0xcf => Value::Number(self.uint(8)? as f64),
-            0xd0 => Value::Number(self.uint(1)? as u8 as i8 as f64),
-            0xd1 => Value::Number(self.uint(2)? as u16 as i16 as f64),
-            0xd2 => Value::Number(self.uint(4)? as u32 as i32 as f64),
-            0xd3 => Value::Number(self.uint(8)? as i64 as f64),
-            0xca => Value::Number(f32::from_bits(self.uint(4)? as u32) as f64),
-            0xcb => Value::Number(f64::from_bits(self.uint(8)?)),
+            0x00..=0x7f => Item::Number(b as f64),
+            0xe0..=0xff => Item::Number(b as i8 as f64),
+            0xa0..=0xbf => Item::Bytes(self.take((b & 0x1f) as usize)?),
+            0x90..=0x9f => Item::Array((b & 0x0f) as usize),
+            0x80..=0x8f => Item::Map((b & 0x0f) as usize),
+            0xc0 => Item::Nil,
+            0xc2 => Item::Bool(false),
+            0xc3 => Item::Bool(true),
+            0xcc => Item::Number(self.uint(1)? as f64),
+            0xcd => Item::Number(self.uint(2)? as f64),
+            0xce => Item::Number(self.uint(4)? as f64),
+            0xcf => Item::Number(self.uint(8)? as f64),
+            0xd0 => Item::Number(self.uint(1)? as u8 as i8 as f64),
+            0xd1 => Item::Number(self.uint(2)? as u16 as i16 as f64),
+            0xd2 => Item::Number(self.uint(4)? as u32 as i32 as f64),
+            0xd3 => Item::Number(self.uint(8)? as i64 as f64),
+            0xca => Item::Number(f32::from_bits(self.uint(4)? as u32) as f64),
+            0xcb => Item::Number(f64::from_bits(self.uint(8)?)),
             0xc4 | 0xd9 => {
-                let n = self.uint(1)? as usize;
-                self.string(lua, n)?
+                let n = self.len(1)?;
+                Item::Bytes(self.take(n)?)
             }
             0xc5 | 0xda => {
-                let n = self.uint(2)? as usize;
-                self.string(lua, n)?
+                let n = self.len(2)?;
+                Item::Bytes(self.take(n)?)
             }
             0xc6 | 0xdb => {
-                let n = self.uint(4)? as usize;
-                self.string(lua, n)?
+                let n = self.len(4)?;
+                Item::Bytes(self.take(n)?)
             }
-            0xdc => {
-                let n = self.uint(2)? as usize;
-                super::nested(|| self.array(lua, n))?
-            }
-            0xdd => {
-                let n = self.uint(4)? as usize;
-                super::nested(|| self.array(lua, n))?
-            }
-            0xde => {
-                let n = self.uint(2)? as usize;
-                super::nested(|| self.map(lua, n))?
-            }
-            0xdf => {
-                let n = self.uint(4)? as usize;
-                super::nested(|| self.map(lua, n))?
-            }
+            0xdc => Item::Array(self.len(2)?),
+            0xdd => Item::Array(self.len(4)?),
+            0xde => Item::Map(self.len(2)?),
+            0xdf => Item::Map(self.len(4)?),
             _ => return Err(Stop::Bad),
         })
     }
 
-    fn string(&mut self, lua: &Lua, n: usize) -> Result<Value, Stop> {
-        Ok(Value::String(lua.create_string(self.take(n)?)?))
-    }
-
-    fn enter(&mut self) -> Result<(), Stop> {
-        self.depth += 1;
-        if self.depth > MAX_DECODE_DEPTH {
-            return Err(Stop::Bad);
-        }
-        Ok(())
-    }
-
-    fn array(&mut self, lua: &Lua, n: usize) -> Result<Value, Stop> {
-        self.enter()?;
-        // Sized by what the input could hold, not by what its header claims.
-        let t = lua.create_table_with_capacity(n.min(self.data.len() - self.at), 0)?;
-        for i in 1..=n {
-            t.raw_set(i, self.decode(lua)?)?;
-        }
-        self.depth -= 1;
-        Ok(Value::Table(t))
-    }
-
-    fn map(&mut self, lua: &Lua, n: usize) -> Result<Value, Stop> {
-        self.enter()?;
-        let t = lua.create_table()?;
-        for _ in 0..n {
-            let k = self.decode(lua)?;
-            let v = self.decode(lua)?;
-            if !k.is_nil() {
-                t.raw_set(k, v)?;
+    /// Reads past one whole value, checking it is complete and not nested too deep. Decoding
+    /// checks first so that only well-formed input reaches the Lua stack.
+    fn skip(&mut self) -> Result<(), Stop> {
+        // Items still expected by each open container (a map's pairs count twice).
+        let mut open: Vec<usize> = Vec::new();
+        loop {
+            let n = match self.item()? {
+                Item::Array(n) => Some(n),
+                Item::Map(n) => Some(n.checked_mul(2).ok_or(Stop::Eof)?),
+                _ => None,
+            };
+            if let Some(n) = n {
+                if open.len() >= MAX_DECODE_DEPTH {
+                    return Err(Stop::Bad);
+                }
+                if n > 0 {
+                    open.push(n);
+                    continue;
+                }
+            }
+            // A whole value ended: it is one item of the container around it, which may
+            // end with it in turn.
+            loop {
+                let Some(left) = open.last_mut() else { return Ok(()) };
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                open.pop();
             }
         }
-        self.depth -= 1;
-        Ok(Value::Table(t))
     }
+
+    /// Pushes one value that `skip` passed, with Lua's own API: through mlua every string
+    /// and every store would be a protected call of its own. Containers are built without
+    /// recursion, so nothing but references lives in Rust frames a Lua error could unwind.
+    ///
+    /// # Safety
+    /// `state` is a Lua state in a protected call; the value was checked by `skip`.
+    unsafe fn push(&mut self, state: *mut ffi::lua_State, open: &mut Vec<Open>) {
+        loop {
+            let Ok(item) = self.item() else { return ffi::lua_pushnil(state) };
+            let room = self.data.len() - self.at;
+            match item {
+                Item::Nil => ffi::lua_pushnil(state),
+                Item::Bool(b) => ffi::lua_pushboolean(state, b as i32),
+                Item::Number(n) => ffi::lua_pushnumber(state, n),
+                Item::Bytes(b) => {
+                    ffi::lua_pushlstring(state, b.as_ptr().cast(), b.len());
+                }
+                Item::Array(n) | Item::Map(n) => {
+                    let map = matches!(item, Item::Map(_));
+                    ffi::luaL_checkstack(state, 3, c"MessagePack nested too deep".as_ptr());
+                    // Sized by what the input could hold, not by what its header claims.
+                    let (arr, rec) = if map { (0, n.min(room)) } else { (n.min(room), 0) };
+                    ffi::lua_createtable(state, arr as i32, rec as i32);
+                    if n > 0 {
+                        open.push(Open { left: if map { 2 * n } else { n }, map, index: 1 });
+                        continue;
+                    }
+                }
+            }
+            // The value on top is whole: store it in the container around it, which may be
+            // whole in turn.
+            loop {
+                let Some(o) = open.last_mut() else { return };
+                if o.map {
+                    if o.left % 2 == 0 {
+                        // A key: it waits on the stack for its value.
+                        o.left -= 1;
+                        break;
+                    }
+                    if ffi::lua_isnil(state, -2) != 0 {
+                        ffi::lua_pop(state, 2);
+                    } else {
+                        ffi::lua_rawset(state, -3);
+                    }
+                } else {
+                    ffi::lua_rawseti(state, -2, o.index);
+                    o.index += 1;
+                }
+                o.left -= 1;
+                if o.left > 0 {
+                    break;
+                }
+                open.pop();
+            }
+        }
+    }
+}
+
+/// A container being filled by `Cursor::push`.
+struct Open {
+    /// Items still to come (a map's keys and values each count).
+    left: usize,
+    map: bool,
+    /// An array's next index.
+    index: i64,
 }
 
 /// Decodes up to `limit` values (all when 0 and `offset` is 0) from byte `offset`. Unless
@@ -256,21 +310,31 @@ fn unpack_full(lua: &Lua, args: &MultiValue, limit: i64, offset: i64) -> mlua::R
         return Err(error(format!("Start offset {offset} greater than input length {}.", data.len())));
     }
     let limit = if all { i64::MAX } else { limit };
-    let mut c = Cursor { data: &data, at: offset as usize, depth: 0 };
-    let mut out = Vec::new();
-    while c.at < data.len() && (out.len() as i64) < limit {
-        match c.decode(lua) {
-            Ok(v) => out.push(v),
+    let mut c = Cursor { data: &data, at: offset as usize };
+    let mut count = 0i64;
+    while c.at < data.len() && count < limit {
+        match c.skip() {
+            Ok(()) => count += 1,
             Err(Stop::Eof) => return Err(error("Missing bytes in input.")),
             Err(Stop::Bad) => return Err(error("Bad data format in input.")),
-            Err(Stop::Lua(e)) => return Err(e),
         }
     }
-    if !all {
-        let next = if c.at == data.len() { -1.0 } else { c.at as f64 };
-        out.insert(0, Value::Number(next));
+    let next = if c.at == data.len() { -1.0 } else { c.at as f64 };
+    let mut c = Cursor { data: &data, at: offset as usize };
+    let mut open = Vec::new();
+    // SAFETY: pushes the values `skip` checked (see `Cursor::push`), and the offset first
+    // unless decoding all.
+    unsafe {
+        lua.exec_raw((), |state| {
+            if !all {
+                ffi::lua_pushnumber(state, next);
+            }
+            for _ in 0..count {
+                ffi::luaL_checkstack(state, 1, c"too many values to unpack".as_ptr());
+                c.push(state, &mut open);
+            }
+        })
     }
-    Ok(MultiValue::from_iter(out))
 }
 
 pub fn library(lua: &Lua) -> mlua::Result<Table> {

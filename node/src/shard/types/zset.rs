@@ -372,12 +372,23 @@ impl ZSet {
     }
 
     pub fn ordered(&self) -> Ordered<'_> {
+        self.ordered_while(|_| true)
+    }
+
+    /// As `ordered`, but a small set is decoded only while `keep` holds for its scores, in
+    /// ascending order: a range up to a score needs nothing past it, and decoding the whole
+    /// set for a range at its head (a rate limiter trimming old entries) is most of the work.
+    pub fn ordered_while(&self, keep: impl Fn(f64) -> bool) -> Ordered<'_> {
         match self {
             ZSet::Pack(p) => {
-                let mut v = Vec::with_capacity(p.len() / 2);
+                let mut v = Vec::new();
                 let mut it = p.iter();
                 while let (Some(m), Some(s)) = (it.next(), it.next()) {
-                    v.push((m, score_of(s)));
+                    let score = score_of(s);
+                    if !keep(score) {
+                        break;
+                    }
+                    v.push((m, score));
                 }
                 Ordered::Small(v)
             }
