@@ -153,7 +153,8 @@ impl<'a> Cursor<'a> {
         Ok(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
     }
 
-    fn len(&mut self, n: usize) -> Result<usize, Stop> {
+    /// A length held in the next `n` bytes.
+    fn length(&mut self, n: usize) -> Result<usize, Stop> {
         Ok(self.uint(n)? as usize)
     }
 
@@ -179,21 +180,21 @@ impl<'a> Cursor<'a> {
             0xca => Item::Number(f32::from_bits(self.uint(4)? as u32) as f64),
             0xcb => Item::Number(f64::from_bits(self.uint(8)?)),
             0xc4 | 0xd9 => {
-                let n = self.len(1)?;
+                let n = self.length(1)?;
                 Item::Bytes(self.take(n)?)
             }
             0xc5 | 0xda => {
-                let n = self.len(2)?;
+                let n = self.length(2)?;
                 Item::Bytes(self.take(n)?)
             }
             0xc6 | 0xdb => {
-                let n = self.len(4)?;
+                let n = self.length(4)?;
                 Item::Bytes(self.take(n)?)
             }
-            0xdc => Item::Array(self.len(2)?),
-            0xdd => Item::Array(self.len(4)?),
-            0xde => Item::Map(self.len(2)?),
-            0xdf => Item::Map(self.len(4)?),
+            0xdc => Item::Array(self.length(2)?),
+            0xdd => Item::Array(self.length(4)?),
+            0xde => Item::Map(self.length(2)?),
+            0xdf => Item::Map(self.length(4)?),
             _ => return Err(Stop::Bad),
         })
     }

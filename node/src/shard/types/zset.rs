@@ -381,7 +381,7 @@ impl ZSet {
     pub fn ordered_while(&self, keep: impl Fn(f64) -> bool) -> Ordered<'_> {
         match self {
             ZSet::Pack(p) => {
-                let mut v = Vec::new();
+                let mut v = Vec::with_capacity(p.len() / 2);
                 let mut it = p.iter();
                 while let (Some(m), Some(s)) = (it.next(), it.next()) {
                     let score = score_of(s);
