@@ -4,6 +4,7 @@
 //! append to a `BytesMut`. The node's gateway owns the I/O.
 
 pub mod frame;
+pub mod memcache;
 pub mod reply;
 pub mod request;
 pub mod slot;
