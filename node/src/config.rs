@@ -248,6 +248,31 @@ pub struct Cli {
     #[arg(long, env = "SHOAL_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 
+    /// Serve Memcached clients (text, meta and binary protocols, on the same data as RESP) on
+    /// --memcached-port, 6371 unless that says otherwise.
+    #[arg(long, env = "SHOAL_MEMCACHED")]
+    pub memcached: bool,
+
+    /// Port for Memcached clients, on the same addresses as --port; giving it turns the
+    /// Memcached gateway on, 0 turns it off [default: off; 6371 with --memcached]. Without
+    /// --memcached-auth it may bind only private addresses.
+    #[arg(long, env = "SHOAL_MEMCACHED_PORT")]
+    pub memcached_port: Option<u16>,
+
+    /// Largest value a Memcached client may store, like memcached's -I [default: 1mb].
+    #[arg(long, env = "SHOAL_MEMCACHED_MAX_ITEM_SIZE", value_name = "SIZE")]
+    pub memcached_max_item_size: Option<String>,
+
+    /// Memcached clients must authenticate as an ACL user: binary SASL PLAIN, or the text
+    /// protocol's `set <any> 0 0 <n>` with "user password" as the data (memcached's -Y style).
+    #[arg(long, env = "SHOAL_MEMCACHED_AUTH")]
+    pub memcached_auth: bool,
+
+    /// The Memcached port speaks TLS, with the RESP port's certificate (--tls-cert-file or
+    /// --tls-self-signed). Required, with --memcached-auth, on a public address.
+    #[arg(long, env = "SHOAL_MEMCACHED_TLS")]
+    pub memcached_tls: bool,
+
     /// "auto": give the default user a generated passkey (kept in <data-dir>/passkey, the same
     /// across restarts; its connection URI is printed once, when it is made). A node bound to
     /// a public address does this whenever the default user has no password.
@@ -333,6 +358,11 @@ struct FileConfig {
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
     tls_self_signed: Option<bool>,
+    memcached: Option<bool>,
+    memcached_port: Option<u16>,
+    memcached_max_item_size: Option<SizeValue>,
+    memcached_auth: Option<bool>,
+    memcached_tls: Option<bool>,
     passkey: Option<String>,
     insecure_public: Option<bool>,
     deny_commands: Option<Vec<String>>,
@@ -433,6 +463,7 @@ pub struct Config {
     pub tls_ca_cert_file: Option<PathBuf>,
     pub tls_auth_clients: crate::gateway::tls::AuthClients,
     pub tls_self_signed: bool,
+    pub memcache: MemcacheConfig,
     /// `--passkey auto`.
     pub passkey_auto: bool,
     pub insecure_public: bool,
@@ -609,6 +640,26 @@ impl Config {
                 return Err(ConfigError::Invalid { name: "profile", message: format!("'{p}' is not 'managed'") })
             }
         };
+        let memcache = MemcacheConfig {
+            port: match cli.memcached_port.or(file.memcached_port) {
+                Some(p) => p,
+                None if cli.memcached || file.memcached.unwrap_or(false) => MEMCACHED_DEFAULT_PORT,
+                None => 0,
+            },
+            max_item_size: size(
+                "memcached-max-item-size",
+                cli.memcached_max_item_size.or(file.memcached_max_item_size.map(SizeValue::text)),
+                1 << 20,
+            )?,
+            auth: cli.memcached_auth || file.memcached_auth.unwrap_or(false),
+            tls: cli.memcached_tls || file.memcached_tls.unwrap_or(false),
+        };
+        if memcache.max_item_size == 0 || memcache.max_item_size > 1 << 30 {
+            return Err(ConfigError::Invalid {
+                name: "memcached-max-item-size",
+                message: "must be between 1 byte and 1gb".into(),
+            });
+        }
         Ok(Config {
             bind,
             port: cli.port.or(file.port).unwrap_or(6379),
@@ -656,6 +707,7 @@ impl Config {
             tls_ca_cert_file: cli.tls_ca_cert_file.or(file.tls_ca_cert_file),
             tls_auth_clients,
             tls_self_signed: cli.tls_self_signed || file.tls_self_signed.unwrap_or(false),
+            memcache,
             passkey_auto,
             insecure_public: cli.insecure_public || file.insecure_public.unwrap_or(false),
             deny_commands: cli.deny_commands.or(file.deny_commands).unwrap_or_default(),
@@ -664,6 +716,19 @@ impl Config {
             config_file: cli.config,
         })
     }
+}
+
+/// The port the Memcached gateway takes when turned on without one.
+pub const MEMCACHED_DEFAULT_PORT: u16 = 6371;
+
+/// The Memcached gateway's settings.
+#[derive(Clone, Debug)]
+pub struct MemcacheConfig {
+    /// 0: the gateway is off.
+    pub port: u16,
+    pub max_item_size: u64,
+    pub auth: bool,
+    pub tls: bool,
 }
 
 /// The backup options; the key from its file or SHOAL_BACKUP_KEY.

@@ -71,6 +71,8 @@ pub struct NodeStats {
     /// Connections closed at accept because their address is outside --allow-cidr.
     pub disallowed_connections: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
+    /// Failed Memcached authentications (SASL or the text protocol's).
+    pub memcache_auth_failures: AtomicU64,
     pub net_input_bytes: Striped,
     pub net_output_bytes: Striped,
     pub total_reads_processed: Striped,
@@ -92,6 +94,7 @@ impl NodeStats {
             rejected_connections: AtomicU64::new(0),
             disallowed_connections: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            memcache_auth_failures: AtomicU64::new(0),
             net_input_bytes: Striped::default(),
             net_output_bytes: Striped::default(),
             total_reads_processed: Striped::default(),

@@ -2,7 +2,7 @@
 
 use crate::cmd::table::table;
 use crate::config::Config;
-use crate::gateway::listener;
+use crate::gateway::listener::{self, Service};
 use crate::node::Node;
 use crate::shard::{Shard, ShardActor, ShardArgs, ShardState};
 use crate::slots::SlotRoute;
@@ -41,6 +41,8 @@ pub enum ServerError {
     TlsFiles,
     #[error("refusing to serve public address(es) {0:?} without TLS: a public endpoint must encrypt its traffic. Give --tls-port with --tls-cert-file and --tls-key-file (or --tls-self-signed for a trial), bind a private address (127.0.0.1, 10.x, 192.168.x, ...), or pass --insecure-public to accept plain text")]
     PublicWithoutTls(Vec<String>),
+    #[error("refusing to serve Memcached clients on public address(es) {0:?}: the Memcached protocols send keys and values in the clear and, without --memcached-auth, let anyone in. Bind a private address (127.0.0.1, 10.x, 192.168.x, ...), or give --memcached-auth with --memcached-tls")]
+    PublicMemcache(Vec<String>),
     #[error("cannot keep the passkey in {path}: {source}")]
     Passkey { path: std::path::PathBuf, source: std::io::Error },
 }
@@ -60,7 +62,7 @@ fn shutdown_saves(node: &Node) -> bool {
 /// TLS for --tls-port, from the configured files or a self-signed certificate.
 fn tls(config: &Config) -> Result<Option<Arc<crate::gateway::tls::Tls>>, ServerError> {
     use crate::gateway::tls::{self, Tls, TlsFiles};
-    if config.tls_port == 0 {
+    if config.tls_port == 0 && !config.memcache.tls {
         return Ok(None);
     }
     let (cert, key) = match (&config.tls_cert_file, &config.tls_key_file) {
@@ -171,10 +173,18 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if !plain {
         info!(port = config.port, "public endpoint: the plain port is not served, only --tls-port");
     }
-    let listeners = if plain { listener::bind(&config.bind, config.port, false).await? } else { Vec::new() };
+    let mc = &config.memcache;
+    if mc.port != 0 && public && !(mc.auth && mc.tls) {
+        return Err(ServerError::PublicMemcache(config.bind.clone()));
+    }
+    let listeners = if plain { listener::bind(&config.bind, config.port, false, Service::Resp).await? } else { Vec::new() };
+    let mc_listeners = match mc.port {
+        0 => Vec::new(),
+        port => listener::bind(&config.bind, port, mc.tls, Service::Memcache).await?,
+    };
     let tls_listeners = match &tls {
-        Some(_) => listener::bind(&config.bind, config.tls_port, true).await?,
-        None => Vec::new(),
+        Some(_) if config.tls_port != 0 => listener::bind(&config.bind, config.tls_port, true, Service::Resp).await?,
+        _ => Vec::new(),
     };
     let port = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()).unwrap_or(config.port);
     let route = Arc::new(SlotRoute::even(config.shards));
@@ -263,10 +273,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
     tokio::spawn(crate::persist::backup::run_schedule(node.clone()));
     for l in listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, None));
+        tokio::spawn(listener::accept_loop(node.clone(), l, None, Service::Resp));
     }
     for l in tls_listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone()));
+        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone(), Service::Resp));
+    }
+    let mc_tls = if node.config.memcache.tls { node.tls.clone() } else { None };
+    for l in mc_listeners {
+        tokio::spawn(listener::accept_loop(node.clone(), l, mc_tls.clone(), Service::Memcache));
     }
     info!(
         port,

@@ -118,7 +118,7 @@ fn total_system_memory() -> u64 {
         .unwrap_or(0)
 }
 
-fn cpu_times(who: i32) -> (String, String) {
+pub(crate) fn cpu_times(who: i32) -> (String, String) {
     // SAFETY: getrusage writes into the zeroed struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(who, &mut ru) };

@@ -22,6 +22,7 @@ pub mod info;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod memcache;
 pub mod memory;
 pub mod monitor;
 pub mod multi;

@@ -31,6 +31,44 @@ async fn drop_off_thread(dbs: Vec<Db>) {
     let _ = tokio::task::spawn_blocking(move || drop(dbs)).await;
 }
 
+/// Empties database `db` (every database with `None`) on every shard, atomically across
+/// shards; the old contents are freed off the runtime's threads (in the background with
+/// `asynchronous`).
+pub async fn flush_dbs(node: &crate::node::Node, db: Option<usize>, asynchronous: bool) {
+    let mut taken = Vec::new();
+    {
+        let mut leases = node.lease_all().await;
+        let now = now_ms();
+        for l in leases.iter_mut() {
+            let st = l.state();
+            match db {
+                None => {
+                    for d in 0..st.dbs.len() {
+                        st.touch_all_watched(d, None, now);
+                    }
+                    for d in st.dbs.iter_mut() {
+                        taken.push(d.take());
+                    }
+                    st.changes.emit_node_wide(0, || argv!["FLUSHALL"]);
+                }
+                Some(db) => {
+                    st.touch_all_watched(db, None, now);
+                    taken.push(st.dbs[db].take());
+                    st.changes.emit_node_wide(db, || argv!["FLUSHDB"]);
+                }
+            }
+        }
+    }
+    if node.tracking.is_active() {
+        node.tracking.invalidate_all();
+    }
+    if asynchronous {
+        tokio::spawn(drop_off_thread(taken));
+    } else {
+        drop_off_thread(taken).await;
+    }
+}
+
 pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
     let asynchronous = match req.len() {
         1 => false,
@@ -38,36 +76,8 @@ pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
         2 if is(req.arg(1), "SYNC") => false,
         _ => return ctx.syntax(),
     };
-    let db = ctx.session.db;
-    let mut taken = Vec::new();
-    {
-        let mut leases = ctx.node.lease_all().await;
-        let now = now_ms();
-        for l in leases.iter_mut() {
-            let st = l.state();
-            if all {
-                for d in 0..st.dbs.len() {
-                    st.touch_all_watched(d, None, now);
-                }
-                for d in st.dbs.iter_mut() {
-                    taken.push(d.take());
-                }
-                st.changes.emit_node_wide(0, || argv!["FLUSHALL"]);
-            } else {
-                st.touch_all_watched(db, None, now);
-                taken.push(st.dbs[db].take());
-                st.changes.emit_node_wide(db, || argv!["FLUSHDB"]);
-            }
-        }
-    }
-    if ctx.node.tracking.is_active() {
-        ctx.node.tracking.invalidate_all();
-    }
-    if asynchronous {
-        tokio::spawn(drop_off_thread(taken));
-    } else {
-        drop_off_thread(taken).await;
-    }
+    let db = if all { None } else { Some(ctx.session.db) };
+    flush_dbs(ctx.node, db, asynchronous).await;
     reply::ok(ctx.out);
 }
 

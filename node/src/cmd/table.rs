@@ -348,7 +348,7 @@ impl CommandSpec {
 
 /// Declares a command: `c(name, arity, "flag flag", first, last, step, "@cat @cat", handler)`.
 #[allow(clippy::too_many_arguments)]
-fn c(
+pub(super) fn c(
     name: &'static str,
     arity: i32,
     flag_words: &str,
@@ -890,6 +890,8 @@ pub struct CommandTable {
     by_name: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     /// Every command and subcommand by id, for statistics.
     names_by_id: Vec<String>,
+    /// Memcached's commands, by `Op`: not RESP commands, so not in `by_name`.
+    memcache: Vec<CommandSpec>,
 }
 
 impl CommandTable {
@@ -908,7 +910,12 @@ impl CommandTable {
         }
         let by_name: HashMap<Vec<u8>, usize, foldhash::fast::RandomState> =
             commands.iter().enumerate().map(|(i, c)| (c.name.as_bytes().to_vec(), i)).collect();
-        CommandTable { commands, by_name, names_by_id }
+        let mut memcache = super::memcache::specs();
+        for spec in memcache.iter_mut() {
+            spec.id = names_by_id.len();
+            names_by_id.push(spec.full_name.clone());
+        }
+        CommandTable { commands, by_name, names_by_id, memcache }
     }
 
     /// Finds a command by name, case-insensitively.
@@ -942,6 +949,12 @@ impl CommandTable {
 
     pub fn len(&self) -> usize {
         self.commands.len()
+    }
+
+    /// The spec of a Memcached command.
+    #[inline]
+    pub fn memcache(&self, op: shoal_proto::memcache::Op) -> &CommandSpec {
+        &self.memcache[op as usize]
     }
 
     pub fn is_empty(&self) -> bool {

@@ -5,6 +5,7 @@ use super::connection;
 use crate::node::Node;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +21,16 @@ pub enum ListenError {
     NoneBound { addrs: Vec<String>, port: u16, source: io::Error },
 }
 
+/// Which protocol a listener's clients speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Resp,
+    Memcache,
+}
+
 /// Binds every configured address on one port. An address that cannot be bound is skipped
 /// with a warning (Redis does the same for `::1` on hosts without IPv6) as long as one is.
-pub async fn bind(addrs: &[String], port: u16, tls: bool) -> Result<Vec<TcpListener>, ListenError> {
+pub async fn bind(addrs: &[String], port: u16, tls: bool, service: Service) -> Result<Vec<TcpListener>, ListenError> {
     let mut listeners = Vec::new();
     let mut port = port;
     let mut last_err = None;
@@ -33,7 +41,11 @@ pub async fn bind(addrs: &[String], port: u16, tls: bool) -> Result<Vec<TcpListe
             Ok(l) => {
                 // With port 0 the first address picks the port; the others reuse it.
                 port = l.local_addr().map(|a| a.port()).unwrap_or(port);
-                info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), tls, "listening for RESP clients");
+                let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                match service {
+                    Service::Resp => info!(%addr, tls, "listening for RESP clients"),
+                    Service::Memcache => info!(%addr, tls, "listening for Memcached clients"),
+                }
                 listeners.push(l);
             }
             Err(e) => {
@@ -65,7 +77,12 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts clients until shutdown; with `tls`, each connection starts with a TLS handshake.
-pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<super::tls::Tls>>) {
+pub async fn accept_loop(
+    node: Arc<Node>,
+    listener: TcpListener,
+    tls: Option<Arc<super::tls::Tls>>,
+    service: Service,
+) {
     let mut shutdown = node.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -98,15 +115,28 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tls: Option<Arc
             node.stats.rejected_connections.fetch_add(1, Relaxed);
             tokio::spawn(async move {
                 let mut stream = stream;
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = match service {
+                    Service::Resp => stream.write_all(b"-ERR max number of clients reached\r\n").await,
+                    Service::Memcache => stream.write_all(b"SERVER_ERROR Too many open connections\r\n").await,
+                };
             });
             continue;
         }
         let tls = tls.clone();
         tokio::spawn(async move {
             let _admitted = Admitted(node.clone());
-            handle(node, stream, addr, tls).await
+            handle(node, stream, addr, tls, service).await
         });
+    }
+}
+
+async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr, fd: RawFd, service: Service)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match service {
+        Service::Resp => connection::serve(node, stream, addr, laddr, Some(fd)).await,
+        Service::Memcache => super::memcache::serve(node, stream, addr, laddr, Some(fd)).await,
     }
 }
 
@@ -130,7 +160,13 @@ impl Drop for Admitted {
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn handle(node: Arc<Node>, stream: TcpStream, addr: SocketAddr, tls: Option<Arc<super::tls::Tls>>) {
+async fn handle(
+    node: Arc<Node>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: Option<Arc<super::tls::Tls>>,
+    service: Service,
+) {
     let _ = stream.set_nodelay(true);
     let keepalive = node.live.tcp_keepalive.load(Relaxed);
     if keepalive > 0 {
@@ -140,10 +176,10 @@ async fn handle(node: Arc<Node>, stream: TcpStream, addr: SocketAddr, tls: Optio
     let laddr = stream.local_addr().unwrap_or(addr);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let Some(tls) = tls else {
-        return connection::serve(node, stream, addr, laddr, Some(fd)).await;
+        return serve(node, stream, addr, laddr, fd, service).await;
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
-        Ok(Ok(stream)) => connection::serve(node, stream, addr, laddr, Some(fd)).await,
+        Ok(Ok(stream)) => serve(node, stream, addr, laddr, fd, service).await,
         Ok(Err(e)) => {
             node.stats.tls_handshake_failures.fetch_add(1, Relaxed);
             debug!(%addr, error = %e, "TLS handshake failed");

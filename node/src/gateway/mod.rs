@@ -4,6 +4,8 @@
 pub mod connection;
 pub mod endpoint;
 pub mod listener;
+pub mod memcache;
+pub mod memcache_stats;
 pub mod output_limit;
 pub mod session;
 pub mod tls;

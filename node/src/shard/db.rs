@@ -4,6 +4,7 @@
 use super::bytes::SmallBytes;
 use super::dict::{Dict, Entry, EntryId, Removed};
 use super::value::Value;
+use super::item_meta::ItemMeta;
 use crate::persist::snapshot::DbSnap;
 use std::collections::BTreeSet;
 
@@ -22,6 +23,8 @@ pub struct Db {
     pub hash_ttl_cursor: Option<SmallBytes>,
     /// This database's part of a running snapshot (BGSAVE).
     pub snap: Option<Box<DbSnap>>,
+    /// Memcached's flags and CAS values of the items that have them.
+    pub items: ItemMeta,
 }
 
 impl Db {
@@ -34,6 +37,7 @@ impl Db {
             hash_ttl_keys: BTreeSet::new(),
             hash_ttl_cursor: None,
             snap: None,
+            items: ItemMeta::default(),
         }
     }
 
@@ -122,6 +126,7 @@ impl Db {
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) -> EntryId {
         match self.table.find(key) {
             Some(id) => {
+                self.items.forget(id);
                 self.entry_mut(id).value = value;
                 if let Some(at) = expire_at {
                     self.set_expire(id, at);
@@ -150,9 +155,12 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Removed> {
-        if let Some(s) = self.snap.as_deref_mut() {
+        if self.snap.is_some() || !self.items.is_empty() {
             if let Some(id) = self.table.find_no_step(key) {
-                s.save(id, self.table.entry(id));
+                if let Some(s) = self.snap.as_deref_mut() {
+                    s.save(id, self.table.entry(id));
+                }
+                self.items.forget(id);
             }
         }
         let r = self.table.remove(key)?.into_removed();
@@ -220,6 +228,7 @@ impl Db {
     pub fn clear(&mut self) {
         self.snapshot_rest();
         self.hash_ttl_keys.clear();
+        self.items.clear();
         self.table.clear();
         self.expires.clear();
         self.expire_sum = 0;
@@ -232,6 +241,7 @@ impl Db {
         let expires = std::mem::take(&mut self.expires);
         let sum = std::mem::take(&mut self.expire_sum);
         let hash_ttl_keys = std::mem::take(&mut self.hash_ttl_keys);
+        let items = std::mem::take(&mut self.items);
         Db {
             table: seed_dict,
             expires,
@@ -240,11 +250,12 @@ impl Db {
             hash_ttl_keys,
             hash_ttl_cursor: None,
             snap: None,
+            items,
         }
     }
 
     /// Approximate structural overhead in bytes (table, slab and expiry index).
     pub fn overhead_bytes(&self) -> usize {
-        self.table.overhead_bytes() + self.expires.len() * 40
+        self.table.overhead_bytes() + self.expires.len() * 40 + self.items.overhead_bytes()
     }
 }

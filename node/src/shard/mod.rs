@@ -29,6 +29,7 @@ pub mod change;
 pub mod db;
 pub mod dict;
 pub mod evict;
+pub mod item_meta;
 pub mod slot;
 pub mod stats;
 pub mod types;
@@ -87,6 +88,8 @@ pub struct ShardState {
     pub snapshot: Option<crate::persist::snapshot::ShardRun>,
     /// Where slow commands are logged (absent in unit tests).
     pub slowlog: Option<Arc<crate::slowlog::SlowLog>>,
+    /// The last CAS value handed out to a Memcached client.
+    pub cas_clock: u64,
     start: Instant,
 }
 
@@ -110,6 +113,7 @@ impl ShardState {
             evict: evict::Evictor::default(),
             snapshot: None,
             slowlog: None,
+            cas_clock: 0,
             start: Instant::now(),
         }
     }
@@ -223,6 +227,12 @@ impl ShardState {
     #[inline]
     pub fn touched(&mut self, db: usize, key: &[u8]) {
         self.blocked.touched(db, key);
+        let d = &mut self.dbs[db];
+        if !d.items.is_empty() {
+            if let Some(id) = d.dict().find_no_step(key) {
+                d.items.written(id);
+            }
+        }
         if let Some(t) = &self.tracking {
             if t.is_active() {
                 t.invalidate(key, self.writer);

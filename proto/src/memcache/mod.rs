@@ -223,7 +223,7 @@ impl McRequest {
     /// The inverse of `encode_header`, with the keys and value given back; `None` if `h` was
     /// not made by `encode_header`.
     pub fn decode_header(mut h: &[u8], key: Bytes, value: Bytes) -> Option<McRequest> {
-        if h.len() < 48 {
+        if h.len() < 46 {
             return None;
         }
         let op = Op::from_u8(h.get_u8())?;

@@ -71,12 +71,17 @@ pub fn meta_number(out: &mut BytesMut, flag: u8, n: impl itoa::Integer) {
     meta_token(out, flag, itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// A key as a meta reply returns it: base64 again when it came in base64.
+/// A key as a meta reply returns it (` k<key>`).
 pub fn meta_key(out: &mut BytesMut, key: &[u8], base64: bool) {
+    out.extend_from_slice(b" k");
+    self::key(out, key, base64);
+}
+
+/// A key, base64 again when it came in base64.
+pub fn key(out: &mut BytesMut, key: &[u8], base64: bool) {
     if base64 {
-        let enc = base64::engine::general_purpose::STANDARD.encode(key);
-        meta_token(out, b'k', enc.as_bytes());
+        out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(key).as_bytes());
     } else {
-        meta_token(out, b'k', key);
+        out.extend_from_slice(key);
     }
 }

@@ -1,0 +1,418 @@
+//! One Memcached client connection: read, parse (text, meta and binary requests may follow
+//! each other), send each shard one batch of the keyed requests for its keys, write every
+//! reply back in request order with one write — the RESP connection's pipeline, for
+//! Memcached's protocols. Requests without a key (version, stats, flush_all, SASL) are
+//! answered here, after the requests before them.
+
+use crate::cmd::table::{table, CommandSpec};
+use crate::node::Node;
+use crate::shard::{Batch, ShardMsg};
+use bytes::BytesMut;
+use shoal_proto::memcache::binary::{self, opcode, status};
+use shoal_proto::memcache::{reply as mc, ErrorKind, McError, McLimits, McParser, McRequest, Op, Parsed, Wire};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// The version string clients see: memcached's protocol level, and Shoal's own.
+pub(crate) const VERSION: &str = concat!("1.6.21-shoal-", env!("CARGO_PKG_VERSION"));
+
+/// Where a reply comes from, with what a generic error from the shard (an out-of-memory or
+/// busy refusal, written in RESP) must be turned into.
+enum Src {
+    Shard(usize, Wire, u8, u32),
+    Local(std::ops::Range<usize>),
+}
+
+struct Conn<S> {
+    node: Arc<Node>,
+    stream: S,
+    handle: Arc<crate::node::ClientHandle>,
+    parser: McParser,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    local: BytesMut,
+    parsed: Vec<Parsed>,
+    pending: Vec<Option<Box<Batch>>>,
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Batch>>,
+    seq: Vec<Src>,
+    done: Vec<Option<(Box<Batch>, usize)>>,
+    /// Whether the client has authenticated (always, without --memcached-auth).
+    authed: bool,
+    close: bool,
+}
+
+pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr, fd: Option<RawFd>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let handle = node.clients.register(addr, laddr, fd);
+    let id = handle.id;
+    let limits = McLimits { max_item_size: node.config.memcache.max_item_size as usize, ..McLimits::default() };
+    let shards = node.shards.len();
+    let mut conn = Conn {
+        authed: !node.config.memcache.auth,
+        node: node.clone(),
+        stream,
+        handle,
+        parser: McParser::new(limits),
+        rbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        local: BytesMut::new(),
+        parsed: Vec::new(),
+        pending: (0..shards).map(|_| None).collect(),
+        spare: Vec::new(),
+        seq: Vec::new(),
+        done: (0..shards).map(|_| None).collect(),
+        close: false,
+    };
+    debug!(client = id, %addr, "memcached client connected");
+    if node.is_shutting_down() {
+        conn.handle.stop_reading();
+    }
+    conn.run().await;
+    conn.handle.release_socket();
+    node.clients.unregister(id);
+    debug!(client = id, %addr, "memcached client disconnected");
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn run(&mut self) {
+        loop {
+            let free = self.rbuf.capacity() - self.rbuf.len();
+            match self.parser.bytes_needed() {
+                Some(need) if need > self.rbuf.len() && need - self.rbuf.len() > free => {
+                    self.rbuf.reserve(need - self.rbuf.len())
+                }
+                _ if free < 1024 => self.rbuf.reserve(READ_CHUNK),
+                _ => {}
+            }
+            let n = match self.stream.read_buf(&mut self.rbuf).await {
+                Ok(n) if n > 0 && !self.handle.killed.load(Relaxed) => n,
+                _ => break,
+            };
+            self.node.stats.net_input_bytes.add(n as u64);
+            self.handle.last_interaction.store(crate::util::coarse_ms(), Relaxed);
+            self.parser.parse(&mut self.rbuf, &mut self.parsed);
+            let mut parsed = std::mem::take(&mut self.parsed);
+            for p in parsed.drain(..) {
+                if self.close {
+                    break;
+                }
+                match p {
+                    Ok(r) => self.request(r).await,
+                    Err(e) => self.parse_error(&e),
+                }
+            }
+            self.parsed = parsed;
+            self.flush().await;
+            if !self.wbuf.is_empty() {
+                if self.stream.write_all(&self.wbuf).await.is_err() {
+                    break;
+                }
+                self.node.stats.net_output_bytes.add(self.wbuf.len() as u64);
+                self.wbuf.clear();
+                if self.wbuf.capacity() > 1 << 20 {
+                    self.wbuf = BytesMut::with_capacity(READ_CHUNK);
+                }
+            }
+            if self.close || self.handle.killed.load(Relaxed) {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Appends a locally made reply, in order with the shards' replies.
+    fn local(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        let start = self.local.len();
+        write(&mut self.local);
+        self.seq.push(Src::Local(start..self.local.len()));
+    }
+
+    fn parse_error(&mut self, e: &McError) {
+        self.node.stats.protocol_errors.fetch_add(1, Relaxed);
+        if e.close {
+            debug!(client = self.handle.id, error = ?e.kind, "memcached protocol error, closing connection");
+            self.close = true;
+        }
+        let e = e.clone();
+        self.local(|out| match e.wire {
+            Wire::Binary => {
+                let st = match e.kind {
+                    ErrorKind::UnknownCommand => status::UNKNOWN_COMMAND,
+                    ErrorKind::Client(_) => status::INVALID_ARGUMENTS,
+                    ErrorKind::TooLarge => status::TOO_LARGE,
+                };
+                binary::error(out, e.opcode, st, e.opaque)
+            }
+            _ => match e.kind {
+                ErrorKind::UnknownCommand => out.extend_from_slice(mc::ERROR),
+                ErrorKind::Client(msg) => mc::client_error(out, msg),
+                ErrorKind::TooLarge => mc::server_error(out, "object too large for cache"),
+            },
+        });
+    }
+
+    async fn request(&mut self, r: McRequest) {
+        if !self.authed && !matches!(r.op, Op::SaslList | Op::SaslAuth | Op::SaslStep) {
+            return self.unauthenticated(r);
+        }
+        let spec = table().memcache(r.op);
+        if r.op.has_key() {
+            if let Some(busy) = self.node.scripts.busy() {
+                let msg = busy.to_string();
+                return self.local(|out| refusal(out, &r, &msg));
+            }
+            for key in r.keys.iter() {
+                let shard = self.node.route.shard_of_key(key);
+                let req = crate::cmd::memcache::encode(spec, &r, key);
+                self.enqueue(shard, spec, req, &r);
+            }
+            if r.wire == Wire::Text && matches!(r.op, Op::Get | Op::Gets | Op::Gat | Op::Gats) {
+                self.local(|out| out.extend_from_slice(mc::END));
+            }
+            return;
+        }
+        // The rest are answered here, after everything before them.
+        self.flush().await;
+        let started = Instant::now();
+        self.answer_here(&r).await;
+        let req = shoal_proto::Request::from_args([spec.name]);
+        self.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, false, &self.handle);
+    }
+
+    async fn answer_here(&mut self, r: &McRequest) {
+        let bin = r.wire == Wire::Binary;
+        match r.op {
+            Op::Version => self.local(|out| {
+                if bin {
+                    binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], VERSION.as_bytes());
+                } else {
+                    out.extend_from_slice(format!("VERSION {VERSION}\r\n").as_bytes());
+                }
+            }),
+            Op::Verbosity => self.ok(r),
+            Op::Noop => self.local(|out| {
+                if bin {
+                    binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], &[]);
+                } else {
+                    out.extend_from_slice(b"MN\r\n");
+                }
+            }),
+            Op::Quit => {
+                if bin && !r.noreply {
+                    self.local(|out| binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], &[]));
+                }
+                self.close = true;
+            }
+            Op::FlushAll => {
+                let delay = r.exptime;
+                let node = self.node.clone();
+                if delay > 0 {
+                    // memcached's delayed flush: everything stored until then goes then.
+                    let at = shoal_proto::memcache::expiry_ms(delay, crate::util::now_ms()).unwrap_or(0);
+                    let wait = at.saturating_sub(crate::util::now_ms());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                        crate::cmd::server::flush_dbs(&node, Some(0), true).await;
+                    });
+                } else {
+                    crate::cmd::server::flush_dbs(&node, Some(0), true).await;
+                }
+                self.ok(r);
+            }
+            Op::Stats => self.stats(r).await,
+            Op::SaslList => self.local(|out| binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], b"PLAIN")),
+            Op::SaslAuth | Op::SaslStep => self.sasl(r),
+            _ => {}
+        }
+    }
+
+    /// `OK` (text), a bare success (binary), unless the client asked for no reply.
+    fn ok(&mut self, r: &McRequest) {
+        if r.noreply {
+            return;
+        }
+        self.local(|out| match r.wire {
+            Wire::Binary => binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], &[]),
+            _ => out.extend_from_slice(mc::OK),
+        });
+    }
+
+    /// Before authentication: the text protocol's `set` carries "user password"; anything
+    /// else is refused.
+    fn unauthenticated(&mut self, r: McRequest) {
+        if r.wire == Wire::Text && r.op == Op::Set {
+            let text = String::from_utf8_lossy(&r.value).into_owned();
+            let mut parts = text.split_whitespace();
+            let ok = match (parts.next(), parts.next(), parts.next()) {
+                (Some(user), Some(pass), None) => self.login(user, pass.as_bytes()),
+                _ => false,
+            };
+            return self.local(|out| {
+                if ok {
+                    out.extend_from_slice(mc::STORED);
+                } else {
+                    mc::client_error(out, "authentication failure");
+                }
+            });
+        }
+        self.local(|out| match r.wire {
+            Wire::Binary => binary::error(out, r.opcode, status::AUTH_ERROR, r.opaque),
+            _ => mc::client_error(out, "unauthenticated"),
+        });
+    }
+
+    fn login(&mut self, user: &str, pass: &[u8]) -> bool {
+        let ok = self.node.acl.authenticate(user, pass).is_some_and(|u| u.enabled);
+        if ok {
+            self.authed = true;
+        } else {
+            self.node.stats.memcache_auth_failures.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    /// SASL PLAIN: `[authzid] NUL authcid NUL password`.
+    fn sasl(&mut self, r: &McRequest) {
+        let ok = r.key() == b"PLAIN" && {
+            let mut parts = r.value.split(|&b| b == 0);
+            let (_authz, user, pass) = (parts.next(), parts.next(), parts.next());
+            match (user, pass, parts.next()) {
+                (Some(u), Some(p), None) => self.login(&String::from_utf8_lossy(u), p),
+                _ => false,
+            }
+        };
+        self.local(|out| {
+            if ok {
+                binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], b"Authenticated");
+            } else {
+                binary::error(out, r.opcode, status::AUTH_ERROR, r.opaque);
+            }
+        });
+    }
+
+    async fn stats(&mut self, r: &McRequest) {
+        let lines = super::memcache_stats::collect(&self.node, &r.value).await;
+        self.local(|out| match (r.wire, lines) {
+            (Wire::Binary, Some(lines)) => {
+                for (name, value) in lines {
+                    binary::response(out, opcode::STAT, status::OK, r.opaque, 0, name.as_bytes(), value.as_bytes());
+                }
+                binary::response(out, opcode::STAT, status::OK, r.opaque, 0, &[], &[]);
+            }
+            (Wire::Binary, None) => binary::error(out, r.opcode, status::KEY_NOT_FOUND, r.opaque),
+            (_, Some(lines)) => {
+                for (name, value) in lines {
+                    mc::stat(out, &name, value);
+                }
+                out.extend_from_slice(mc::END);
+            }
+            (_, None) => out.extend_from_slice(mc::ERROR),
+        });
+    }
+
+    fn enqueue(&mut self, shard: usize, spec: &'static CommandSpec, req: shoal_proto::Request, r: &McRequest) {
+        let batch = match &mut self.pending[shard] {
+            Some(b) => b,
+            slot => {
+                let mut b = self.spare.pop().unwrap_or_else(|| Batch::new(self.node.exec_settings()));
+                b.db = 0;
+                b.settings = self.node.exec_settings();
+                b.settings.client = self.handle.id;
+                b.client = Some(self.handle.clone());
+                slot.insert(b)
+            }
+        };
+        batch.cmds.push((spec, req));
+        self.seq.push(Src::Shard(shard, r.wire, r.opcode, r.opaque));
+    }
+
+    /// Sends the pending batches, waits for them, and copies replies out in request order.
+    async fn flush(&mut self) {
+        if self.seq.is_empty() {
+            return;
+        }
+        let alone = self.pending.iter().filter(|b| b.is_some()).count() == 1;
+        let mut in_flight = Vec::new();
+        for (s, slot) in self.pending.iter_mut().enumerate() {
+            if let Some(mut b) = slot.take() {
+                if alone && self.node.shards[s].run_here(&self.node.route, &mut b) {
+                    self.done[s] = Some((b, 0));
+                    continue;
+                }
+                let (tx, rx) = oneshot::channel();
+                b.reply = Some(tx);
+                if self.node.shards[s].cast(ShardMsg::Batch(b)).is_ok() {
+                    in_flight.push((s, rx));
+                }
+            }
+        }
+        for (s, rx) in in_flight {
+            if let Ok(b) = rx.await {
+                self.done[s] = Some((b, 0));
+            }
+        }
+        for src in self.seq.drain(..) {
+            match src {
+                Src::Local(r) => self.wbuf.extend_from_slice(&self.local[r]),
+                Src::Shard(s, wire, op, opaque) => match &mut self.done[s] {
+                    Some((b, i)) => {
+                        let start = if *i == 0 { 0 } else { b.ends[*i - 1] as usize };
+                        let end = b.ends[*i] as usize;
+                        *i += 1;
+                        let reply = &b.out[start..end];
+                        if reply.first() == Some(&b'-') {
+                            server_error(&mut self.wbuf, wire, op, opaque, reply);
+                        } else {
+                            self.wbuf.extend_from_slice(reply);
+                        }
+                    }
+                    None => server_error(&mut self.wbuf, wire, op, opaque, b"-shard unavailable\r\n"),
+                },
+            }
+        }
+        self.local.clear();
+        for slot in self.done.iter_mut() {
+            if let Some((mut b, _)) = slot.take() {
+                b.out.clear();
+                b.cmds.clear();
+                self.spare.push(b);
+            }
+        }
+    }
+}
+
+/// A refusal that applies to the whole node (a script is running), before dispatch.
+fn refusal(out: &mut BytesMut, r: &McRequest, msg: &str) {
+    match r.wire {
+        Wire::Binary => binary::error(out, r.opcode, status::OUT_OF_MEMORY, r.opaque),
+        _ => mc::server_error(out, msg),
+    }
+}
+
+/// Turns a RESP error a shard wrote (out of memory, write log failure, busy) into the
+/// request's protocol: `SERVER_ERROR <message>`, or a binary error status.
+fn server_error(out: &mut BytesMut, wire: Wire, op: u8, opaque: u32, resp: &[u8]) {
+    let msg = resp.strip_prefix(b"-").unwrap_or(resp);
+    let msg = msg.strip_suffix(b"\r\n").unwrap_or(msg);
+    match wire {
+        Wire::Binary => {
+            let st = if msg.starts_with(b"OOM") { status::OUT_OF_MEMORY } else { 0x0084 };
+            binary::response(out, op, st, opaque, 0, &[], msg);
+        }
+        _ => {
+            let text = String::from_utf8_lossy(msg);
+            let text = if text.starts_with("OOM") { "out of memory storing object".into() } else { text };
+            mc::server_error(out, &text);
+        }
+    }
+}
