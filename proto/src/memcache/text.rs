@@ -145,17 +145,17 @@ pub(super) fn parse(buf: &mut BytesMut, limits: &McLimits) -> Step {
                 }
             }
         }
+        // As memcached: one or two arguments of any kind (`verbosity noreply` included); the
+        // level is read when it is a number.
         b"verbosity" => {
-            if args != 1 {
+            if !(2..=3).contains(&n) {
                 return err(ErrorKind::UnknownCommand);
             }
             r.op = Op::Verbosity;
-            match parse_u32(tok(1)) {
-                Some(v) => r.flags = v,
-                None => return client(BAD_FORMAT),
-            }
+            r.flags = parse_u32(tok(1)).unwrap_or(0);
         }
-        b"version" | b"quit" | b"mn" if n == 1 => {
+        // memcached answers `version` whatever follows it.
+        b"version" | b"quit" | b"mn" if n == 1 || cmd == b"version" => {
             r.op = match cmd {
                 b"version" => Op::Version,
                 b"quit" => Op::Quit,
