@@ -177,7 +177,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if mc.port != 0 && public && !(mc.auth && mc.tls) {
         return Err(ServerError::PublicMemcache(config.bind.clone()));
     }
-    let listeners = if plain { listener::bind(&config.bind, config.port, false, Service::Resp).await? } else { Vec::new() };
+    let listeners =
+        if plain { listener::bind(&config.bind, config.port, false, Service::Resp).await? } else { Vec::new() };
     let mc_listeners = match mc.port {
         0 => Vec::new(),
         port => listener::bind(&config.bind, port, mc.tls, Service::Memcache).await?,

@@ -77,12 +77,7 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts clients until shutdown; with `tls`, each connection starts with a TLS handshake.
-pub async fn accept_loop(
-    node: Arc<Node>,
-    listener: TcpListener,
-    tls: Option<Arc<super::tls::Tls>>,
-    service: Service,
-) {
+pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tls: Option<Arc<super::tls::Tls>>, service: Service) {
     let mut shutdown = node.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {

@@ -64,7 +64,10 @@ pub async fn collect(node: &Node, args: &[u8]) -> Option<Vec<(String, String)>> 
             put("udpport", "0".into());
             put("inter", node.config.bind.join(","));
             put("verbosity", "0".into());
-            put("evictions", if node.memory.policy() == crate::memory::Policy::NoEviction { "off" } else { "on" }.into());
+            put(
+                "evictions",
+                if node.memory.policy() == crate::memory::Policy::NoEviction { "off" } else { "on" }.into(),
+            );
             put("num_threads", node.config.threads.to_string());
             put("cas_enabled", "yes".into());
             put("auth_enabled_sasl", if c.auth { "yes" } else { "no" }.into());
@@ -79,7 +82,7 @@ pub async fn collect(node: &Node, args: &[u8]) -> Option<Vec<(String, String)>> 
         }
         b"slabs" => {
             put("1:used_chunks", items.to_string());
-            put("active_slabs", (items > 0).then_some("1").unwrap_or("0").into());
+            put("active_slabs", if items > 0 { "1" } else { "0" }.into());
             put("total_malloced", node.memory.sample().allocated.to_string());
         }
         _ => return None,

@@ -3,8 +3,8 @@
 
 use super::bytes::SmallBytes;
 use super::dict::{Dict, Entry, EntryId, Removed};
-use super::value::Value;
 use super::item_meta::ItemMeta;
+use super::value::Value;
 use crate::persist::snapshot::DbSnap;
 use std::collections::BTreeSet;
 

@@ -150,10 +150,8 @@ pub(super) fn parse(buf: &mut BytesMut, limits: &McLimits) -> Step {
     let extras = &frame[HEADER_LEN..HEADER_LEN + extlen];
     let key = frame.slice(HEADER_LEN + extlen..HEADER_LEN + extlen + keylen);
     let value = frame.slice(HEADER_LEN + extlen + keylen..);
-    let takes_value = matches!(
-        kind,
-        Op::Set | Op::Add | Op::Replace | Op::Append | Op::Prepend | Op::SaslAuth | Op::SaslStep
-    );
+    let takes_value =
+        matches!(kind, Op::Set | Op::Add | Op::Replace | Op::Append | Op::Prepend | Op::SaslAuth | Op::SaslStep);
     let extras_ok = match extras_len {
         Some(n) => extlen == n,
         None => extlen == 0 || extlen == 4,
@@ -201,7 +199,16 @@ pub(super) fn parse(buf: &mut BytesMut, limits: &McLimits) -> Step {
 /// Writes a response header for a body of `extras`, `key` and `value_len` bytes of value (the
 /// caller appends extras, key and value after it).
 #[allow(clippy::too_many_arguments)]
-pub fn header(out: &mut BytesMut, op: u8, status: u16, opaque: u32, cas: u64, extlen: usize, keylen: usize, value_len: usize) {
+pub fn header(
+    out: &mut BytesMut,
+    op: u8,
+    status: u16,
+    opaque: u32,
+    cas: u64,
+    extlen: usize,
+    keylen: usize,
+    value_len: usize,
+) {
     out.reserve(HEADER_LEN + extlen + keylen + value_len);
     out.extend_from_slice(&[RES_MAGIC, op]);
     out.extend_from_slice(&(keylen as u16).to_be_bytes());
@@ -274,7 +281,10 @@ mod tests {
         input.extend(request(opcode::GETK, &[], b"k", &[], 0));
         let out = parse_all(&input);
         let set = out[0].as_ref().unwrap();
-        assert_eq!((set.op, set.flags, set.exptime, set.cas, set.noreply, set.opaque), (Op::Set, 7, 100, 5, true, 0xdeadbeef));
+        assert_eq!(
+            (set.op, set.flags, set.exptime, set.cas, set.noreply, set.opaque),
+            (Op::Set, 7, 100, 5, true, 0xdeadbeef)
+        );
         assert_eq!(&set.value[..], b"v");
         let get = out[1].as_ref().unwrap();
         assert_eq!((get.op, get.opcode, get.key()), (Op::Get, opcode::GETK, &b"k"[..]));

@@ -418,7 +418,9 @@ pub fn parse_u32(s: &[u8]) -> Option<u32> {
 /// A decimal number that may be negative (expiry times).
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     match s.split_first() {
-        Some((b'-', rest)) => parse_u64(rest).and_then(|n| if n <= i64::MAX as u64 + 1 { Some((n as i64).wrapping_neg()) } else { None }),
+        Some((b'-', rest)) => {
+            parse_u64(rest).and_then(|n| if n <= i64::MAX as u64 + 1 { Some((n as i64).wrapping_neg()) } else { None })
+        }
         _ => parse_u64(s).and_then(|n| i64::try_from(n).ok()),
     }
 }

@@ -201,7 +201,8 @@ fn meta_key_and_flags(r: &mut McRequest, key: Bytes, flags: &[&[u8]]) -> Result<
     let client = |msg| McError { wire: Wire::Meta, ..McError::text(ErrorKind::Client(msg)) };
     r.meta = MetaFlags::parse(flags).map_err(|e| client(e.message()))?;
     let key = if r.meta.base64 {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(&key).map_err(|_| client("error decoding key"))?;
+        let decoded =
+            base64::engine::general_purpose::STANDARD.decode(&key).map_err(|_| client("error decoding key"))?;
         if decoded.is_empty() || decoded.len() > super::MAX_KEY_LEN {
             return Err(client(BAD_FORMAT));
         }
@@ -352,7 +353,10 @@ mod tests {
     #[test]
     fn storage_commands() {
         let r = one(b"set k 5 100 3\r\nabc\r\n");
-        assert_eq!((r.op, r.key(), r.flags, r.exptime, &r.value[..], r.noreply), (Op::Set, &b"k"[..], 5, 100, &b"abc"[..], false));
+        assert_eq!(
+            (r.op, r.key(), r.flags, r.exptime, &r.value[..], r.noreply),
+            (Op::Set, &b"k"[..], 5, 100, &b"abc"[..], false)
+        );
         let r = one(b"cas k 0 0 1 77 noreply\r\nx\r\n");
         assert_eq!((r.op, r.cas, r.noreply), (Op::Cas, 77, true));
         let r = one(b"set k 0 0 0\r\n\r\n");

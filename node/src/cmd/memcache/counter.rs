@@ -1,7 +1,9 @@
 //! Counters: incr and decr (text and binary, whose misses may create the item) and meta
 //! arithmetic (`ma`). Values are unsigned 64-bit decimals: incr wraps, decr stops at 0.
 
-use super::{answer, client_error, find, meta_of, meta_returns, record_set, set_ttl_of, ttl_secs, wants_cas, written, Outcome};
+use super::{
+    answer, client_error, find, meta_of, meta_returns, record_set, set_ttl_of, ttl_secs, wants_cas, written, Outcome,
+};
 use crate::argv;
 use crate::cmd::exec::{Exec, Loc};
 use crate::shard::value::Value;

@@ -20,7 +20,13 @@ pub(super) fn meta_delete(ctx: &mut Exec<'_, '_>, r: &McRequest) {
 }
 
 /// Deletes the item, or with `invalidate` marks it stale with a new CAS value (and TTL).
-fn delete_item(ctx: &mut Exec<'_, '_>, r: &McRequest, compare: Option<u64>, invalidate: bool, ttl: Option<i64>) -> Outcome {
+fn delete_item(
+    ctx: &mut Exec<'_, '_>,
+    r: &McRequest,
+    compare: Option<u64>,
+    invalidate: bool,
+    ttl: Option<i64>,
+) -> Outcome {
     let key = r.key();
     let Some(loc) = find(ctx, key, false) else { return Outcome::NotFound };
     let m = meta_of(ctx, loc);

@@ -195,8 +195,13 @@ fn answer(ctx: &mut Exec<'_, '_>, r: &McRequest, outcome: Outcome, cas: u64) {
 fn meta_returns(out: &mut BytesMut, r: &McRequest, mut other: impl FnMut(&mut BytesMut, u8)) {
     for &flag in r.meta.returns.iter() {
         match flag {
-            b'k' => mc::meta_key(out, r.key(), r.meta.base64),
-            b'b' if r.meta.returns(b'k') => out.extend_from_slice(b" b"),
+            // memcached marks a base64 key right after it.
+            b'k' => {
+                mc::meta_key(out, r.key(), r.meta.base64);
+                if r.meta.base64 {
+                    out.extend_from_slice(b" b");
+                }
+            }
             b'b' => {}
             b'O' => mc::meta_token(out, b'O', r.meta.opaque.as_deref().unwrap_or_default()),
             f => other(out, f),

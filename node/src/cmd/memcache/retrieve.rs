@@ -2,8 +2,7 @@
 //! stale-while-revalidate flags, and meta debug (`me`).
 
 use super::{
-    answer, cas_of, find, meta_of, meta_returns, remove, set_meta, set_ttl_of, ttl_secs, value_bytes,
-    Outcome,
+    answer, cas_of, find, meta_of, meta_returns, remove, set_meta, set_ttl_of, ttl_secs, value_bytes, Outcome,
 };
 use crate::cmd::exec::{Exec, Loc};
 use crate::shard::item_meta::Meta;
@@ -147,14 +146,14 @@ pub(super) fn meta_get(ctx: &mut Exec<'_, '_>, r: &McRequest) {
         b't' => mc::meta_number(out, b't', ttl_secs(expire_now, now)),
         _ => {}
     });
-    if won {
-        out.extend_from_slice(b" W");
-    }
-    if m.stale {
-        out.extend_from_slice(b" X");
-    }
-    if lost {
-        out.extend_from_slice(b" Z");
+    // In memcached's order: X before W, Z before X.
+    match (won, lost, m.stale) {
+        (true, _, true) => out.extend_from_slice(b" X W"),
+        (true, _, false) => out.extend_from_slice(b" W"),
+        (_, true, true) => out.extend_from_slice(b" Z X"),
+        (_, true, false) => out.extend_from_slice(b" Z"),
+        (_, _, true) => out.extend_from_slice(b" X"),
+        _ => {}
     }
     out.extend_from_slice(mc::CRLF);
     if f.value {
