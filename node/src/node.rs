@@ -441,6 +441,39 @@ impl Node {
         }
     }
 
+    /// Runs a connection's pending batches (at most one per shard) and puts each, answered,
+    /// in `done` at its shard's index. `in_flight` is the caller's scratch space.
+    ///
+    /// Work for one shard runs here when that shard is idle: a hand-off to its actor and back
+    /// costs more than the commands. Work for several shards goes to their actors, so the
+    /// shards run in parallel on the other cores while the connection waits.
+    pub async fn run_batches(
+        &self,
+        pending: &mut [Option<Box<crate::shard::Batch>>],
+        done: &mut [Option<(Box<crate::shard::Batch>, usize)>],
+        in_flight: &mut Vec<(usize, tokio::sync::oneshot::Receiver<Box<crate::shard::Batch>>)>,
+    ) {
+        let alone = pending.iter().filter(|b| b.is_some()).count() == 1;
+        for (s, slot) in pending.iter_mut().enumerate() {
+            if let Some(mut b) = slot.take() {
+                if alone && self.shards[s].run_here(&self.route, &mut b) {
+                    done[s] = Some((b, 0));
+                    continue;
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                b.reply = Some(tx);
+                if self.shards[s].cast(crate::shard::ShardMsg::Batch(b)).is_ok() {
+                    in_flight.push((s, rx));
+                }
+            }
+        }
+        for (s, rx) in in_flight.drain(..) {
+            if let Ok(b) = rx.await {
+                done[s] = Some((b, 0));
+            }
+        }
+    }
+
     /// Borrows the states of the given shards for one atomic multi-shard command. The states
     /// go back when the leases are dropped.
     ///

@@ -541,28 +541,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if self.seq.is_empty() {
             return;
         }
-        // Work for one shard runs here when that shard is idle: a hand-off to its actor and
-        // back costs more than the commands. Work for several shards goes to their actors, so
-        // the shards run in parallel on the other cores while this connection waits.
-        let alone = self.pending.iter().filter(|b| b.is_some()).count() == 1;
-        for (s, slot) in self.pending.iter_mut().enumerate() {
-            if let Some(mut b) = slot.take() {
-                if alone && self.node.shards[s].run_here(&self.node.route, &mut b) {
-                    self.done[s] = Some((b, 0));
-                    continue;
-                }
-                let (tx, rx) = oneshot::channel();
-                b.reply = Some(tx);
-                if self.node.shards[s].cast(ShardMsg::Batch(b)).is_ok() {
-                    self.in_flight.push((s, rx));
-                }
-            }
-        }
-        for (s, rx) in self.in_flight.drain(..) {
-            if let Ok(b) = rx.await {
-                self.done[s] = Some((b, 0));
-            }
-        }
+        self.node.run_batches(&mut self.pending, &mut self.done, &mut self.in_flight).await;
         // Fast path: one shard, nothing local, nothing suppressed: hand its buffer over.
         if self.wbuf.is_empty() && self.seq.iter().all(|s| matches!(s, Src::Shard(_, false))) {
             if let Src::Shard(first, _) = self.seq[0] {

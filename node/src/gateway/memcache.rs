@@ -6,7 +6,7 @@
 
 use crate::cmd::table::{table, CommandSpec};
 use crate::node::Node;
-use crate::shard::{Batch, ShardMsg};
+use crate::shard::Batch;
 use bytes::BytesMut;
 use shoal_proto::memcache::binary::{self, opcode, status};
 use shoal_proto::memcache::{reply as mc, ErrorKind, McError, McLimits, McParser, McRequest, Op, Parsed, Wire};
@@ -44,6 +44,7 @@ struct Conn<S> {
     spare: Vec<Box<Batch>>,
     seq: Vec<Src>,
     done: Vec<Option<(Box<Batch>, usize)>>,
+    in_flight: Vec<(usize, oneshot::Receiver<Box<Batch>>)>,
     /// Whether the client has authenticated (always, without --memcached-auth).
     authed: bool,
     close: bool,
@@ -71,6 +72,7 @@ where
         spare: Vec::new(),
         seq: Vec::new(),
         done: (0..shards).map(|_| None).collect(),
+        in_flight: Vec::new(),
         close: false,
     };
     debug!(client = id, %addr, "memcached client connected");
@@ -341,26 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.seq.is_empty() {
             return;
         }
-        let alone = self.pending.iter().filter(|b| b.is_some()).count() == 1;
-        let mut in_flight = Vec::new();
-        for (s, slot) in self.pending.iter_mut().enumerate() {
-            if let Some(mut b) = slot.take() {
-                if alone && self.node.shards[s].run_here(&self.node.route, &mut b) {
-                    self.done[s] = Some((b, 0));
-                    continue;
-                }
-                let (tx, rx) = oneshot::channel();
-                b.reply = Some(tx);
-                if self.node.shards[s].cast(ShardMsg::Batch(b)).is_ok() {
-                    in_flight.push((s, rx));
-                }
-            }
-        }
-        for (s, rx) in in_flight {
-            if let Ok(b) = rx.await {
-                self.done[s] = Some((b, 0));
-            }
-        }
+        self.node.run_batches(&mut self.pending, &mut self.done, &mut self.in_flight).await;
         for src in self.seq.drain(..) {
             match src {
                 Src::Local(r) => self.wbuf.extend_from_slice(&self.local[r]),
