@@ -177,4 +177,59 @@ fn authentication_with_sasl_and_the_text_protocol() {
     req.extend_from_slice(body);
     let reply = b.call(&req, b"Authenticated");
     assert_eq!(&reply.as_bytes()[6..8], &[0, 0], "status OK");
+
+    // ACL rules apply as to the RESP command that does the same: this user may read and
+    // write `cache:*` only, and not delete.
+    let rules = ["on", ">pw", "~cache:*", "+get", "+set"];
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("limited").arg(&rules[..]).query(&mut r).unwrap();
+    let mut l = Mc::connect(port);
+    assert_eq!(l.call(b"set x 0 0 10\r\nlimited pw\r\n", b"\r\n"), "STORED\r\n");
+    assert_eq!(l.call(b"set cache:1 0 0 1\r\nv\r\n", b"\r\n"), "STORED\r\n");
+    assert_eq!(l.call(b"get cache:1\r\n", b"END\r\n"), "VALUE cache:1 0 1\r\nv\r\nEND\r\n");
+    assert_eq!(l.call(b"set other 0 0 1\r\nv\r\n", b"\r\n"), "CLIENT_ERROR access denied: key\r\n");
+    assert_eq!(l.call(b"delete cache:1\r\n", b"\r\n"), "CLIENT_ERROR access denied: command 'delete'\r\n");
+    // Rules changed after login apply to the open connection.
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("limited").arg("+del").query(&mut r).unwrap();
+    assert_eq!(l.call(b"delete cache:1\r\n", b"\r\n"), "DELETED\r\n");
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("limited").arg("off").query(&mut r).unwrap();
+    assert_eq!(l.call(b"get cache:1\r\n", b"\r\n"), "CLIENT_ERROR unauthenticated\r\n");
+}
+
+/// Starts a node on `dir` with the Memcached gateway on `mc` and the given flags.
+fn start_in(dir: &std::path::Path, mc: u16, extra: &[&str]) -> Server {
+    let port = mc.to_string();
+    let mut args = vec!["--memcached-port", port.as_str()];
+    args.extend_from_slice(extra);
+    let s = Server::start_in(dir, &args);
+    wait_until("the memcached port to accept connections", || TcpStream::connect(("127.0.0.1", mc)).ok());
+    s
+}
+
+#[test]
+fn client_flags_survive_restarts_through_the_log_and_through_snapshots() {
+    for (what, args) in [("log", &["--appendonly", "yes", "--appendfsync", "always"][..]), ("snapshot", &[][..])] {
+        let dir = shoal_tests::fresh_dir(&format!("mc-persist-{what}"));
+        let mc = free_port();
+        let mut s = start_in(&dir, mc, args);
+        let mut c = Mc::connect(mc);
+        assert_eq!(c.call(b"set a 42 0 1\r\nx\r\n", b"\r\n"), "STORED\r\n");
+        assert_eq!(c.call(b"ms b 1 F7 T1000\r\ny\r\n", b"\r\n"), "HD\r\n");
+        assert_eq!(c.call(b"set plain 0 0 1\r\nz\r\n", b"\r\n"), "STORED\r\n");
+        if what == "snapshot" {
+            let _: () = redis::cmd("SAVE").query(&mut s.redis()).unwrap();
+        }
+        // SIGKILL: no shutdown save, so what comes back is what the log or SAVE kept.
+        s.signal_and_wait(libc::SIGKILL);
+        let _s = start_in(&dir, mc, args);
+        let mut c = Mc::connect(mc);
+        let reply = c.call(b"get a b plain\r\n", b"END\r\n");
+        assert_eq!(
+            reply, "VALUE a 42 1\r\nx\r\nVALUE b 7 1\r\ny\r\nVALUE plain 0 1\r\nz\r\nEND\r\n",
+            "after the {what}"
+        );
+        let ttl = c.call(b"mg b t\r\n", b"\r\n");
+        assert!(ttl.starts_with("HD t") && ttl.trim_end()[4..].parse::<u32>().unwrap() > 900, "{ttl}");
+        drop(_s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

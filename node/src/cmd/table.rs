@@ -951,6 +951,12 @@ impl CommandTable {
         self.commands.len()
     }
 
+    /// The spec a change record names: a RESP command, or a record only the Memcached
+    /// gateway writes (`mc|item`).
+    pub fn resolve_record(&self, req: &Request) -> Option<&CommandSpec> {
+        self.resolve(req).or_else(|| self.memcache.iter().find(|s| s.full_name.as_bytes() == req.arg(0)))
+    }
+
     /// The spec of a Memcached command.
     #[inline]
     pub fn memcache(&self, op: shoal_proto::memcache::Op) -> &CommandSpec {

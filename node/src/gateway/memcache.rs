@@ -47,6 +47,11 @@ struct Conn<S> {
     in_flight: Vec<(usize, oneshot::Receiver<Box<Batch>>)>,
     /// Whether the client has authenticated (always, without --memcached-auth).
     authed: bool,
+    /// The ACL user it authenticated as, when its rules restrict it.
+    user: Option<Arc<crate::acl::User>>,
+    /// Its name, and the ACL version `user` was read at (rules changed since are picked up).
+    user_name: String,
+    acl_version: u64,
     close: bool,
 }
 
@@ -60,6 +65,9 @@ where
     let shards = node.shards.len();
     let mut conn = Conn {
         authed: !node.config.memcache.auth,
+        user: None,
+        user_name: String::new(),
+        acl_version: 0,
         node: node.clone(),
         stream,
         handle,
@@ -116,6 +124,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.parsed = parsed;
             self.flush().await;
             if !self.wbuf.is_empty() {
+                // With appendfsync always, nothing this client could have seen is unsynced.
+                self.node.wal.barrier().await;
                 if self.stream.write_all(&self.wbuf).await.is_err() {
                     break;
                 }
@@ -164,10 +174,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn request(&mut self, r: McRequest) {
+        if self.authed && self.node.config.memcache.auth && self.acl_version != self.node.acl.version() {
+            // The user's rules changed: read them again; a deleted or disabled user is out.
+            self.acl_version = self.node.acl.version();
+            match self.node.acl.get(&self.user_name).filter(|u| u.enabled) {
+                Some(u) => self.user = (!u.unrestricted()).then_some(u),
+                None => self.authed = false,
+            }
+        }
         if !self.authed && !matches!(r.op, Op::SaslList | Op::SaslAuth | Op::SaslStep) {
             return self.unauthenticated(r);
         }
         let spec = table().memcache(r.op);
+        if let Some(user) = &self.user {
+            if let Err(what) = permitted(user, &r) {
+                return self.local(|out| match r.wire {
+                    Wire::Binary => binary::error(out, r.opcode, status::AUTH_ERROR, r.opaque),
+                    _ => mc::client_error(out, &format!("access denied: {what}")),
+                });
+            }
+        }
         if r.op.has_key() {
             if let Some(busy) = self.node.scripts.busy() {
                 let msg = busy.to_string();
@@ -274,9 +300,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     fn login(&mut self, user: &str, pass: &[u8]) -> bool {
-        let ok = self.node.acl.authenticate(user, pass).is_some_and(|u| u.enabled);
-        if ok {
+        let found = self.node.acl.authenticate(user, pass).filter(|u| u.enabled);
+        let ok = found.is_some();
+        if let Some(u) = found {
             self.authed = true;
+            self.user_name = u.name.clone();
+            self.acl_version = self.node.acl.version();
+            self.user = (!u.unrestricted()).then_some(u);
         } else {
             self.node.stats.memcache_auth_failures.fetch_add(1, Relaxed);
         }
@@ -372,6 +402,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
         }
     }
+}
+
+/// Whether an authenticated user's ACL rules allow `r`: each Memcached command is checked as
+/// the RESP command that does the same (get as GET, set as SET, delete as DEL, ...), on each
+/// of its keys. `Err` names what was refused.
+fn permitted(user: &crate::acl::User, r: &McRequest) -> Result<(), String> {
+    let name = match r.op {
+        Op::Get | Op::Gets | Op::MetaGet | Op::MetaDebug => "get",
+        Op::Gat | Op::Gats => "getex",
+        Op::Touch => "expire",
+        Op::Set | Op::Add | Op::Replace | Op::Cas | Op::MetaSet => "set",
+        Op::Append | Op::Prepend => "append",
+        Op::Incr | Op::Decr | Op::MetaArith => "incrby",
+        Op::Delete | Op::MetaDelete => "del",
+        Op::FlushAll => "flushdb",
+        Op::Stats => "info",
+        _ => return Ok(()),
+    };
+    let spec = table().lookup(name.as_bytes()).expect("a RESP command");
+    let keys: Vec<&[u8]> = if r.op.has_key() { r.keys.iter().map(|k| &k[..]).collect() } else { vec![] };
+    let check = |key: Option<&[u8]>| {
+        let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+        args.extend(key);
+        // Arguments the RESP form needs after the key, so its key positions line up.
+        match name {
+            "set" | "append" | "incrby" | "expire" => args.push(b"0"),
+            _ => {}
+        }
+        user.check(spec, &shoal_proto::Request::from_args(args))
+    };
+    let denied = |e: crate::acl::Denied| match e {
+        crate::acl::Denied::Command => format!("command '{}'", r.op.name()),
+        _ => "key".to_string(),
+    };
+    if keys.is_empty() {
+        return check(None).map_err(denied);
+    }
+    keys.into_iter().try_for_each(|k| check(Some(k))).map_err(denied)
 }
 
 /// A refusal that applies to the whole node (a script is running), before dispatch.

@@ -55,7 +55,11 @@ pub fn load_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) 
             return;
         }
         let shard = route.shard_of_key(&k.key);
-        states[shard].dbs[k.db].set(&k.key, k.value, Some(k.expire_at));
+        let d = &mut states[shard].dbs[k.db];
+        let id = d.set(&k.key, k.value, Some(k.expire_at));
+        if k.mc_flags != 0 {
+            d.items.set(id, crate::shard::item_meta::Meta { flags: k.mc_flags, ..Default::default() });
+        }
     })?;
     if let Some(db) = bad_db {
         return Err(LoadError::Db { path: path.into(), db, databases });

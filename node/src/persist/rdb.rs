@@ -58,6 +58,8 @@ pub struct RdbKey {
     pub value: Value,
     /// Absolute Unix ms, 0 for none.
     pub expire_at: u64,
+    /// Memcached client flags (a Shoal AUX field ahead of the key), 0 for none.
+    pub mc_flags: u32,
 }
 
 /// What a load found besides keys.
@@ -106,7 +108,7 @@ fn parse(data: &[u8], enc: &Encodings, mut sink: impl FnMut(RdbKey)) -> Result<R
     }
     let mut r = Reader { data, pos: 9 };
     let mut summary = RdbSummary { version, ..RdbSummary::default() };
-    let (mut db, mut expire_at) = (0usize, 0u64);
+    let (mut db, mut expire_at, mut mc_flags) = (0usize, 0u64, 0u32);
     loop {
         let at = r.pos;
         let bad = |what: &str| Fail::Corrupt(at, what.to_string());
@@ -119,8 +121,11 @@ fn parse(data: &[u8], enc: &Encodings, mut sink: impl FnMut(RdbKey)) -> Result<R
                 r.len().ok().and_then(|l| l.ok()).ok_or_else(|| bad("bad RESIZEDB"))?;
             }
             OP_AUX => {
-                r.string().map_err(|_| bad("bad AUX field"))?;
-                r.string().map_err(|_| bad("bad AUX field"))?;
+                let name = r.string().map_err(|_| bad("bad AUX field"))?;
+                let value = r.string().map_err(|_| bad("bad AUX field"))?;
+                if name == crate::persist::snapshot::MC_FLAGS_AUX.as_bytes() {
+                    mc_flags = shoal_proto::memcache::parse_u32(&value).ok_or_else(|| bad("bad client flags"))?;
+                }
             }
             OP_EXPIRETIME_MS => expire_at = r.u64().map_err(|_| bad("bad expiry"))?,
             OP_EXPIRETIME => {
@@ -141,9 +146,10 @@ fn parse(data: &[u8], enc: &Encodings, mut sink: impl FnMut(RdbKey)) -> Result<R
             ty => {
                 let key = r.string().map_err(|_| bad("bad key"))?;
                 let value = read_value(&mut r, ty, enc).map_err(|_| bad(&format!("bad value of type {ty}")))?;
-                sink(RdbKey { db, key, value, expire_at });
+                sink(RdbKey { db, key, value, expire_at, mc_flags });
                 summary.keys += 1;
                 expire_at = 0;
+                mc_flags = 0;
             }
         }
     }

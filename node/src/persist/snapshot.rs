@@ -121,9 +121,10 @@ impl DbSnap {
         }
     }
 
-    /// Writes the entry in slot `id` if the snapshot still owes it.
+    /// Writes the entry in slot `id` (with its Memcached client flags) if the snapshot still
+    /// owes it.
     #[inline]
-    pub fn save(&mut self, id: EntryId, e: &Entry) {
+    pub fn save(&mut self, id: EntryId, e: &Entry, flags: u32) {
         if id >= self.end || self.done[id as usize / 64] & (1 << (id % 64)) != 0 {
             return;
         }
@@ -138,6 +139,7 @@ impl DbSnap {
             self.out.push(OP_EXPIRETIME_MS);
             self.out.extend_from_slice(&at.to_le_bytes());
         }
+        put_flags(&mut self.out, flags);
         put_value(&mut self.out, Some(e.key()), &e.value);
         self.keys += 1;
     }
@@ -187,6 +189,18 @@ impl<W: Write> Write for Checksummed<W> {
     }
 }
 
+/// The AUX field that gives the next key's Memcached client flags. Redis skips AUX fields it
+/// does not know, so the file stays a Redis RDB file.
+pub const MC_FLAGS_AUX: &str = "shoal-mc-flags";
+
+/// Writes a key's client flags ahead of it, when it has any.
+#[inline]
+fn put_flags(out: &mut Vec<u8>, flags: u32) {
+    if flags != 0 {
+        aux(out, MC_FLAGS_AUX, &flags.to_string());
+    }
+}
+
 fn aux(out: &mut Vec<u8>, key: &str, value: &str) {
     out.push(OP_AUX);
     put_string(out, key.as_bytes());
@@ -222,7 +236,8 @@ pub fn write_rdb(states: &[&ShardState], now: u64, w: impl Write) -> std::io::Re
         put_len(&mut buf, size as u64);
         put_len(&mut buf, expires as u64);
         for st in states {
-            for e in st.dbs[db].dict().iter() {
+            let d = &st.dbs[db];
+            for (id, e) in d.dict().iter_ids() {
                 if let Some(at) = e.expire_at() {
                     if at <= now {
                         continue;
@@ -230,6 +245,7 @@ pub fn write_rdb(states: &[&ShardState], now: u64, w: impl Write) -> std::io::Re
                     buf.push(OP_EXPIRETIME_MS);
                     buf.extend_from_slice(&at.to_le_bytes());
                 }
+                put_flags(&mut buf, d.items.get(id).flags);
                 put_value(&mut buf, Some(e.key()), &e.value);
                 keys += 1;
                 if buf.len() >= 64 * 1024 {

@@ -51,7 +51,7 @@ impl Db {
     #[inline]
     pub fn entry_mut(&mut self, id: EntryId) -> &mut Entry {
         if let Some(s) = self.snap.as_deref_mut() {
-            s.save(id, self.table.entry(id));
+            s.save(id, self.table.entry(id), self.items.get(id).flags);
         }
         self.table.entry_mut(id)
     }
@@ -74,7 +74,7 @@ impl Db {
             }
             let id = s.cursor;
             s.cursor += 1;
-            s.save(id, self.table.entry(id));
+            s.save(id, self.table.entry(id), self.items.get(id).flags);
         }
         s.cursor >= s.end
     }
@@ -158,7 +158,7 @@ impl Db {
         if self.snap.is_some() || !self.items.is_empty() {
             if let Some(id) = self.table.find_no_step(key) {
                 if let Some(s) = self.snap.as_deref_mut() {
-                    s.save(id, self.table.entry(id));
+                    s.save(id, self.table.entry(id), self.items.get(id).flags);
                 }
                 self.items.forget(id);
             }

@@ -463,6 +463,11 @@ impl<E: Slot> Dict<E> {
 
     /// Every entry, in bucket order.
     pub fn iter(&self) -> impl Iterator<Item = &E> + '_ {
+        self.iter_ids().map(|(_, e)| e)
+    }
+
+    /// Every entry with its id.
+    pub fn iter_ids(&self) -> impl Iterator<Item = (EntryId, &E)> + '_ {
         let tables = if self.rehash_idx.is_some() { 2 } else { 1 };
         self.ht[..tables].iter().flat_map(move |t| {
             t.buckets.iter().flat_map(move |&head| {
@@ -472,8 +477,9 @@ impl<E: Slot> Dict<E> {
                         return None;
                     }
                     let e = self.entry(id);
+                    let this = id;
                     id = e.next();
-                    Some(e)
+                    Some((this, e))
                 })
             })
         })

@@ -60,7 +60,7 @@ fn create(ctx: &mut Exec<'_, '_>, r: &McRequest, initial: u64, exptime: i64) -> 
     if at != Some(0) {
         let s = ctx.shard_idx(key);
         let id = ctx.shards[s].dbs[ctx.db].set(key, Value::string(text.as_bytes()), Some(at.unwrap_or(0)));
-        record_set(ctx, key, text.as_bytes(), at);
+        record_set(ctx, key, text.as_bytes(), at, 0);
         let cas = written(ctx, (s, id), 0, wants_cas(r), r.meta.new_cas);
         return Count::Done(initial, cas);
     }

@@ -75,6 +75,17 @@ pub fn specs() -> Vec<CommandSpec> {
         // Commands without a key are answered by the gateway; the handler refuses them.
         c(spec_name(op), -1, flags, keys, cats, "memcache", "", "A Memcached command.", Handler::Shard(run))
     })
+    .chain(std::iter::once(c(
+        ITEM_RECORD,
+        5,
+        "write",
+        (1, 1, 1),
+        "@string",
+        "memcache",
+        "",
+        "The write-ahead log's record of an item with client flags.",
+        Handler::Shard(replay_item),
+    )))
     .collect()
 }
 
@@ -267,12 +278,29 @@ fn wants_cas(r: &McRequest) -> bool {
     r.wire == Wire::Binary || r.meta.returns(b'c')
 }
 
-/// The change record for a string written whole: `SET key value [PXAT at]`.
-fn record_set(ctx: &mut Exec<'_, '_>, key: &[u8], value: &[u8], expire_at: Option<u64>) {
-    ctx.emit(key, || match expire_at {
-        Some(at) => argv!["SET", key, value, "PXAT", at.to_string()],
-        None => argv!["SET", key, value],
+/// The change record for a string written whole: `SET key value [PXAT at]`, or with client
+/// flags, `mc|item key value flags at` (which only the log's replay knows).
+fn record_set(ctx: &mut Exec<'_, '_>, key: &[u8], value: &[u8], expire_at: Option<u64>, flags: u32) {
+    ctx.emit(key, || match (expire_at, flags) {
+        (at, f) if f != 0 => argv![ITEM_RECORD, key, value, f.to_string(), at.unwrap_or(0).to_string()],
+        (Some(at), _) => argv!["SET", key, value, "PXAT", at.to_string()],
+        (None, _) => argv!["SET", key, value],
     });
+}
+
+/// The name of the change record of an item with client flags.
+pub const ITEM_RECORD: &str = "mc|item";
+
+/// Replays `mc|item key value flags expire_at` (absolute Unix ms, 0 for none).
+pub fn replay_item(ctx: &mut Exec<'_, '_>, req: &Request) {
+    let parsed = (req.len() == 5)
+        .then(|| (shoal_proto::memcache::parse_u32(req.arg(3)), shoal_proto::memcache::parse_u64(req.arg(4))));
+    let Some((Some(flags), Some(at))) = parsed else { return ctx.err("ERR malformed mc|item record") };
+    let key = req.arg(1);
+    let s = ctx.shard_idx(key);
+    let id = ctx.shards[s].dbs[ctx.db].set(key, Value::string(req.arg(2)), Some(at));
+    ctx.emit(key, || argv![ITEM_RECORD, key, req.arg(2), flags.to_string(), at.to_string()]);
+    set_meta(ctx, (s, id), Meta { flags, ..Meta::default() });
 }
 
 /// The change record for a new TTL: `PEXPIREAT key at`, or `PERSIST key`.

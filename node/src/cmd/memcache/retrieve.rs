@@ -86,7 +86,7 @@ pub(super) fn meta_get(ctx: &mut Exec<'_, '_>, r: &McRequest) {
                 if let Some(at) = at.filter(|&t| t > 0) {
                     ctx.shards[loc.0].dbs[ctx.db].set_expire(loc.1, at);
                 }
-                super::record_set(ctx, key, b"", at.filter(|&t| t > 0));
+                super::record_set(ctx, key, b"", at.filter(|&t| t > 0), 0);
                 set_meta(ctx, loc, Meta { won: true, ..Meta::default() });
                 won = true;
                 loc

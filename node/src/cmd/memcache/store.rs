@@ -136,7 +136,7 @@ fn write(ctx: &mut Exec<'_, '_>, r: &McRequest, w: &Write) -> Result<(Outcome, u
                 let db = ctx.db;
                 ctx.note_new_key(db, key);
             }
-            record_set(ctx, key, &r.value, at);
+            record_set(ctx, key, &r.value, at, w.flags);
             (s, id)
         }
     };

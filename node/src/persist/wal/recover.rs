@@ -237,7 +237,7 @@ fn replay(
     let req = Request::from_args(rec.argv.iter().copied());
     let unknown = || Replay::Invalid(format!("unknown record '{name}'"));
     // A container whose subcommand is unknown resolves to the container: not a shard handler.
-    let spec = table().resolve(&req).ok_or_else(unknown)?;
+    let spec = table().resolve_record(&req).ok_or_else(unknown)?;
     let Handler::Shard(f) = spec.handler else { return Err(unknown()) };
     let mut refs: Vec<&mut ShardState> = states.iter_mut().map(|s| &mut **s).collect();
     out.clear();
