@@ -46,13 +46,14 @@ if ! command -v moto_server >/dev/null || ! python3 -c "import boto3, flask" >/d
   python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5"
 fi
 
-# Node.js client libraries (BullMQ, ioredis) for the job-queue compatibility tests, at the
+# Node.js client libraries (BullMQ, ioredis; memjs for the Memcached gateway) for the
+# compatibility tests, at the
 # versions tests/compat/package-lock.json pins.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 COMPAT="$(dirname "$0")/../tests/compat"
-if [ ! -d "$COMPAT/node_modules/bullmq" ] || [ "$COMPAT/package-lock.json" -nt "$COMPAT/node_modules/.package-lock.json" ]; then
+if [ ! -d "$COMPAT/node_modules/bullmq" ] || [ ! -d "$COMPAT/node_modules/memjs" ] || [ "$COMPAT/package-lock.json" -nt "$COMPAT/node_modules/.package-lock.json" ]; then
   (cd "$COMPAT" && npm ci --no-audit --no-fund --loglevel=error)
 fi

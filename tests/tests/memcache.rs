@@ -73,6 +73,33 @@ fn pymemcache_client() {
 }
 
 #[test]
+fn memjs_binary_protocol_with_sasl() {
+    let (s, mc) = start(&["--memcached-auth"]);
+    let mut r = s.redis();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(">secret")
+        .arg("~*")
+        .arg("+@all")
+        .query(&mut r)
+        .unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/compat");
+    let out = Command::new("node")
+        .current_dir(dir)
+        .args(["memjs-workload.mjs", &mc.to_string(), "app", "secret"])
+        .output()
+        .expect("node is installed");
+    assert!(
+        out.status.success(),
+        "memjs failed (are tests/compat's packages installed?):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn malformed_lines_get_client_errors_and_the_connection_stays() {
     let (_s, port) = start(&[]);
     let mut c = Mc::connect(port);
