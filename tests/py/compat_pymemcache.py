@@ -89,4 +89,8 @@ assert mc.delete("shared") is True and r.exists("shared") == 0
 
 stats = mc.stats()
 assert stats[b"cmd_get"] > 0 and b"curr_items" in stats, stats
+# Memcached's own hit and miss counters (RESP reads do not count in them).
+assert stats[b"cas_badval"] == 2 and stats[b"cas_hits"] == 1 and stats[b"cas_misses"] == 1, stats
+assert stats[b"incr_misses"] == 1 and stats[b"decr_hits"] == 1 and stats[b"touch_misses"] == 1, stats
+assert stats[b"delete_hits"] >= 2 and stats[b"get_misses"] >= 3, stats
 print("pymemcache: ok")

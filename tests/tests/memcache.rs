@@ -260,3 +260,29 @@ fn client_flags_survive_restarts_through_the_log_and_through_snapshots() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn the_memcached_port_speaks_tls_with_the_resp_certificate() {
+    let mc = free_port();
+    let s = Server::start_with(&["--memcached-port", &mc.to_string(), "--memcached-tls", "--tls-self-signed"]);
+    wait_until("the memcached port to accept connections", || TcpStream::connect(("127.0.0.1", mc)).ok());
+    let ca = s.dir.join("tls/self-signed.crt").display().to_string();
+    let script = format!(
+        "import ssl\n\
+         from pymemcache.client.base import Client\n\
+         c = Client(('127.0.0.1', {mc}), tls_context=ssl.create_default_context(cafile='{ca}'))\n\
+         c.set('over-tls', b'yes', flags=3)\n\
+         print(c.get('over-tls').decode())\n"
+    );
+    let py = Command::new("python3").args(["-c", &script]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "yes", "{}", String::from_utf8_lossy(&py.stderr));
+    let v: String = redis::cmd("GET").arg("over-tls").query(&mut s.redis()).unwrap();
+    assert_eq!(v, "yes");
+    // Plain text gets no answer: the port expects a TLS handshake.
+    let mut plain = TcpStream::connect(("127.0.0.1", mc)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    plain.write_all(b"version\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = plain.read(&mut buf).unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains("VERSION"));
+}

@@ -43,8 +43,9 @@ pub async fn collect(node: &Node, args: &[u8]) -> Option<Vec<(String, String)>> 
             );
             put("cmd_flush", calls(&[Op::FlushAll]).to_string());
             put("cmd_touch", calls(&[Op::Touch, Op::Gat, Op::Gats]).to_string());
-            put("get_hits", agg.keyspace_hits.to_string());
-            put("get_misses", agg.keyspace_misses.to_string());
+            for (name, n) in crate::shard::stats::MC_STAT_NAMES.iter().zip(agg.mc.iter()) {
+                put(name, n.to_string());
+            }
             put("get_expired", agg.expired_keys.to_string());
             put("curr_items", items.to_string());
             put("total_items", calls(&[Op::Set, Op::Add, Op::Replace, Op::Cas, Op::MetaSet]).to_string());

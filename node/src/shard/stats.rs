@@ -14,6 +14,41 @@ pub struct CommandStat {
     pub failed: u64,
 }
 
+/// Memcached's hit and miss counters (its `stats` fields of the same names).
+#[derive(Clone, Copy, Debug)]
+pub enum McStat {
+    GetHits,
+    GetMisses,
+    DeleteHits,
+    DeleteMisses,
+    IncrHits,
+    IncrMisses,
+    DecrHits,
+    DecrMisses,
+    CasHits,
+    CasMisses,
+    CasBadval,
+    TouchHits,
+    TouchMisses,
+}
+
+/// The names of the `McStat` counters, in order.
+pub const MC_STAT_NAMES: [&str; 13] = [
+    "get_hits",
+    "get_misses",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+    "cas_hits",
+    "cas_misses",
+    "cas_badval",
+    "touch_hits",
+    "touch_misses",
+];
+
 #[derive(Clone, Debug)]
 pub struct ShardStats {
     pub keyspace_hits: u64,
@@ -27,6 +62,8 @@ pub struct ShardStats {
     /// Cumulative-by-bucket latency counts (last slot is +Inf) and the sum in µs.
     pub latency: [u64; LATENCY_BUCKETS_US.len() + 1],
     pub latency_sum_ns: u64,
+    /// Memcached's counters, by `McStat`.
+    pub mc: [u64; MC_STAT_NAMES.len()],
 }
 
 impl ShardStats {
@@ -40,6 +77,7 @@ impl ShardStats {
             errors: Vec::new(),
             latency: [0; LATENCY_BUCKETS_US.len() + 1],
             latency_sum_ns: 0,
+            mc: [0; MC_STAT_NAMES.len()],
         }
     }
 
@@ -89,6 +127,9 @@ impl ShardStats {
             *a += b;
         }
         self.latency_sum_ns += other.latency_sum_ns;
+        for (a, b) in self.mc.iter_mut().zip(other.mc.iter()) {
+            *a += b;
+        }
     }
 
     /// CONFIG RESETSTAT.

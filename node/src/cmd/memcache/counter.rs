@@ -2,10 +2,12 @@
 //! arithmetic (`ma`). Values are unsigned 64-bit decimals: incr wraps, decr stops at 0.
 
 use super::{
-    answer, client_error, find, meta_of, meta_returns, record_set, set_ttl_of, ttl_secs, wants_cas, written, Outcome,
+    answer, client_error, count, find, meta_of, meta_returns, record_set, set_ttl_of, ttl_secs, wants_cas, written,
+    Outcome,
 };
 use crate::argv;
 use crate::cmd::exec::{Exec, Loc};
+use crate::shard::stats::McStat;
 use crate::shard::value::Value;
 use shoal_proto::memcache::binary::{self, status};
 use shoal_proto::memcache::{expiry_ms, parse_u64, reply as mc, McRequest, Op, Wire};
@@ -67,11 +69,24 @@ fn create(ctx: &mut Exec<'_, '_>, r: &McRequest, initial: u64, exptime: i64) -> 
     Count::Done(initial, 0)
 }
 
+/// Counts an incr or decr's hit or miss.
+fn count_counter(ctx: &mut Exec<'_, '_>, key: &[u8], decr: bool, hit: bool) {
+    let stat = match (decr, hit) {
+        (false, true) => McStat::IncrHits,
+        (false, false) => McStat::IncrMisses,
+        (true, true) => McStat::DecrHits,
+        (true, false) => McStat::DecrMisses,
+    };
+    count(ctx, key, stat);
+}
+
 /// incr/decr.
 pub(super) fn incr(ctx: &mut Exec<'_, '_>, r: &McRequest) {
     let decr = r.op == Op::Decr;
     let compare = (r.wire == Wire::Binary && r.cas != 0).then_some(r.cas);
-    let count = match find(ctx, r.key(), true) {
+    let found = find(ctx, r.key(), true);
+    count_counter(ctx, r.key(), decr, found.is_some());
+    let count = match found {
         Some(loc) => apply(ctx, r, loc, decr, r.delta, compare),
         None if r.wire == Wire::Binary && r.exptime != NO_CREATE && compare.is_none() => {
             create(ctx, r, r.initial, r.exptime)
@@ -103,7 +118,9 @@ pub(super) fn meta_arith(ctx: &mut Exec<'_, '_>, r: &McRequest) {
         _ => return client_error(ctx, r, "invalid mode for ma", status::INVALID_ARGUMENTS),
     };
     let key = r.key();
-    let count = match find(ctx, key, true) {
+    let found = find(ctx, key, true);
+    count_counter(ctx, key, decr, found.is_some());
+    let count = match found {
         Some(loc) => {
             let c = apply(ctx, r, loc, decr, f.delta.unwrap_or(1), f.compare_cas);
             if let (Count::Done(..), Some(t)) = (&c, f.ttl) {

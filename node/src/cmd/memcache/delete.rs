@@ -1,9 +1,10 @@
 //! Deletion: delete (text and binary, whose CAS must match when given) and meta delete
 //! (`md`), which can instead mark the item stale for stale-while-revalidate.
 
-use super::{answer, find, meta_of, next_cas, remove, set_meta, set_ttl_of, Outcome};
+use super::{answer, count, count_cas, find, meta_of, next_cas, remove, set_meta, set_ttl_of, Outcome};
 use crate::cmd::exec::Exec;
 use crate::shard::item_meta::Meta;
+use crate::shard::stats::McStat;
 use shoal_proto::memcache::{McRequest, Wire};
 
 pub(super) fn delete(ctx: &mut Exec<'_, '_>, r: &McRequest) {
@@ -28,11 +29,18 @@ fn delete_item(
     ttl: Option<i64>,
 ) -> Outcome {
     let key = r.key();
-    let Some(loc) = find(ctx, key, false) else { return Outcome::NotFound };
+    let found = find(ctx, key, false);
+    count(ctx, key, if found.is_some() { McStat::DeleteHits } else { McStat::DeleteMisses });
+    let Some(loc) = found else {
+        count_cas(ctx, key, compare.is_some(), Outcome::NotFound);
+        return Outcome::NotFound;
+    };
     let m = meta_of(ctx, loc);
     if compare.is_some_and(|c| m.cas == 0 || c != m.cas) {
+        count_cas(ctx, key, true, Outcome::Exists);
         return Outcome::Exists;
     }
+    count_cas(ctx, key, compare.is_some(), Outcome::Deleted);
     if !invalidate {
         remove(ctx, key);
         return Outcome::Deleted;

@@ -15,6 +15,7 @@ use super::exec::{Exec, Loc};
 use super::table::{c, CommandSpec, Handler};
 use crate::argv;
 use crate::shard::item_meta::Meta;
+use crate::shard::stats::McStat;
 use crate::shard::value::Value;
 use bytes::BytesMut;
 use shoal_proto::memcache::binary::{self, status};
@@ -234,6 +235,24 @@ fn client_error(ctx: &mut Exec<'_, '_>, r: &McRequest, msg: &str, bin_status: u1
 fn find(ctx: &mut Exec<'_, '_>, key: &[u8], touch: bool) -> Option<Loc> {
     let loc = if touch { ctx.read(key) } else { ctx.lookup(key) }?;
     ctx.value(loc).is_string().then_some(loc)
+}
+
+/// Counts one of Memcached's hit or miss statistics in the shard owning `key`.
+fn count(ctx: &mut Exec<'_, '_>, key: &[u8], stat: McStat) {
+    let s = ctx.shard_idx(key);
+    ctx.shards[s].stats.mc[stat as usize] += 1;
+}
+
+/// Counts a compare-and-swap's outcome, when the request compared.
+fn count_cas(ctx: &mut Exec<'_, '_>, key: &[u8], compared: bool, outcome: Outcome) {
+    if compared {
+        let stat = match outcome {
+            Outcome::NotFound => McStat::CasMisses,
+            Outcome::Exists => McStat::CasBadval,
+            _ => McStat::CasHits,
+        };
+        count(ctx, key, stat);
+    }
 }
 
 fn meta_of(ctx: &Exec<'_, '_>, loc: Loc) -> Meta {

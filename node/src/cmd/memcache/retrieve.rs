@@ -2,10 +2,11 @@
 //! stale-while-revalidate flags, and meta debug (`me`).
 
 use super::{
-    answer, cas_of, find, meta_of, meta_returns, remove, set_meta, set_ttl_of, ttl_secs, value_bytes, Outcome,
+    answer, cas_of, count, find, meta_of, meta_returns, remove, set_meta, set_ttl_of, ttl_secs, value_bytes, Outcome,
 };
 use crate::cmd::exec::{Exec, Loc};
 use crate::shard::item_meta::Meta;
+use crate::shard::stats::McStat;
 use crate::shard::value::Value;
 use shoal_proto::memcache::binary::{self, status};
 use shoal_proto::memcache::{expiry_ms, reply as mc, McRequest, Op, Wire};
@@ -14,7 +15,15 @@ use shoal_proto::memcache::{expiry_ms, reply as mc, McRequest, Op, Wire};
 pub(super) fn get(ctx: &mut Exec<'_, '_>, r: &McRequest) {
     let key = r.key();
     let touching = matches!(r.op, Op::Gat | Op::Gats | Op::Touch);
-    let Some(loc) = find(ctx, key, r.op != Op::Touch) else {
+    let found = find(ctx, key, r.op != Op::Touch);
+    let hit = found.is_some();
+    if r.op != Op::Touch {
+        count(ctx, key, if hit { McStat::GetHits } else { McStat::GetMisses });
+    }
+    if touching {
+        count(ctx, key, if hit { McStat::TouchHits } else { McStat::TouchMisses });
+    }
+    let Some(loc) = found else {
         return miss(ctx, r);
     };
     let mut gone = false;
@@ -76,7 +85,9 @@ pub(super) fn meta_get(ctx: &mut Exec<'_, '_>, r: &McRequest) {
     let key = r.key();
     let f = &r.meta;
     let mut won = false;
-    let loc = match find(ctx, key, !f.no_bump) {
+    let found = find(ctx, key, !f.no_bump);
+    count(ctx, key, if found.is_some() { McStat::GetHits } else { McStat::GetMisses });
+    let loc = match found {
         Some(loc) => loc,
         None => match f.vivify {
             // A miss with N creates an empty item and tells this client it won the recache.

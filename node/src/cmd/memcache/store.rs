@@ -1,7 +1,9 @@
 //! Storage: set, add, replace, append, prepend and cas (text and binary), and meta set
 //! (`ms`) with its modes, CAS comparison and invalidation.
 
-use super::{answer, client_error, find, meta_of, record_set, remove, set_meta, wants_cas, written, Outcome};
+use super::{
+    answer, client_error, count_cas, find, meta_of, record_set, remove, set_meta, wants_cas, written, Outcome,
+};
 use crate::argv;
 use crate::cmd::exec::{Exec, Replied};
 use crate::shard::value::Value;
@@ -42,6 +44,7 @@ pub(super) fn store(ctx: &mut Exec<'_, '_>, r: &McRequest) {
     let compare = (r.op == Op::Cas || (r.wire == Wire::Binary && r.cas != 0)).then_some(r.cas);
     let w = Write { mode, compare, flags: r.flags, exptime: r.exptime, invalidate: false, new_cas: None };
     let Ok((mut outcome, cas)) = write(ctx, r, &w) else { return };
+    count_cas(ctx, r.key(), compare.is_some(), outcome);
     // The binary protocol tells add and replace failures apart from other refusals.
     if r.wire == Wire::Binary && outcome == Outcome::NotStored {
         outcome = match mode {
@@ -73,6 +76,7 @@ pub(super) fn meta_set(ctx: &mut Exec<'_, '_>, r: &McRequest) {
         new_cas: f.new_cas,
     };
     if let Ok((outcome, cas)) = write(ctx, r, &w) {
+        count_cas(ctx, r.key(), w.compare.is_some(), outcome);
         answer(ctx, r, outcome, cas);
     }
 }
