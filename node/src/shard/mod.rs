@@ -3,10 +3,12 @@
 //!
 //! - `Batch`: the single-shard commands one pipeline read produced, answered with their
 //!   replies already encoded, in order.
-//! - `Lease`: lends the whole shard state to a multi-shard command. The borrower asks every
-//!   shard it needs at once, in a global order (see `Node::lease`, so two borrowers cannot
-//!   deadlock), runs, and the `Lease` returns the state when dropped. The shard processes nothing else meanwhile, which
-//!   is what makes MSET, RENAME or FLUSHALL atomic across shards.
+//! - `Lease`: lends the whole shard to a multi-shard command: the actor hands over its slot,
+//!   held. The borrower asks every shard it needs at once, in a global order (see
+//!   `Node::lease`, so two borrowers cannot deadlock), runs, and dropping the `Lease` releases
+//!   the slot. The shard runs nothing else meanwhile, which is what makes MSET, RENAME or
+//!   FLUSHALL atomic across shards; its actor goes on to its next message, which waits for
+//!   the slot (a batch gives up, -BUSY, once a script holding it passes the threshold).
 //! - `Run`: a closure over the state (DBSIZE, KEYS, INFO and other gateway broadcasts).
 //! - `Tick`: active expiry, incremental rehash, table shrinking.
 //!
@@ -21,7 +23,7 @@
 //! they turn into context switches. A script holds every idle shard's slot the same way, for
 //! as long as it runs ([`Node::try_hold_all`](crate::node::Node::try_hold_all)). Slots are
 //! never held across an await, and an actor waits for its slot without blocking its thread
-//! (see [`slot`]); a lease takes the state out of the slot, so leased shards never run inline.
+//! (see [`slot`]); a lease holds the slot, so leased shards never run inline.
 
 pub mod blocked;
 pub mod bytes;
@@ -602,30 +604,27 @@ impl Batch {
     }
 }
 
-/// The shard state lent to a multi-shard command; returned to the shard when dropped.
+/// A shard lent to a multi-shard command: its slot, held by the borrower until dropped.
 pub struct Lease {
-    state: Option<Box<ShardState>>,
-    back: Option<oneshot::Sender<Box<ShardState>>>,
+    held: slot::OwnedSlotGuard,
 }
 
 impl Lease {
     /// The leased shard's id.
     pub fn id(&self) -> usize {
-        self.state.as_ref().expect("lease holds the state until dropped").id
+        self.held.get().as_ref().expect("a shard's slot holds its state").id
     }
 
     pub fn state(&mut self) -> &mut ShardState {
-        self.state.as_mut().expect("lease holds the state until dropped")
+        self.held.get_mut().as_deref_mut().expect("a shard's slot holds its state")
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let (Some(mut s), Some(back)) = (self.state.take(), self.back.take()) {
-            s.changes.flush();
-            s.changes.set_leased(false);
-            let _ = back.send(s);
-        }
+        let s = self.state();
+        s.changes.flush();
+        s.changes.set_leased(false);
     }
 }
 
@@ -650,7 +649,7 @@ impl std::ops::DerefMut for Leases {
 
 impl Drop for Leases {
     fn drop(&mut self) {
-        append_group(self.0.iter_mut().filter_map(|l| l.state.as_deref_mut()));
+        append_group(self.0.iter_mut().map(|l| l.state()));
     }
 }
 
@@ -793,16 +792,13 @@ impl Actor for ShardActor {
                 }
             }
             ShardMsg::Lease(tx) => {
-                let (back_tx, back_rx) = oneshot::channel();
-                let mut state = cell.slot.hold().await.take();
-                if let Some(st) = state.as_mut() {
-                    st.changes.set_leased(true);
-                }
-                let lease = Lease { state, back: Some(back_tx) };
-                // If the borrower is gone, the lease is dropped here and comes straight back.
+                // The slot goes to the borrower held; the messages after this one wait for it
+                // as for any holder (a batch may give up on a busy script meanwhile).
+                let mut guard = locked(&cell.slot).await;
+                present(&mut guard).changes.set_leased(true);
+                let lease = Lease { held: guard.into_owned(cell.slot.clone()) };
+                // If the borrower is gone, the lease is dropped here and the slot released.
                 let _ = tx.send(lease);
-                let state = back_rx.await.map_err(|_| "shard state lost during a lease")?;
-                cell.slot.hold().await.put(state);
             }
             ShardMsg::Run(f) => {
                 let mut guard = locked(&cell.slot).await;

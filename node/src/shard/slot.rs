@@ -6,11 +6,16 @@
 //! A script may hold shards for as long as it runs, so a waiting actor must not park its
 //! worker thread on the mutex: with one thread per core, that would stop SCRIPT KILL and
 //! every other client. Waiters register, and whoever releases the state wakes them.
+//!
+//! A lease is the slot held by the shard's actor and handed to the borrower
+//! ([`OwnedSlotGuard`]): the actor goes on to its next message, which waits for the slot
+//! like any other holder, and a batch among them can give up when a script turns busy.
 
 use super::ShardState;
 use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 
-/// A shard's slot: empty while a lease has the state out.
+/// A shard's slot.
 pub type StateSlot = Slot<Option<Box<ShardState>>>;
 
 pub struct Slot<T> {
@@ -109,20 +114,50 @@ impl<T> std::ops::DerefMut for SlotGuard<'_, T> {
 }
 
 impl SlotGuard<'_> {
-    /// The state, unless a lease has it out.
+    /// The state (absent only in a slot made empty, as unit tests do).
     #[inline]
     pub fn state(&mut self) -> Option<&mut ShardState> {
         self.guard.as_mut().and_then(|g| g.as_deref_mut())
     }
+}
 
-    /// Takes the state out (for a lease); the slot stays empty until `put` returns it.
-    pub fn take(&mut self) -> Option<Box<ShardState>> {
-        self.guard.as_mut().and_then(|g| g.take())
+impl<T> SlotGuard<'_, T> {
+    /// Keeps the slot held beyond this borrow of it: `slot` must be the slot this guard holds.
+    pub fn into_owned(mut self, slot: Arc<Slot<T>>) -> OwnedSlotGuard<T> {
+        assert!(std::ptr::eq(self.slot, &*slot), "the guard's own slot");
+        // The mutex stays locked; the owned guard unlocks it when dropped.
+        std::mem::forget(self.guard.take().expect("held until dropped"));
+        std::mem::forget(self);
+        OwnedSlotGuard { slot }
+    }
+}
+
+/// A slot held by whoever owns this, on any thread, until it is dropped (a lease).
+pub struct OwnedSlotGuard<T = Option<Box<ShardState>>> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> OwnedSlotGuard<T> {
+    pub fn get(&self) -> &T {
+        // SAFETY: the mutex was left locked for this guard (`into_owned`), and only its drop
+        // unlocks it: nobody else can reach the data meanwhile.
+        unsafe { &*self.slot.state.data_ptr() }
     }
 
-    pub fn put(&mut self, state: Box<ShardState>) {
-        if let Some(g) = self.guard.as_mut() {
-            **g = Some(state);
+    pub fn get_mut(&mut self) -> &mut T {
+        // SAFETY: as in `get`, and `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.slot.state.data_ptr() }
+    }
+}
+
+impl<T> Drop for OwnedSlotGuard<T> {
+    fn drop(&mut self) {
+        // SAFETY: locked by the guard `into_owned` consumed, and not unlocked since;
+        // parking_lot's `send_guard` lets another thread unlock it.
+        unsafe { self.slot.state.force_unlock() };
+        fence(SeqCst);
+        if self.slot.waiters.load(SeqCst) > 0 {
+            self.slot.released.notify_waiters();
         }
     }
 }
