@@ -434,6 +434,7 @@ impl Node {
     pub fn exec_settings(&self) -> ExecSettings {
         ExecSettings {
             proto_max_bulk_len: self.live.proto_max_bulk_len.load(Relaxed) as usize,
+            mc_max_item_size: self.config.memcache.max_item_size as usize,
             databases: self.config.databases,
             policy: self.memory.policy(),
             enc: self.live.encodings(),

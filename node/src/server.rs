@@ -209,6 +209,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let wal = crate::persist::wal::Wal::new(&config.data_dir, config.appendfsync, config.wal_segment_size);
     let settings = crate::cmd::exec::ExecSettings {
         proto_max_bulk_len: config.proto_max_bulk_len as usize,
+        mc_max_item_size: config.memcache.max_item_size as usize,
         databases: config.databases,
         policy: crate::memory::Policy::NoEviction,
         enc: crate::shard::types::Encodings::default(),

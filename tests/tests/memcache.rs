@@ -109,9 +109,25 @@ fn malformed_lines_get_client_errors_and_the_connection_stays() {
     assert_eq!(c.call(b"set k abc 0 1\r\nx\r\n", b"\r\n"), "CLIENT_ERROR bad command line format\r\n");
     assert_eq!(c.call(b"incr k notanumber\r\n", b"\r\n"), "CLIENT_ERROR invalid numeric delta argument\r\n");
     // A value over the item size limit is read and thrown away: what follows still parses.
+    // As in memcached, the item the refused set would have replaced is gone.
+    assert_eq!(c.call(b"set big 0 0 3\r\nold\r\n", b"\r\n"), "STORED\r\n");
     let big = format!("set big 0 0 {}\r\n{}\r\nget big\r\n", 2 << 20, "x".repeat(2 << 20));
     assert_eq!(c.call(big.as_bytes(), b"END\r\n"), "SERVER_ERROR object too large for cache\r\nEND\r\n");
     assert_eq!(c.call(b"set k 0 0 2\r\nab\r\nget k\r\n", b"END\r\n"), "STORED\r\nVALUE k 0 2\r\nab\r\nEND\r\n");
+}
+
+#[test]
+fn the_item_size_limit_holds_for_sets_and_appends() {
+    let (_s, port) = start(&["--memcached-max-item-size", "100"]);
+    let mut c = Mc::connect(port);
+    let sixty = "x".repeat(60);
+    let set = format!("set k 0 0 60\r\n{sixty}\r\n");
+    assert_eq!(c.call(set.as_bytes(), b"\r\n"), "STORED\r\n");
+    let append = format!("append k 0 0 60\r\n{sixty}\r\n");
+    assert_eq!(c.call(append.as_bytes(), b"\r\n"), "SERVER_ERROR out of memory storing object\r\n");
+    let big = format!("set k2 0 0 101\r\n{}\r\n", "y".repeat(101));
+    assert_eq!(c.call(big.as_bytes(), b"\r\n"), "SERVER_ERROR object too large for cache\r\n");
+    assert_eq!(c.call(b"get k\r\n", b"END\r\n"), format!("VALUE k 0 60\r\n{sixty}\r\nEND\r\n"));
 }
 
 #[test]

@@ -18,6 +18,8 @@ use shoal_proto::{reply, Protocol};
 #[derive(Clone, Copy, Debug)]
 pub struct ExecSettings {
     pub proto_max_bulk_len: usize,
+    /// The largest value a Memcached command may leave (`--memcached-max-item-size`).
+    pub mc_max_item_size: usize,
     pub databases: usize,
     /// The eviction policy, which decides what a read records about the key.
     pub policy: crate::memory::Policy,

@@ -151,6 +151,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     fn parse_error(&mut self, e: &McError) {
         self.node.stats.protocol_errors.fetch_add(1, Relaxed);
+        if let Some(key) = e.drop_key.clone() {
+            if self.authed && self.user.as_ref().is_none_or(|u| self.may_write(u, &key)) {
+                // The refused set's old item goes, silently, before the error is answered.
+                let mut del = McRequest::new(Op::Delete, Wire::Text);
+                del.noreply = true;
+                del.keys.push(key);
+                let spec = table().memcache(Op::Delete);
+                let shard = self.node.route.shard_of_key(&del.keys[0]);
+                let req = crate::cmd::memcache::encode(spec, &del, &del.keys[0]);
+                self.enqueue(shard, spec, req, &del);
+            }
+        }
         if e.close {
             debug!(client = self.handle.id, error = ?e.kind, "memcached protocol error, closing connection");
             self.close = true;
@@ -273,6 +285,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Wire::Binary => binary::response(out, r.opcode, status::OK, r.opaque, 0, &[], &[]),
             _ => out.extend_from_slice(mc::OK),
         });
+    }
+
+    /// Whether `user` may overwrite `key` (as `set` would).
+    fn may_write(&self, user: &crate::acl::User, key: &[u8]) -> bool {
+        let mut probe = McRequest::new(Op::Set, Wire::Text);
+        probe.keys.push(bytes::Bytes::copy_from_slice(key));
+        permitted(user, &probe).is_ok()
     }
 
     /// Before authentication: the text protocol's `set` carries "user password"; anything

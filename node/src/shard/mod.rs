@@ -893,6 +893,7 @@ mod tests {
     fn settings() -> ExecSettings {
         ExecSettings {
             proto_max_bulk_len: 512 << 20,
+            mc_max_item_size: 1 << 20,
             databases: 16,
             policy: crate::memory::Policy::NoEviction,
             enc: Default::default(),

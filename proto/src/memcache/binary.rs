@@ -128,7 +128,7 @@ pub(super) fn parse(buf: &mut BytesMut, limits: &McLimits) -> Step {
     let bodylen = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
     let opaque = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
     let cas = u64::from_be_bytes(h[16..24].try_into().expect("8 bytes"));
-    let error = |kind, close| McError { wire: Wire::Binary, kind, opcode: op, opaque, close };
+    let error = |kind, close| McError { wire: Wire::Binary, kind, opcode: op, opaque, close, drop_key: None };
     if keylen + extlen > bodylen {
         // The lengths contradict each other: nothing after this can be framed.
         buf.clear();
@@ -165,7 +165,8 @@ pub(super) fn parse(buf: &mut BytesMut, limits: &McLimits) -> Step {
         return Step::Done(Err(error(ErrorKind::Client("invalid arguments"), false)));
     }
     if takes_value && value.len() > limits.max_item_size {
-        return Step::Done(Err(error(ErrorKind::TooLarge, false)));
+        let drop_key = (kind == Op::Set).then_some(key);
+        return Step::Done(Err(McError { drop_key, ..error(ErrorKind::TooLarge, false) }));
     }
     let mut r = McRequest::new(kind, Wire::Binary);
     r.opcode = op;

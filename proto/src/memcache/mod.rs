@@ -275,6 +275,9 @@ pub struct McError {
     pub opaque: u32,
     /// Whether the connection must close after the reply (the stream cannot be resynced).
     pub close: bool,
+    /// The key of a `set` refused as too large: memcached drops the item it would have
+    /// replaced, so a reader does not go on seeing a value its writer meant to replace.
+    pub drop_key: Option<Bytes>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,7 +292,7 @@ pub enum ErrorKind {
 
 impl McError {
     fn text(kind: ErrorKind) -> McError {
-        McError { wire: Wire::Text, kind, opcode: 0, opaque: 0, close: false }
+        McError { wire: Wire::Text, kind, opcode: 0, opaque: 0, close: false, drop_key: None }
     }
 }
 

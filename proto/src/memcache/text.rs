@@ -224,8 +224,11 @@ fn parse_storage(buf: &mut BytesMut, limits: &McLimits, op: Op, tokens: &[(usize
     let (len, r) = match storage_line(&buf[..line_len], op, tokens, limits) {
         Ok(found) => found,
         Err((kind, swallow)) => {
+            // A `set` too large to store drops the item it would have replaced, as memcached.
+            let key = tokens.get(1).map(|&(a, b)| &buf[a..b]).filter(|k| key_ok(k));
+            let drop_key = key.filter(|_| kind == ErrorKind::TooLarge && op == Op::Set).map(Bytes::copy_from_slice);
             buf.advance(line_len);
-            let e = McError { wire, ..McError::text(kind) };
+            let e = McError { wire, drop_key, ..McError::text(kind) };
             return match swallow {
                 Some(n) => Step::Swallow(Err(e), n),
                 None => Step::Done(Err(e)),
@@ -397,6 +400,7 @@ mod tests {
         let (out, left) = parse_all(b"set k 0 0 20\r\n01234567890123456789\r\nget k\r\n");
         assert_eq!(left, 0);
         assert_eq!(out[0].as_ref().unwrap_err().kind, ErrorKind::TooLarge);
+        assert_eq!(out[0].as_ref().unwrap_err().drop_key.as_deref(), Some(&b"k"[..]));
         assert_eq!(out[1].as_ref().unwrap().op, Op::Get);
         // Split across reads, the skip carries over.
         let mut p = McParser::new(McLimits { max_item_size: 16, max_line: 512 });

@@ -221,12 +221,21 @@ fn meta_returns(out: &mut BytesMut, r: &McRequest, mut other: impl FnMut(&mut By
     }
 }
 
-/// A client error in the request's protocol (a binary request gets `status`).
+/// A client error in the request's protocol (a binary request gets `bin_status`).
 fn client_error(ctx: &mut Exec<'_, '_>, r: &McRequest, msg: &str, bin_status: u16) {
+    error_reply(ctx, r, mc::client_error, msg, bin_status);
+}
+
+/// A server error in the request's protocol (a binary request gets `bin_status`).
+fn server_error(ctx: &mut Exec<'_, '_>, r: &McRequest, msg: &str, bin_status: u16) {
+    error_reply(ctx, r, mc::server_error, msg, bin_status);
+}
+
+fn error_reply(ctx: &mut Exec<'_, '_>, r: &McRequest, line: fn(&mut BytesMut, &str), msg: &str, bin_status: u16) {
     ctx.failed = true;
     match r.wire {
         Wire::Binary => binary::error(ctx.out, r.opcode, bin_status, r.opaque),
-        _ => mc::client_error(ctx.out, msg),
+        _ => line(ctx.out, msg),
     }
 }
 

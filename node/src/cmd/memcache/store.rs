@@ -108,9 +108,9 @@ fn write(ctx: &mut Exec<'_, '_>, r: &McRequest, w: &Write) -> Result<(Outcome, u
     let loc = match (w.mode, found) {
         (Mode::Append | Mode::Prepend, Some(loc)) => {
             let flags = meta_of(ctx, loc).flags;
-            let max = ctx.settings.proto_max_bulk_len;
-            if ctx.value(loc).str_len().saturating_add(r.value.len()) > max {
-                client_error(ctx, r, "out of memory storing object", status::TOO_LARGE);
+            // As memcached: an append that would outgrow the item size limit is refused.
+            if ctx.value(loc).str_len().saturating_add(r.value.len()) > ctx.settings.mc_max_item_size {
+                super::server_error(ctx, r, "out of memory storing object", status::TOO_LARGE);
                 return Err(Replied);
             }
             let buf = ctx.value_mut(loc).make_raw();
