@@ -117,6 +117,16 @@ fn malformed_lines_get_client_errors_and_the_connection_stays() {
 }
 
 #[test]
+fn flush_all_with_a_delay_flushes_later() {
+    let (_s, port) = start(&[]);
+    let mut c = Mc::connect(port);
+    assert_eq!(c.call(b"set k 0 0 1\r\nv\r\nflush_all 1\r\n", b"OK\r\n"), "STORED\r\nOK\r\n");
+    assert_eq!(c.call(b"get k\r\n", b"END\r\n"), "VALUE k 0 1\r\nv\r\nEND\r\n", "not yet");
+    wait_until("the delayed flush", || (c.call(b"get k\r\n", b"END\r\n") == "END\r\n").then_some(()));
+    assert_eq!(c.call(b"flush_all noreply\r\nmn\r\n", b"MN\r\n"), "MN\r\n");
+}
+
+#[test]
 fn the_item_size_limit_holds_for_sets_and_appends() {
     let (_s, port) = start(&["--memcached-max-item-size", "100"]);
     let mut c = Mc::connect(port);

@@ -739,7 +739,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-async fn read_with_timeout<S: AsyncRead + Unpin>(
+/// Reads into `buf`; `None` when the client stayed idle for `timeout_s` seconds (0: never).
+pub(super) async fn read_with_timeout<S: AsyncRead + Unpin>(
     s: &mut S,
     buf: &mut BytesMut,
     timeout_s: u64,

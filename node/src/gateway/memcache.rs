@@ -15,13 +15,17 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing::debug;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// The version string clients see: memcached's protocol level, and Shoal's own.
 pub(crate) const VERSION: &str = concat!("1.6.21-shoal-", env!("CARGO_PKG_VERSION"));
+
+/// Counts Memcached flush_all commands (one node per process), so a delayed flush knows
+/// whether a later one replaced it.
+static FLUSH_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Where a reply comes from, with what a generic error from the shard (an out-of-memory or
 /// busy refusal, written in RESP) must be turned into.
@@ -104,8 +108,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ if free < 1024 => self.rbuf.reserve(READ_CHUNK),
                 _ => {}
             }
-            let n = match self.stream.read_buf(&mut self.rbuf).await {
-                Ok(n) if n > 0 && !self.handle.killed.load(Relaxed) => n,
+            // `timeout` closes idle Memcached clients too (memcached's idle_timeout).
+            let timeout = self.node.live.timeout.load(Relaxed);
+            let n = match super::connection::read_with_timeout(&mut self.stream, &mut self.rbuf, timeout).await {
+                Some(Ok(n)) if n > 0 && !self.handle.killed.load(Relaxed) => n,
                 _ => break,
             };
             self.node.stats.net_input_bytes.add(n as u64);
@@ -256,13 +262,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Op::FlushAll => {
                 let delay = r.exptime;
                 let node = self.node.clone();
+                // The latest flush_all decides, as memcached's single flush time does: one
+                // that comes later cancels a delayed one still waiting.
+                let generation = FLUSH_GENERATION.fetch_add(1, Relaxed) + 1;
                 if delay > 0 {
                     // memcached's delayed flush: everything stored until then goes then.
                     let at = shoal_proto::memcache::expiry_ms(delay, crate::util::now_ms()).unwrap_or(0);
                     let wait = at.saturating_sub(crate::util::now_ms());
                     tokio::spawn(async move {
                         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                        crate::cmd::server::flush_dbs(&node, Some(0), true).await;
+                        if FLUSH_GENERATION.load(Relaxed) == generation {
+                            crate::cmd::server::flush_dbs(&node, Some(0), true).await;
+                        }
                     });
                 } else {
                     crate::cmd::server::flush_dbs(&node, Some(0), true).await;
