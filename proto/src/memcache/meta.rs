@@ -131,7 +131,7 @@ impl MetaFlags {
         self.returns.contains(&letter)
     }
 
-    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+    pub(super) fn encode(&self, out: &mut super::Header) {
         out.extend_from_slice(&(self.raw.len() as u16).to_le_bytes());
         out.extend_from_slice(&self.raw);
     }

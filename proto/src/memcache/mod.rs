@@ -206,7 +206,7 @@ impl McRequest {
 
     /// Encodes the request's fields other than keys and value into a compact header, so it
     /// can travel to a shard as one argument and be decoded there (`decode_header`).
-    pub fn encode_header(&self, out: &mut Vec<u8>) {
+    pub fn encode_header(&self, out: &mut Header) {
         out.push(self.op as u8);
         out.push(self.wire as u8);
         out.push(self.opcode);
@@ -247,6 +247,9 @@ impl McRequest {
         Some(McRequest { op, wire, keys, value, flags, exptime, cas, delta, initial, noreply, opcode, opaque, meta })
     }
 }
+
+/// An encoded request header (`encode_header`): on the stack unless meta flags run long.
+pub type Header = SmallVec<[u8; 96]>;
 
 /// When an item with expiry `exptime` (as a client sends it) expires: `None` for never,
 /// `Some(0)` for already, else Unix milliseconds. `now_ms` is the server's clock.
@@ -454,7 +457,7 @@ mod tests {
         r.delta = 5;
         r.opaque = 9;
         r.meta = MetaFlags::parse(&[b"c".as_slice(), b"Oabc", b"T10", b"MA", b"F3"]).unwrap();
-        let mut h = Vec::new();
+        let mut h = Header::new();
         r.encode_header(&mut h);
         let back = McRequest::decode_header(&h, Bytes::from_static(b"k"), Bytes::new()).unwrap();
         assert_eq!(back, r);

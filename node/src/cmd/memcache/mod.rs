@@ -92,7 +92,7 @@ pub fn specs() -> Vec<CommandSpec> {
 
 /// The request a shard runs for one key of `r`.
 pub fn encode(spec: &CommandSpec, r: &McRequest, key: &[u8]) -> Request {
-    let mut header = Vec::with_capacity(64);
+    let mut header = shoal_proto::memcache::Header::new();
     r.encode_header(&mut header);
     let mut b = RequestBuilder::with_capacity(spec.name.len() + key.len() + r.value.len() + header.len());
     b.push(spec.name.as_bytes());
