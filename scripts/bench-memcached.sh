@@ -37,12 +37,17 @@ mix() {
 MIX90=$(mix 0.1 0.9)
 MIX50=$(mix 0.5 0.5)
 
-# load PORT LABEL ARGS...: one memaslap run, as "LABEL,ops/s".
+# load PORT LABEL ARGS...: one memaslap run, as "LABEL,ops/s". A server that answers any
+# request with an error fails the benchmark: its rate would not be of the same work.
 load() {
-  local port=$1 label=$2
+  local port=$1 label=$2 out
   shift 2
-  memcaslap -s "127.0.0.1:$port" -T 2 -c 50 -t "$DURATION" "$@" 2>/dev/null \
-    | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1 | sed "s/^/$label,/"
+  out=$(memcaslap -s "127.0.0.1:$port" -T 2 -c 50 -t "$DURATION" "$@" 2>&1)
+  if grep -q "ERROR" <<<"$out"; then
+    echo "memaslap got errors from port $port ($label): $(grep -m 3 ERROR <<<"$out")" >&2
+    exit 1
+  fi
+  sed -n 's/.*TPS: \([0-9]*\).*/\1/p' <<<"$out" | tail -1 | sed "s/^/$label,/"
 }
 
 for round in $(seq "$ROUNDS"); do
