@@ -275,14 +275,19 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
     tokio::spawn(crate::persist::backup::run_schedule(node.clone()));
     for l in listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, None, Service::Resp));
+        tokio::spawn(listener::accept_loop(node.clone(), l, None, Service::Resp, None));
     }
     for l in tls_listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone(), Service::Resp));
+        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone(), Service::Resp, None));
     }
     let mc_tls = if node.config.memcache.tls { node.tls.clone() } else { None };
-    for l in mc_listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, mc_tls.clone(), Service::Memcache));
+    if !mc_listeners.is_empty() {
+        let threads = Arc::new(
+            crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::Signal)?,
+        );
+        for l in mc_listeners {
+            tokio::spawn(listener::accept_loop(node.clone(), l, mc_tls.clone(), Service::Memcache, Some(threads.clone())));
+        }
     }
     info!(
         port,

@@ -1,6 +1,7 @@
 //! Where clients meet the node: listeners, connections, per-connection session state and the
 //! routing of each command to the shard (or shards) that own its keys.
 
+pub mod conn_threads;
 pub mod connection;
 pub mod endpoint;
 pub mod listener;

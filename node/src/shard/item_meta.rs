@@ -21,7 +21,8 @@ pub struct Meta {
     pub stale: bool,
     /// A client has been told it won the right to recache the item (meta `W`).
     pub won: bool,
-    /// The item has been read since it was stored (meta `h`).
+    /// The item has been read since it was stored (meta `h`). Kept only for items that have a
+    /// record for other reasons: marking every read item would cost a record per key.
     pub fetched: bool,
 }
 
@@ -52,6 +53,32 @@ impl ItemMeta {
             return Meta::default();
         }
         self.map.get(&id).copied().unwrap_or_default()
+    }
+
+    /// A read of the entry: marks it fetched (only if it has a record already: a plain read
+    /// never makes one) and, with `cas_clock`, gives it a CAS value from that clock if it has
+    /// none. One lookup, for the hot path of get. Returns the metadata after the read.
+    #[inline]
+    pub fn read(&mut self, id: EntryId, cas_clock: Option<&mut u64>) -> Meta {
+        match cas_clock {
+            Some(clock) => {
+                let m = self.map.entry(id).or_default();
+                if m.cas == 0 {
+                    *clock += 1;
+                    m.cas = *clock;
+                }
+                m.fetched = true;
+                *m
+            }
+            None if self.map.is_empty() => Meta::default(),
+            None => match self.map.get_mut(&id) {
+                Some(m) => {
+                    m.fetched = true;
+                    *m
+                }
+                None => Meta::default(),
+            },
+        }
     }
 
     /// Stores `meta` for the entry (dropping the record when it holds nothing).

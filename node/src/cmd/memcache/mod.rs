@@ -281,10 +281,13 @@ fn next_cas(ctx: &mut Exec<'_, '_>, loc: Loc) -> u64 {
 
 /// The item's CAS value, handing one out if it has none.
 fn cas_of(ctx: &mut Exec<'_, '_>, loc: Loc) -> u64 {
-    let mut m = meta_of(ctx, loc);
+    let sh = &mut *ctx.shards[loc.0];
+    let items = &mut sh.dbs[ctx.db].items;
+    let mut m = items.get(loc.1);
     if m.cas == 0 {
-        m.cas = next_cas(ctx, loc);
-        set_meta(ctx, loc, m);
+        sh.cas_clock += 1;
+        m.cas = sh.cas_clock;
+        items.set(loc.1, m);
     }
     m.cas
 }

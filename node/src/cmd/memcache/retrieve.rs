@@ -55,12 +55,9 @@ fn miss(ctx: &mut Exec<'_, '_>, r: &McRequest) {
 /// A hit's reply: `VALUE` for text, a response with the flags as extras for binary.
 fn write_value(ctx: &mut Exec<'_, '_>, r: &McRequest, loc: Loc) {
     let with_cas = matches!(r.op, Op::Gets | Op::Gats) || r.wire == Wire::Binary;
-    let cas = if with_cas { cas_of(ctx, loc) } else { 0 };
-    let mut m = meta_of(ctx, loc);
-    if !m.fetched {
-        m.fetched = true;
-        set_meta(ctx, loc, m);
-    }
+    let sh = &mut *ctx.shards[loc.0];
+    let m = sh.dbs[ctx.db].items.read(loc.1, with_cas.then_some(&mut sh.cas_clock));
+    let cas = m.cas;
     let (v, out) = ctx.value_and_out(loc);
     let mut scratch = itoa::Buffer::new();
     let data = value_bytes(v, &mut scratch);
@@ -126,7 +123,8 @@ pub(super) fn meta_get(ctx: &mut Exec<'_, '_>, r: &McRequest) {
             won = true;
         }
     }
-    if !f.no_bump {
+    // Reads mark items fetched only where a record exists anyway (see `Meta::fetched`).
+    if !f.no_bump && m != Meta::default() {
         m.fetched = true;
     }
     if m != before {
