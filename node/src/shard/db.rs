@@ -126,11 +126,7 @@ impl Db {
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) -> EntryId {
         match self.table.find(key) {
             Some(id) => {
-                self.items.forget(id);
-                self.entry_mut(id).value = value;
-                if let Some(at) = expire_at {
-                    self.set_expire(id, at);
-                }
+                self.replace(id, value, expire_at);
                 id
             }
             None => {
@@ -142,6 +138,16 @@ impl Db {
                 let id = self.table.insert_new(k, value, at, self.clock);
                 self.born(id)
             }
+        }
+    }
+
+    /// Gives an existing entry a new value (and with `Some`, a new expiry), as `set` does
+    /// for a key already found.
+    pub fn replace(&mut self, id: EntryId, value: Value, expire_at: Option<u64>) {
+        self.items.forget(id);
+        self.entry_mut(id).value = value;
+        if let Some(at) = expire_at {
+            self.set_expire(id, at);
         }
     }
 

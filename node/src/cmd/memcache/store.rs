@@ -135,7 +135,16 @@ fn write(ctx: &mut Exec<'_, '_>, r: &McRequest, w: &Write) -> Result<(Outcome, u
             }
             let s = ctx.shard_idx(key);
             let new = ctx.notifying() && found.is_none() && ctx.lookup(key).is_none();
-            let id = ctx.shards[s].dbs[ctx.db].set(key, Value::string(&r.value), Some(at.unwrap_or(0)));
+            let (value, at_or_none) = (Value::string(&r.value), Some(at.unwrap_or(0)));
+            let db = &mut ctx.shards[s].dbs[ctx.db];
+            // The item found above is replaced where it is: no second lookup.
+            let id = match found {
+                Some((_, id)) => {
+                    db.replace(id, value, at_or_none);
+                    id
+                }
+                None => db.set(key, value, at_or_none),
+            };
             if new {
                 let db = ctx.db;
                 ctx.note_new_key(db, key);
