@@ -398,12 +398,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.seq.push(Src::Shard(shard, r.wire, r.opcode, r.opaque));
     }
 
+    /// The common case of a flush: every reply came from one shard's batch and none is an
+    /// error to rewrite, so the batch's buffer becomes the output as it is.
+    fn take_whole_batch(&mut self) -> bool {
+        let Some(&Src::Shard(first, ..)) = self.seq.first() else { return false };
+        if !self.wbuf.is_empty() || !self.seq.iter().all(|s| matches!(s, Src::Shard(x, ..) if *x == first)) {
+            return false;
+        }
+        let Some((b, _)) = &self.done[first] else { return false };
+        let starts = std::iter::once(0).chain(b.ends.iter().map(|&e| e as usize));
+        if starts.take(b.ends.len()).any(|at| b.out.get(at) == Some(&b'-')) {
+            return false;
+        }
+        let (mut b, _) = self.done[first].take().expect("checked above");
+        std::mem::swap(&mut self.wbuf, &mut b.out);
+        b.out.clear();
+        b.cmds.clear();
+        self.spare.push(b);
+        self.seq.clear();
+        true
+    }
+
     /// Sends the pending batches, waits for them, and copies replies out in request order.
     async fn flush(&mut self) {
         if self.seq.is_empty() {
             return;
         }
         self.node.run_batches(&mut self.pending, &mut self.done, &mut self.in_flight).await;
+        if self.take_whole_batch() {
+            return;
+        }
         for src in self.seq.drain(..) {
             match src {
                 Src::Local(r) => self.wbuf.extend_from_slice(&self.local[r]),
