@@ -286,7 +286,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::Signal)?,
         );
         for l in mc_listeners {
-            tokio::spawn(listener::accept_loop(node.clone(), l, mc_tls.clone(), Service::Memcache, Some(threads.clone())));
+            tokio::spawn(listener::accept_loop(
+                node.clone(),
+                l,
+                mc_tls.clone(),
+                Service::Memcache,
+                Some(threads.clone()),
+            ));
         }
     }
     info!(
