@@ -11,11 +11,32 @@ use std::time::Duration;
 /// A node with the Memcached gateway on a free port.
 fn start(extra: &[&str]) -> (Server, u16) {
     let mc = free_port();
+    (launch(None, mc, extra), mc)
+}
+
+/// Starts a node on `dir` with the Memcached gateway on `mc` and the given flags.
+fn start_in(dir: &std::path::Path, mc: u16, extra: &[&str]) -> Server {
+    launch(Some(dir), mc, extra)
+}
+
+/// Starts a node (on `dir`, or a fresh one) and waits for its Memcached port `mc`.
+fn launch(dir: Option<&std::path::Path>, mc: u16, extra: &[&str]) -> Server {
     let port = mc.to_string();
     let mut args = vec!["--memcached-port", port.as_str()];
     args.extend_from_slice(extra);
-    let s = Server::start_with(&args);
+    let s = match dir {
+        Some(d) => Server::start_in(d, &args),
+        None => Server::start_with(&args),
+    };
     wait_until("the memcached port to accept connections", || TcpStream::connect(("127.0.0.1", mc)).ok());
+    s
+}
+
+/// A node with --memcached-auth and an ACL user `app` (password `secret`) allowed everything.
+fn start_with_app_user() -> (Server, u16) {
+    let (s, mc) = start(&["--memcached-auth"]);
+    let rules = ["app", "on", ">secret", "~*", "+@all"];
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg(&rules[..]).query(&mut s.redis()).unwrap();
     (s, mc)
 }
 
@@ -74,17 +95,7 @@ fn pymemcache_client() {
 
 #[test]
 fn memjs_binary_protocol_with_sasl() {
-    let (s, mc) = start(&["--memcached-auth"]);
-    let mut r = s.redis();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("app")
-        .arg("on")
-        .arg(">secret")
-        .arg("~*")
-        .arg("+@all")
-        .query(&mut r)
-        .unwrap();
+    let (_s, mc) = start_with_app_user();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/compat");
     let out = Command::new("node")
         .current_dir(dir)
@@ -204,17 +215,8 @@ fn a_public_memcached_port_without_auth_is_refused() {
 
 #[test]
 fn authentication_with_sasl_and_the_text_protocol() {
-    let (s, port) = start(&["--memcached-auth"]);
+    let (s, port) = start_with_app_user();
     let mut r = s.redis();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("app")
-        .arg("on")
-        .arg(">secret")
-        .arg("~*")
-        .arg("+@all")
-        .query(&mut r)
-        .unwrap();
     let mut c = Mc::connect(port);
     assert_eq!(c.call(b"get k\r\n", b"\r\n"), "CLIENT_ERROR unauthenticated\r\n");
     assert_eq!(c.call(b"set x 0 0 10\r\napp wrong!\r\n", b"\r\n"), "CLIENT_ERROR authentication failure\r\n");
@@ -248,16 +250,6 @@ fn authentication_with_sasl_and_the_text_protocol() {
     assert_eq!(l.call(b"get cache:1\r\n", b"\r\n"), "CLIENT_ERROR unauthenticated\r\n");
 }
 
-/// Starts a node on `dir` with the Memcached gateway on `mc` and the given flags.
-fn start_in(dir: &std::path::Path, mc: u16, extra: &[&str]) -> Server {
-    let port = mc.to_string();
-    let mut args = vec!["--memcached-port", port.as_str()];
-    args.extend_from_slice(extra);
-    let s = Server::start_in(dir, &args);
-    wait_until("the memcached port to accept connections", || TcpStream::connect(("127.0.0.1", mc)).ok());
-    s
-}
-
 #[test]
 fn client_flags_survive_restarts_through_the_log_and_through_snapshots() {
     for (what, args) in [("log", &["--appendonly", "yes", "--appendfsync", "always"][..]), ("snapshot", &[][..])] {
@@ -289,9 +281,7 @@ fn client_flags_survive_restarts_through_the_log_and_through_snapshots() {
 
 #[test]
 fn the_memcached_port_speaks_tls_with_the_resp_certificate() {
-    let mc = free_port();
-    let s = Server::start_with(&["--memcached-port", &mc.to_string(), "--memcached-tls", "--tls-self-signed"]);
-    wait_until("the memcached port to accept connections", || TcpStream::connect(("127.0.0.1", mc)).ok());
+    let (s, mc) = start(&["--memcached-tls", "--tls-self-signed"]);
     let ca = s.dir.join("tls/self-signed.crt").display().to_string();
     let script = format!(
         "import ssl\n\
