@@ -23,6 +23,8 @@ pub enum ServerError {
     Metrics { addr: String, source: std::io::Error },
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("cannot start the Memcached connection threads: {0}")]
+    ConnThreads(std::io::Error),
     #[error(transparent)]
     Load(#[from] crate::persist::load::LoadError),
     #[error("cannot start the Lua VM: {0}")]
@@ -283,7 +285,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let mc_tls = if node.config.memcache.tls { node.tls.clone() } else { None };
     if !mc_listeners.is_empty() {
         let threads = Arc::new(
-            crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::Signal)?,
+            crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::ConnThreads)?,
         );
         for l in mc_listeners {
             tokio::spawn(listener::accept_loop(

@@ -148,14 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn run(&mut self) {
         let handle = self.session.handle.clone();
         loop {
-            let free = self.rbuf.capacity() - self.rbuf.len();
-            match self.parser.bytes_needed() {
-                Some(need) if need > self.rbuf.len() && need - self.rbuf.len() > free => {
-                    self.rbuf.reserve(need - self.rbuf.len())
-                }
-                _ if free < 1024 => self.rbuf.reserve(READ_CHUNK),
-                _ => {}
-            }
+            make_room(&mut self.rbuf, self.parser.bytes_needed());
             let timeout = self.node.live.timeout.load(Relaxed);
             // Kills and shutdown end this read by shutting the socket down (see ClientHandle).
             // Input that arrived during a blocking wait is parsed before reading more.
@@ -736,6 +729,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if suppress {
             self.wbuf.truncate(mark);
         }
+    }
+}
+
+/// Makes room in a connection's read buffer before a read: for all of a request whose size
+/// is known (`needed`, in all), or another chunk when little is left.
+pub(super) fn make_room(buf: &mut BytesMut, needed: Option<usize>) {
+    let free = buf.capacity() - buf.len();
+    match needed {
+        Some(need) if need > buf.len() && need - buf.len() > free => buf.reserve(need - buf.len()),
+        _ if free < 1024 => buf.reserve(READ_CHUNK),
+        _ => {}
     }
 }
 

@@ -100,14 +100,7 @@ where
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn run(&mut self) {
         loop {
-            let free = self.rbuf.capacity() - self.rbuf.len();
-            match self.parser.bytes_needed() {
-                Some(need) if need > self.rbuf.len() && need - self.rbuf.len() > free => {
-                    self.rbuf.reserve(need - self.rbuf.len())
-                }
-                _ if free < 1024 => self.rbuf.reserve(READ_CHUNK),
-                _ => {}
-            }
+            super::connection::make_room(&mut self.rbuf, self.parser.bytes_needed());
             // `timeout` closes idle Memcached clients too (memcached's idle_timeout).
             let timeout = self.node.live.timeout.load(Relaxed);
             let n = match super::connection::read_with_timeout(&mut self.stream, &mut self.rbuf, timeout).await {

@@ -61,6 +61,18 @@ pub fn stat(out: &mut BytesMut, name: &str, value: impl std::fmt::Display) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// The start of a meta reply that found its item: `VA <len>` when the value follows, `HD`
+/// otherwise.
+pub fn meta_head(out: &mut BytesMut, value_len: Option<usize>) {
+    match value_len {
+        Some(n) => {
+            out.extend_from_slice(b"VA ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        }
+        None => out.extend_from_slice(b"HD"),
+    }
+}
+
 /// One meta return flag with its token (` t30`, ` kfoo`).
 pub fn meta_token(out: &mut BytesMut, flag: u8, token: &[u8]) {
     out.extend_from_slice(&[b' ', flag]);

@@ -142,18 +142,14 @@ pub(super) fn meta_arith(ctx: &mut Exec<'_, '_>, r: &McRequest) {
     if f.quiet && !f.value {
         return;
     }
-    let ttl = match ctx.lookup(key) {
+    // The item is looked up again only when its TTL is asked for.
+    let ttl = match f.returns(b't').then(|| ctx.lookup(key)).flatten() {
         Some(loc) => ttl_secs(ctx.shards[loc.0].dbs[ctx.db].dict().entry(loc.1).expire_at(), ctx.now),
         None => -1,
     };
     let digits = itoa::Buffer::new().format(n).to_owned();
     let out = &mut *ctx.out;
-    if f.value {
-        out.extend_from_slice(b"VA ");
-        out.extend_from_slice(itoa::Buffer::new().format(digits.len()).as_bytes());
-    } else {
-        out.extend_from_slice(b"HD");
-    }
+    mc::meta_head(out, f.value.then_some(digits.len()));
     meta_returns(out, r, |out, flag| match flag {
         b'c' => mc::meta_number(out, b'c', cas),
         b't' => mc::meta_number(out, b't', ttl),

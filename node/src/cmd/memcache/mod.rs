@@ -104,11 +104,8 @@ pub fn encode(spec: &CommandSpec, r: &McRequest, key: &[u8]) -> Request {
 
 /// The shard handler of every keyed Memcached command.
 pub fn run(ctx: &mut Exec<'_, '_>, req: &Request) {
-    let Some(r) = (req.len() == 4).then(|| McRequest::decode_header(req.arg(3), req.arg_bytes(1), req.arg_bytes(2)))
-    else {
-        return ctx.err("ERR not a Memcached request");
-    };
-    let Some(r) = r else { return ctx.err("ERR not a Memcached request") };
+    let decoded = (req.len() == 4).then(|| McRequest::decode_header(req.arg(3), req.arg_bytes(1), req.arg_bytes(2)));
+    let Some(r) = decoded.flatten() else { return ctx.err("ERR not a Memcached request") };
     match r.op {
         Op::Get | Op::Gets | Op::Gat | Op::Gats | Op::Touch => retrieve::get(ctx, &r),
         Op::MetaGet => retrieve::meta_get(ctx, &r),

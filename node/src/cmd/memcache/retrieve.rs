@@ -140,12 +140,7 @@ pub(super) fn meta_get(ctx: &mut Exec<'_, '_>, r: &McRequest) {
     let (v, out) = ctx.value_and_out(loc);
     let mut scratch = itoa::Buffer::new();
     let data = value_bytes(v, &mut scratch);
-    if f.value {
-        out.extend_from_slice(b"VA ");
-        out.extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
-    } else {
-        out.extend_from_slice(b"HD");
-    }
+    mc::meta_head(out, f.value.then_some(data.len()));
     meta_returns(out, r, |out, flag| match flag {
         b'c' => mc::meta_number(out, b'c', cas),
         b'f' => mc::meta_number(out, b'f', m.flags),
