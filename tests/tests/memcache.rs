@@ -127,6 +127,47 @@ fn malformed_lines_get_client_errors_and_the_connection_stays() {
     assert_eq!(c.call(b"set k 0 0 2\r\nab\r\nget k\r\n", b"END\r\n"), "STORED\r\nVALUE k 0 2\r\nab\r\nEND\r\n");
 }
 
+/// Peak resident memory of process `pid`, in bytes (Linux's VmHWM).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in status");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[test]
+fn gets_of_large_items_are_answered_in_bounded_memory() {
+    // 500 MB of replies to gets that arrive together: one get of 400 keys, then 100 more
+    // gets in the same write. Answered all at once, they would sit in the node's memory.
+    const ITEM: usize = 1 << 20;
+    let (s, port) = start(&[]);
+    let mut c = Mc::connect(port);
+    let set = format!("set big 7 0 {ITEM}\r\n{}\r\n", "x".repeat(ITEM));
+    assert_eq!(c.call(set.as_bytes(), b"\r\n"), "STORED\r\n");
+    let before = peak_rss(s.pid());
+    let mut req = format!("get{}\r\n", " big".repeat(400));
+    req.push_str(&"get big\r\n".repeat(100));
+    c.0.write_all(req.as_bytes()).unwrap();
+
+    let header = format!("VALUE big 7 {ITEM}\r\n");
+    let mut head = vec![0u8; header.len()];
+    let mut data = vec![0u8; ITEM + 2];
+    let want = format!("{}\r\n", "x".repeat(ITEM));
+    let mut end = [0u8; 5];
+    for items in std::iter::once(400).chain(std::iter::repeat_n(1, 100)) {
+        for _ in 0..items {
+            c.0.read_exact(&mut head).unwrap();
+            assert_eq!(String::from_utf8_lossy(&head), header);
+            c.0.read_exact(&mut data).unwrap();
+            assert!(data == want.as_bytes(), "the item's bytes");
+        }
+        c.0.read_exact(&mut end).unwrap();
+        assert_eq!(&end, b"END\r\n");
+    }
+    let grew = peak_rss(s.pid()).saturating_sub(before);
+    assert!(grew < 300 << 20, "the node's peak memory grew by {} MB answering 500 MB of gets", grew >> 20);
+    assert_eq!(c.call(b"version\r\n", b"\r\n").split(' ').next(), Some("VERSION"));
+}
+
 #[test]
 fn flush_all_with_a_delay_flushes_later() {
     let (_s, port) = start(&[]);

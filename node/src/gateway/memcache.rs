@@ -20,6 +20,12 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Replies a connection gathers before it runs what it has (a longer pipeline, or a get of
+/// more keys, runs in several rounds), and the output past which it writes them before
+/// going on: together they bound what a client's gets of large items make the node hold, to
+/// about `FLUSH_EVERY` items.
+const FLUSH_EVERY: usize = 64;
+const WRITE_AT: usize = 256 * 1024;
 /// The version string clients see: memcached's protocol level, and Shoal's own.
 pub(crate) const VERSION: &str = concat!("1.6.21-shoal-", env!("CARGO_PKG_VERSION"));
 
@@ -119,26 +125,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Ok(r) => self.request(r).await,
                     Err(e) => self.parse_error(&e),
                 }
+                self.bound_output().await;
             }
             self.parsed = parsed;
             self.flush().await;
-            if !self.wbuf.is_empty() {
-                // With appendfsync always, nothing this client could have seen is unsynced.
-                self.node.wal.barrier().await;
-                if self.stream.write_all(&self.wbuf).await.is_err() {
-                    break;
-                }
-                self.node.stats.net_output_bytes.add(self.wbuf.len() as u64);
-                self.wbuf.clear();
-                if self.wbuf.capacity() > 1 << 20 {
-                    self.wbuf = BytesMut::with_capacity(READ_CHUNK);
-                }
-            }
-            if self.close || self.handle.killed.load(Relaxed) {
+            if !self.write_out().await || self.close || self.handle.killed.load(Relaxed) {
                 break;
             }
         }
         let _ = self.stream.shutdown().await;
+    }
+
+    /// Runs what is pending once `FLUSH_EVERY` replies wait, and writes the output once it
+    /// passes `WRITE_AT`: a pipeline of gets, or one get of thousands of keys, for large items
+    /// would otherwise be answered in memory all at once. A client that is gone is closed.
+    async fn bound_output(&mut self) {
+        if self.seq.len() < FLUSH_EVERY {
+            return;
+        }
+        self.flush().await;
+        if self.wbuf.len() >= WRITE_AT && !self.write_out().await {
+            self.close = true;
+        }
+    }
+
+    /// Writes the replies gathered so far; false if the client is gone.
+    async fn write_out(&mut self) -> bool {
+        if self.wbuf.is_empty() {
+            return true;
+        }
+        // With appendfsync always, nothing this client could have seen is unsynced.
+        self.node.wal.barrier().await;
+        if self.stream.write_all(&self.wbuf).await.is_err() {
+            return false;
+        }
+        self.node.stats.net_output_bytes.add(self.wbuf.len() as u64);
+        self.wbuf.clear();
+        if self.wbuf.capacity() > 1 << 20 {
+            self.wbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        true
     }
 
     /// Appends a locally made reply, in order with the shards' replies.
@@ -211,9 +237,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return self.local(|out| refusal(out, &r, &msg));
             }
             for key in r.keys.iter() {
+                if self.close {
+                    return;
+                }
                 let shard = self.node.route.shard_of_key(key);
                 let req = crate::cmd::memcache::encode(spec, &r, key);
                 self.enqueue(shard, spec, req, &r);
+                self.bound_output().await;
             }
             if r.wire == Wire::Text && matches!(r.op, Op::Get | Op::Gets | Op::Gat | Op::Gats) {
                 self.local(|out| out.extend_from_slice(mc::END));
