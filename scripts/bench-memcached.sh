@@ -5,11 +5,11 @@
 # with 10-key multigets, over the text protocol; and the 90/10 mix over the binary protocol.
 #
 # Rounds alternate which server goes first; docs/BENCHMARKS.md gets the medians
-# ("bench-memcached"). Environment: ROUNDS (default 3), DURATION (default 10s).
+# ("bench-memcached"). Environment: ROUNDS (default 5), DURATION (default 10s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 MC_PORT=${MC_PORT:-16396}
 SHOAL_PORT=${SHOAL_PORT:-16397}
