@@ -165,6 +165,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // (and save), not kill the process with the default action.
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+    // Calibrates the command clock now, not in the first client's command.
+    crate::util::mono_us();
     let public = crate::gateway::endpoint::is_public(&config.bind);
     if public && config.tls_port == 0 && !config.insecure_public {
         return Err(ServerError::PublicWithoutTls(config.bind.clone()));
@@ -276,26 +278,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tokio::spawn(crate::util::run_coarse_clock());
     tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
     tokio::spawn(crate::persist::backup::run_schedule(node.clone()));
-    for l in listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, None, Service::Resp, None));
-    }
-    for l in tls_listeners {
-        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone(), Service::Resp, None));
-    }
+    let threads = Arc::new(
+        crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::ConnThreads)?,
+    );
     let mc_tls = if node.config.memcache.tls { node.tls.clone() } else { None };
-    if !mc_listeners.is_empty() {
-        let threads = Arc::new(
-            crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::ConnThreads)?,
-        );
-        for l in mc_listeners {
-            tokio::spawn(listener::accept_loop(
-                node.clone(),
-                l,
-                mc_tls.clone(),
-                Service::Memcache,
-                Some(threads.clone()),
-            ));
-        }
+    let accepting = listeners.into_iter().map(|l| (l, None, Service::Resp));
+    let accepting = accepting.chain(tls_listeners.into_iter().map(|l| (l, node.tls.clone(), Service::Resp)));
+    let accepting = accepting.chain(mc_listeners.into_iter().map(|l| (l, mc_tls.clone(), Service::Memcache)));
+    for (l, tls, service) in accepting {
+        tokio::spawn(listener::accept_loop(node.clone(), l, tls, service, threads.clone()));
     }
     info!(
         port,

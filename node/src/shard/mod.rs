@@ -854,13 +854,13 @@ fn run_batch(state: &mut ShardState, route: &SlotRoute, b: &mut Batch) {
     let now = now_ms();
     b.out.clear();
     b.ends.clear();
-    let mut t = Instant::now();
+    let mut t = crate::util::cmd_clock();
     // The requests are dropped by the connection, on its own thread: their buffers' reference
     // counts then never bounce between cores.
     for (spec, req) in b.cmds.iter() {
         let mut job = ExecJob { db: b.db, proto: b.proto, out: &mut b.out, now, settings: b.settings };
         let failed = state.execute(route, &mut job, spec, req);
-        let t2 = Instant::now();
+        let t2 = crate::util::cmd_clock();
         let nanos = (t2 - t).as_nanos() as u64;
         state.stats.record(spec.id, nanos, failed);
         if let Some(log) = &state.slowlog {
