@@ -31,11 +31,6 @@ pub struct LiveConfig {
     pub encodings: [AtomicUsize; ENCODING_PARAMS.len()],
 }
 
-/// The most commands a batch for one of several shards may hold and still run on the
-/// connection's thread (see `Node::run_batches`): a 16-command pipeline or a 10-key multiget
-/// over a few shards runs here, a long pipeline's share goes to its shard's actor.
-const RUN_HERE_MAX: usize = 16;
-
 /// The collection-size settings, with Redis 7.0's older `ziplist` names as aliases.
 pub const ENCODING_PARAMS: [(&str, &str); 7] = [
     ("hash-max-listpack-entries", "hash-max-ziplist-entries"),
@@ -450,11 +445,9 @@ impl Node {
     /// Runs a connection's pending batches (at most one per shard) and puts each, answered,
     /// in `done` at its shard's index. `in_flight` is the caller's scratch space.
     ///
-    /// A batch runs here when its shard is idle and the batch is small: a hand-off to the
-    /// shard's actor and back (two cross-thread wake-ups) costs more than a few commands. A
-    /// lone batch runs here whatever its size. Large batches for several shards go to their
-    /// actors, so the shards run in parallel on the other cores while the connection waits;
-    /// they are cast before anything runs here.
+    /// Work for one shard runs here when that shard is idle: a hand-off to its actor and back
+    /// costs more than the commands. Work for several shards goes to their actors, so the
+    /// shards run in parallel on the other cores while the connection waits.
     pub async fn run_batches(
         &self,
         pending: &mut [Option<Box<crate::shard::Batch>>],
@@ -462,16 +455,12 @@ impl Node {
         in_flight: &mut Vec<(usize, tokio::sync::oneshot::Receiver<Box<crate::shard::Batch>>)>,
     ) {
         let alone = pending.iter().filter(|b| b.is_some()).count() == 1;
-        let here = |b: &crate::shard::Batch| alone || b.cmds.len() <= RUN_HERE_MAX;
-        // The large ones first, so their shards work while the small ones run here.
-        for small in [false, true] {
-            for (s, slot) in pending.iter_mut().enumerate() {
-                let Some(b) = slot.as_mut().filter(|b| here(b) == small) else { continue };
-                if small && self.shards[s].run_here(&self.route, b) {
-                    done[s] = slot.take().map(|b| (b, 0));
+        for (s, slot) in pending.iter_mut().enumerate() {
+            if let Some(mut b) = slot.take() {
+                if alone && self.shards[s].run_here(&self.route, &mut b) {
+                    done[s] = Some((b, 0));
                     continue;
                 }
-                let mut b = slot.take().expect("matched above");
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 b.reply = Some(tx);
                 if self.shards[s].cast(crate::shard::ShardMsg::Batch(b)).is_ok() {
