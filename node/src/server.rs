@@ -278,15 +278,26 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     tokio::spawn(crate::util::run_coarse_clock());
     tokio::spawn(crate::persist::snapshot::run_save_points(node.clone()));
     tokio::spawn(crate::persist::backup::run_schedule(node.clone()));
-    let threads = Arc::new(
-        crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::ConnThreads)?,
-    );
+    for l in listeners {
+        tokio::spawn(listener::accept_loop(node.clone(), l, None, Service::Resp, None));
+    }
+    for l in tls_listeners {
+        tokio::spawn(listener::accept_loop(node.clone(), l, node.tls.clone(), Service::Resp, None));
+    }
     let mc_tls = if node.config.memcache.tls { node.tls.clone() } else { None };
-    let accepting = listeners.into_iter().map(|l| (l, None, Service::Resp));
-    let accepting = accepting.chain(tls_listeners.into_iter().map(|l| (l, node.tls.clone(), Service::Resp)));
-    let accepting = accepting.chain(mc_listeners.into_iter().map(|l| (l, mc_tls.clone(), Service::Memcache)));
-    for (l, tls, service) in accepting {
-        tokio::spawn(listener::accept_loop(node.clone(), l, tls, service, threads.clone()));
+    if !mc_listeners.is_empty() {
+        let threads = Arc::new(
+            crate::gateway::conn_threads::ConnThreads::start(node.config.threads).map_err(ServerError::ConnThreads)?,
+        );
+        for l in mc_listeners {
+            tokio::spawn(listener::accept_loop(
+                node.clone(),
+                l,
+                mc_tls.clone(),
+                Service::Memcache,
+                Some(threads.clone()),
+            ));
+        }
     }
     info!(
         port,

@@ -1,13 +1,8 @@
-//! Threads that each run a runtime of their own and serve the connections handed to them
-//! for their whole life, RESP and Memcached alike, as memcached's worker threads do. A
-//! connection then sleeps and wakes with its thread alone: no work stealing between threads,
-//! and none of the wake-ups of idle workers a shared runtime makes on every readiness event
-//! (under redis-benchmark GET, a third fewer context switches and almost no futex calls).
-//!
-//! Each runtime is a multi-threaded one with a single worker rather than a current-thread
-//! one: a script that runs long calls `block_in_place` (`script::hand_off_thread`), which
-//! hands the worker's other connections to a fresh thread, so SCRIPT KILL and the -BUSY
-//! replies still reach clients that share the script's thread.
+//! Threads that each run a single-threaded runtime of their own and serve the connections
+//! handed to them for their whole life, as memcached's worker threads do. A connection
+//! then sleeps and wakes with its thread alone: no work stealing between threads, and none
+//! of the wake-ups of idle workers a shared runtime makes on every readiness event, which
+//! cost a context switch per request under a load of many small requests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,11 +24,7 @@ impl ConnThreads {
         let mut threads = Vec::with_capacity(n);
         for i in 0..n.max(1) {
             let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name(format!("shoal-conn-{i}"))
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             std::thread::Builder::new().name(format!("shoal-conn-{i}")).spawn(move || {
                 rt.block_on(async move {
                     while let Some(job) = rx.recv().await {

@@ -77,13 +77,14 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Accepts clients until shutdown; with `tls`, each connection starts with a TLS handshake.
-/// Each accepted connection goes to one of `threads` for its life (see `conn_threads`).
+/// With `threads`, each accepted connection goes to one of them for its life (see
+/// `conn_threads`); without, it runs on the node's runtime.
 pub async fn accept_loop(
     node: Arc<Node>,
     listener: TcpListener,
     tls: Option<Arc<super::tls::Tls>>,
     service: Service,
-    threads: Arc<super::conn_threads::ConnThreads>,
+    threads: Option<Arc<super::conn_threads::ConnThreads>>,
 ) {
     let mut shutdown = node.shutdown.subscribe();
     loop {
@@ -126,8 +127,8 @@ pub async fn accept_loop(
         }
         let tls = tls.clone();
         let admitted = Admitted(node.clone());
-        match stream.into_std() {
-            Ok(std_stream) => threads.spawn(Box::new(move || {
+        match (&threads, stream.into_std()) {
+            (Some(threads), Ok(std_stream)) => threads.spawn(Box::new(move || {
                 Box::pin(async move {
                     let _admitted = admitted;
                     // On the connection's own thread, so it registers with that runtime.
@@ -136,7 +137,15 @@ pub async fn accept_loop(
                     }
                 })
             })),
-            Err(e) => debug!(%addr, error = %e, "accepted connection unusable"),
+            (None, Ok(std_stream)) => {
+                tokio::spawn(async move {
+                    let _admitted = admitted;
+                    if let Ok(stream) = TcpStream::from_std(std_stream) {
+                        handle(node, stream, addr, tls, service).await
+                    }
+                });
+            }
+            (_, Err(e)) => debug!(%addr, error = %e, "accepted connection unusable"),
         }
     }
 }
