@@ -165,8 +165,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // (and save), not kill the process with the default action.
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
-    // Calibrates the command clock now, not in the first client's command.
-    crate::util::mono_us();
     let public = crate::gateway::endpoint::is_public(&config.bind);
     if public && config.tls_port == 0 && !config.insecure_public {
         return Err(ServerError::PublicWithoutTls(config.bind.clone()));

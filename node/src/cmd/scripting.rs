@@ -22,6 +22,7 @@ use futures_util::FutureExt;
 use mlua::Table;
 use shoal_proto::{reply, Frame, Protocol, Request};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// EVAL / EVALSHA (`by_sha`), and their read-only forms.
 pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
@@ -193,7 +194,7 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request) -> Result<Frame, Str
     let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
     let out = &mut cx.out;
     out.clear();
-    let started = crate::util::cmd_clock();
+    let started = Instant::now();
     let failed = match spec.handler {
         Handler::Shard(f) => {
             let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, out, cx.now, cx.settings);

@@ -23,7 +23,7 @@ use std::ops::Range;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -597,7 +597,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut settings = self.node.exec_settings();
         settings.client = self.session.handle.id;
         let now = now_ms();
-        let mut t = crate::util::cmd_clock();
+        let mut t = Instant::now();
         for item in self.locked.drain(..) {
             let (spec, req, suppress) = match item {
                 Locked::Cmd(spec, req, suppress) => (spec, req, suppress),
@@ -618,7 +618,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.blocked = Some(b);
             }
             serve_blocked(&mut states, route, now, settings);
-            let t2 = crate::util::cmd_clock();
+            let t2 = Instant::now();
             self.node.record_call(spec, &req, (t2 - t).as_nanos() as u64, failed, &self.session.handle);
             t = t2;
             if suppress {
@@ -718,7 +718,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     async fn run_gateway(&mut self, g: Gw, spec: &'static CommandSpec, req: Request) {
         // CLIENT REPLY decides its own reply; everything else obeys the reply mode.
         let suppress = if g == Gw::ClientReply { false } else { self.suppress_next() };
-        let started = crate::util::cmd_clock();
+        let started = Instant::now();
         let mark = self.wbuf.len();
         let mut ctx = GwCtx { node: &self.node, session: &mut self.session, out: &mut self.wbuf, spec, failed: false };
         // Boxed: the gateway's futures are large, and would otherwise be moved into place as

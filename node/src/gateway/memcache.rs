@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -251,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         // The rest are answered here, after everything before them.
         self.flush().await;
-        let started = crate::util::cmd_clock();
+        let started = Instant::now();
         self.answer_here(&r).await;
         let req = shoal_proto::Request::from_args([spec.name]);
         self.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, false, &self.handle);

@@ -40,18 +40,8 @@ pub fn now_ms() -> u64 {
 /// Microseconds on a monotonic clock since the process first asked: for measuring how long
 /// something has run, unaffected by changes to the wall clock.
 pub fn mono_us() -> u64 {
-    static EPOCH: std::sync::OnceLock<quanta::Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(cmd_clock).elapsed().as_micros() as u64
-}
-
-/// The instant a command's timing (commandstats, the slowlog) starts or ends at: read from
-/// the CPU's time-stamp counter where it is invariant (quanta checks, and falls back to the
-/// OS clock), as Redis times its commands. A read costs 10 ns here against 24 ns for
-/// `std::time::Instant::now`, and a script's `redis.call` takes two. The first read
-/// calibrates the counter (10-20 ms): `server::run` makes it before any client arrives.
-#[inline]
-pub fn cmd_clock() -> quanta::Instant {
-    quanta::Instant::now()
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_micros() as u64
 }
 
 /// Unix time in microseconds.
