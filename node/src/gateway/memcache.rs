@@ -125,7 +125,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Ok(r) => self.request(r).await,
                     Err(e) => self.parse_error(&e),
                 }
-                self.bound_output().await;
             }
             self.parsed = parsed;
             self.flush().await;
@@ -138,7 +137,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Runs what is pending once `FLUSH_EVERY` replies wait, and writes the output once it
     /// passes `WRITE_AT`: a pipeline of gets, or one get of thousands of keys, for large items
-    /// would otherwise be answered in memory all at once. A client that is gone is closed.
+    /// would otherwise be answered in memory all at once. Called for each key a request
+    /// queues: the only replies that can be large. A client that is gone is closed.
     async fn bound_output(&mut self) {
         if self.seq.len() < FLUSH_EVERY {
             return;
@@ -435,11 +435,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         let (mut b, _) = self.done[first].take().expect("checked above");
         std::mem::swap(&mut self.wbuf, &mut b.out);
+        self.recycle(b);
+        self.seq.clear();
+        true
+    }
+
+    /// Keeps an answered batch's allocations for the next one.
+    fn recycle(&mut self, mut b: Box<Batch>) {
         b.out.clear();
         b.cmds.clear();
         self.spare.push(b);
-        self.seq.clear();
-        true
     }
 
     /// Sends the pending batches, waits for them, and copies replies out in request order.
@@ -471,11 +476,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
         }
         self.local.clear();
-        for slot in self.done.iter_mut() {
-            if let Some((mut b, _)) = slot.take() {
-                b.out.clear();
-                b.cmds.clear();
-                self.spare.push(b);
+        for s in 0..self.done.len() {
+            if let Some((b, _)) = self.done[s].take() {
+                self.recycle(b);
             }
         }
     }
