@@ -200,7 +200,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let slowlog = Arc::new(crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len));
     let scripts = crate::script::Scripts::new()?;
     scripts.set_busy_after_ms(config.busy_reply_threshold);
-    match crate::cmd::functions::load_kept(&mut *scripts.engine().await, &config.data_dir) {
+    match crate::cmd::functions::load_kept(
+        &mut scripts.engine().await.expect("no script runs before the node starts"),
+        &config.data_dir,
+    ) {
         Ok(0) => {}
         Ok(n) => tracing::info!(libraries = n, "function libraries loaded"),
         Err(e) => return Err(ServerError::Functions(e)),

@@ -382,6 +382,42 @@ fn script_kill_on(port: u16) {
     // Only SHUTDOWN NOSAVE ends it, as in Redis; the node is dropped with the test.
 }
 
+/// Commands that reached the server while a script ran, before it turned busy, are answered
+/// -BUSY once it does, as in Redis, even when the shards' own work (their 100 ms tick) queued
+/// up behind the script first.
+#[test]
+fn commands_waiting_for_a_script_get_busy_once_it_turns_busy() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    for port in [redis.port, s.port] {
+        let addr = ([127, 0, 0, 1], port).into();
+        let (mut busy, mut admin, mut get, mut eval) =
+            (Raw::connect(addr), Raw::connect(addr), Raw::connect(addr), Raw::connect(addr));
+        assert_eq!(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "1000"]), ok());
+        let spin = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+        assert_eq!(admin.cmd(&["FUNCTION", "LOAD", "REPLACE", spin]), bulk("spin"));
+        busy.send(&Raw::encode(&[b"FCALL", b"spin", b"0"]));
+        // Three ticks' time into the script, well before the threshold.
+        wait_until("the function to run for 300 ms", || {
+            let Frame::Array(stats) = admin.cmd(&["FUNCTION", "STATS"]) else { panic!("FUNCTION STATS") };
+            let Frame::Array(running) = &stats[1] else { return None };
+            matches!(running[5], Frame::Integer(ms) if ms >= 300).then_some(())
+        });
+        get.send(&Raw::encode(&[b"GET", b"k"]));
+        eval.send(&Raw::encode(&[b"EVAL", b"return 1", b"0"]));
+        let fn_busy = err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.");
+        assert_eq!(get.read(), fn_busy, "a GET that waited for the script (port {port})");
+        assert_eq!(eval.read(), fn_busy, "a script that waited for the script (port {port})");
+        assert_eq!(admin.cmd(&["FUNCTION", "KILL"]), ok());
+        assert_eq!(
+            busy.read(),
+            err("ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.")
+        );
+        assert_eq!(get.cmd(&["GET", "k"]), Frame::Null);
+        assert_eq!(eval.cmd(&["EVAL", "return 1", "0"]), Frame::Integer(1));
+    }
+}
+
 fn simple_pong() -> Frame {
     shoal_tests::simple("PONG")
 }

@@ -66,7 +66,7 @@ pub async fn load(ctx: &mut GwCtx<'_>, req: &Request) {
             return ctx.err(&format!("ERR Unknown option given: {}", String::from_utf8_lossy(req.arg(i))));
         }
     }
-    let mut engine = ctx.node.scripts.engine().await;
+    let Some(mut engine) = ctx.engine().await else { return };
     let loaded = engine.load_library(req.arg(req.len() - 1), replace);
     let codes = engine.library_codes();
     drop(engine);
@@ -77,7 +77,7 @@ pub async fn load(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub async fn delete(ctx: &mut GwCtx<'_>, req: &Request) {
-    let mut engine = ctx.node.scripts.engine().await;
+    let Some(mut engine) = ctx.engine().await else { return };
     let deleted = engine.delete_library(&String::from_utf8_lossy(req.arg(2)));
     let codes = engine.library_codes();
     drop(engine);
@@ -93,7 +93,9 @@ pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request) {
     {
         return ctx.err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
     }
-    ctx.node.scripts.engine().await.flush_functions();
+    let Some(mut engine) = ctx.engine().await else { return };
+    engine.flush_functions();
+    drop(engine);
     keep_then(ctx, Vec::new(), |ctx| reply::ok(ctx.out)).await
 }
 
@@ -112,7 +114,7 @@ pub async fn list(ctx: &mut GwCtx<'_>, req: &Request) {
         }
         i += 1;
     }
-    let engine = ctx.node.scripts.engine().await;
+    let Some(engine) = ctx.engine().await else { return };
     let libs: Vec<_> =
         engine.libraries().filter(|l| pattern.is_none_or(|p| glob_match(p, l.name.as_bytes(), false))).collect();
     let proto = ctx.session.proto;
@@ -149,7 +151,9 @@ pub async fn list(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub async fn dump(ctx: &mut GwCtx<'_>) {
-    let codes = ctx.node.scripts.engine().await.library_codes();
+    let Some(engine) = ctx.engine().await else { return };
+    let codes = engine.library_codes();
+    drop(engine);
     reply::bulk(ctx.out, &dump_functions(&codes));
 }
 
@@ -171,7 +175,7 @@ pub async fn restore(ctx: &mut GwCtx<'_>, req: &Request) {
         Ok(c) => c,
         Err(e) => return ctx.err(&format!("ERR {e}")),
     };
-    let mut engine = ctx.node.scripts.engine().await;
+    let Some(mut engine) = ctx.engine().await else { return };
     let before = engine.library_codes();
     if policy == Policy::Flush {
         engine.flush_functions();

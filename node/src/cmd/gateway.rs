@@ -16,7 +16,19 @@ pub struct GwCtx<'a> {
     pub failed: bool,
 }
 
-impl GwCtx<'_> {
+impl<'a> GwCtx<'a> {
+    /// The script engine, or None having replied -BUSY: a script ahead turned busy.
+    pub async fn engine(&mut self) -> Option<crate::shard::SlotGuard<'a, crate::script::Engine>> {
+        let node: &'a Arc<Node> = self.node;
+        match node.scripts.engine().await {
+            Ok(engine) => Some(engine),
+            Err(busy) => {
+                self.err(busy);
+                None
+            }
+        }
+    }
+
     pub fn err(&mut self, msg: &str) {
         reply::error(self.out, msg.as_bytes());
         self.failed = true;

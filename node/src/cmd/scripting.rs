@@ -27,7 +27,7 @@ use std::time::Instant;
 /// EVAL / EVALSHA (`by_sha`), and their read-only forms.
 pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
-    let mut engine = ctx.node.scripts.engine().await;
+    let Some(mut engine) = ctx.engine().await else { return };
     let sha = if by_sha {
         String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
     } else {
@@ -44,7 +44,7 @@ pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: b
 /// FCALL / FCALL_RO.
 pub async fn fcall(ctx: &mut GwCtx<'_>, req: &Request, read_only: bool) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
-    let engine = ctx.node.scripts.engine().await;
+    let Some(engine) = ctx.engine().await else { return };
     let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
         return ctx.err("ERR Function not found");
     };
@@ -240,7 +240,9 @@ fn permit_error(e: String) -> String {
 }
 
 pub async fn script_load(ctx: &mut GwCtx<'_>, req: &Request) {
-    let loaded = ctx.node.scripts.engine().await.load(req.arg(2));
+    let Some(mut engine) = ctx.engine().await else { return };
+    let loaded = engine.load(req.arg(2));
+    drop(engine);
     match loaded {
         Ok(sha) => reply::bulk(ctx.out, sha.as_bytes()),
         Err(e) => ctx.err(&e.to_string()),
@@ -248,7 +250,7 @@ pub async fn script_load(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 pub async fn script_exists(ctx: &mut GwCtx<'_>, req: &Request) {
-    let engine = ctx.node.scripts.engine().await;
+    let Some(engine) = ctx.engine().await else { return };
     reply::array_len(ctx.out, req.len() - 2);
     for sha in req.args().skip(2) {
         reply::integer(ctx.out, engine.exists(&String::from_utf8_lossy(sha).to_ascii_lowercase()) as i64);
@@ -261,7 +263,9 @@ pub async fn script_flush(ctx: &mut GwCtx<'_>, req: &Request) {
     {
         return ctx.err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
     }
-    let flushed = ctx.node.scripts.engine().await.flush();
+    let Some(mut engine) = ctx.engine().await else { return };
+    let flushed = engine.flush();
+    drop(engine);
     match flushed {
         Ok(()) => reply::ok(ctx.out),
         Err(e) => ctx.err(&e.to_string()),

@@ -98,10 +98,11 @@ impl Scripts {
     }
 
     /// The VM, for loading scripts or running one. A caller that runs a script brackets it
-    /// with `started` and `finished`.
-    pub async fn engine(&self) -> SlotGuard<'_, Engine> {
+    /// with `started` and `finished`. Behind a script that turns busy, the wait ends with
+    /// Redis's -BUSY reply, which a command that arrived while it ran gets in Redis.
+    pub async fn engine(&self) -> Result<SlotGuard<'_, Engine>, &'static str> {
         if let Some(held) = self.engine.try_hold() {
-            return held;
+            return Ok(held);
         }
         // Scripts run one at a time, mostly for a few microseconds. Waiting for the running
         // one on this thread costs less than parking the task: the holder's thread would wake
@@ -109,10 +110,11 @@ impl Scripts {
         // again. The wait is short, so a long script holds up no thread for long.
         if self.watch.running.load(Relaxed) {
             if let Some(held) = self.engine.try_hold_for(ENGINE_WAIT_ON_THREAD) {
-                return held;
+                return Ok(held);
             }
         }
-        self.engine.hold().await
+        let w = &self.watch;
+        self.engine.hold_unless(Some(&|| w.busy().is_some())).await.ok_or_else(|| w.busy_message())
     }
 
     /// A script (`call` None) or a function (its name and command) starts.

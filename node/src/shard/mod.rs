@@ -794,6 +794,11 @@ impl Actor for ShardActor {
             ShardMsg::Lease(tx) => {
                 // The slot goes to the borrower held; the messages after this one wait for it
                 // as for any holder (a batch may give up on a busy script meanwhile).
+                // A lease never gives up: leases are granted in the order they were asked for
+                // on every shard alike (`Node::lease`), which is what keeps borrowers of
+                // several shards from deadlocking. Behind a busy script, what is queued after
+                // a lease waits with it; scripts never queue leases behind one another (they
+                // hold the engine first).
                 let mut guard = locked(&cell.slot).await;
                 present(&mut guard).changes.set_leased(true);
                 let lease = Lease { held: guard.into_owned(cell.slot.clone()) };
@@ -801,15 +806,25 @@ impl Actor for ShardActor {
                 let _ = tx.send(lease);
             }
             ShardMsg::Run(f) => {
-                let mut guard = locked(&cell.slot).await;
-                let state = present(&mut guard);
-                if std::panic::catch_unwind(AssertUnwindSafe(|| f(state))).is_err() {
-                    error!(shard = state.id, "shard task panicked");
+                let busy = &cell.busy;
+                match cell.slot.hold_unless(Some(&|| busy().is_some())).await {
+                    Some(mut guard) => run_job(present(&mut guard), f),
+                    // Held by a busy script: the job waits for it off the mailbox, so the
+                    // batches queued behind it are answered -BUSY meanwhile. Nothing orders
+                    // jobs among themselves: each touches this shard only.
+                    None => {
+                        let slot = cell.slot.clone();
+                        tokio::spawn(async move { run_job(present(&mut locked(&slot).await), f) });
+                    }
                 }
-                state.changes.flush();
             }
             ShardMsg::Tick => {
-                let mut guard = locked(&cell.slot).await;
+                // Skipped while a busy script holds the shard: a tick waiting for it would
+                // keep every batch queued behind it from its -BUSY.
+                let busy = &cell.busy;
+                let Some(mut guard) = cell.slot.hold_unless(Some(&|| busy().is_some())).await else {
+                    return Ok(());
+                };
                 let state = present(&mut guard);
                 state.update_clock();
                 let more_expiry = state.active_expire && state.expire_due(now_ms(), TICK_BUDGET);
@@ -828,6 +843,14 @@ impl Actor for ShardActor {
         }
         Ok(())
     }
+}
+
+/// Runs a `ShardMsg::Run` job; a panicking job is logged, not the end of the shard.
+fn run_job(state: &mut ShardState, f: RunFn) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| f(state))).is_err() {
+        error!(shard = state.id, "shard task panicked");
+    }
+    state.changes.flush();
 }
 
 /// Loads the buckets and then the entries of the batch's first keys into the cache before

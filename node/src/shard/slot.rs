@@ -76,6 +76,12 @@ impl<T> Slot<T> {
                 self.waiters.fetch_sub(1, SeqCst);
                 return Some(g);
             }
+            // Checked before waiting too: waiters queued behind a busy script give up at once,
+            // not one poll each.
+            if give_up.is_some_and(|f| f()) {
+                self.waiters.fetch_sub(1, SeqCst);
+                return None;
+            }
             match give_up {
                 None => released.await,
                 Some(_) => {
