@@ -731,10 +731,10 @@ impl Shard {
     }
 
     /// Runs `batch` on the caller's thread if the shard is idle (not running another batch, not
-    /// leased); false, leaving the batch untouched, otherwise.
+    /// leased) or turns idle within a few spins; false, leaving the batch untouched, otherwise.
     #[inline]
     pub fn run_here(&self, route: &SlotRoute, batch: &mut Batch) -> bool {
-        let Some(mut guard) = self.slot.try_hold() else { return false };
+        let Some(mut guard) = self.slot.try_hold_spinning() else { return false };
         let Some(state) = guard.state() else { return false };
         run_batch(state, route, batch);
         true

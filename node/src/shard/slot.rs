@@ -45,6 +45,25 @@ impl<T> Slot<T> {
         self.state.try_lock().map(|g| SlotGuard { guard: Some(g), slot: self })
     }
 
+    /// The slot, if its holder lets it go within a few microseconds, spinning meanwhile.
+    /// Another connection's batch holds a shard for about a microsecond: waiting that out
+    /// on this thread is cheaper than handing the work to the shard's actor, which wakes a
+    /// runtime thread and then this one (measured under memaslap's 50 connections: a third of
+    /// the eventfd writes and a fifth of the futex calls).
+    #[inline]
+    pub fn try_hold_spinning(&self) -> Option<SlotGuard<'_, T>> {
+        for _ in 0..SPINS {
+            // Reading, not trying, while it is held: no cache-line ping-pong with the holder.
+            if !self.state.is_locked() {
+                if let Some(g) = self.try_hold() {
+                    return Some(g);
+                }
+            }
+            std::hint::spin_loop();
+        }
+        self.try_hold()
+    }
+
     /// The slot, if its holder lets it go within `wait`; the thread waits.
     pub fn try_hold_for(&self, wait: std::time::Duration) -> Option<SlotGuard<'_, T>> {
         self.state.try_lock_for(wait).map(|g| SlotGuard { guard: Some(g), slot: self })
@@ -101,6 +120,9 @@ impl<T> Slot<T> {
         }
     }
 }
+
+/// How many times `try_hold_spinning` looks (a spin-loop hint apart: a few µs in all).
+const SPINS: usize = 64;
 
 /// How often a waiter that may give up checks whether it should.
 const GIVE_UP_POLL: std::time::Duration = std::time::Duration::from_millis(20);
