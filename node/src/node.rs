@@ -31,6 +31,10 @@ pub struct LiveConfig {
     pub encodings: [AtomicUsize; ENCODING_PARAMS.len()],
 }
 
+/// Commands, over several shards, up to which a connection's round runs on its own thread
+/// (see `Node::run_batches`).
+const RUN_HERE_MAX: usize = 32;
+
 /// The collection-size settings, with Redis 7.0's older `ziplist` names as aliases.
 pub const ENCODING_PARAMS: [(&str, &str); 7] = [
     ("hash-max-listpack-entries", "hash-max-ziplist-entries"),
@@ -445,19 +449,22 @@ impl Node {
     /// Runs a connection's pending batches (at most one per shard) and puts each, answered,
     /// in `done` at its shard's index. `in_flight` is the caller's scratch space.
     ///
-    /// Work for one shard runs here when that shard is idle: a hand-off to its actor and back
-    /// costs more than the commands. Work for several shards goes to their actors, so the
-    /// shards run in parallel on the other cores while the connection waits.
+    /// Work runs here, shard by shard, when those shards are idle: a hand-off to an actor and
+    /// back costs more than a few commands (a multi-key get, a short pipeline), and on a busy
+    /// machine the other cores have their own connections to serve. A long round for several
+    /// shards goes to their actors, so the shards run it in parallel while the connection
+    /// waits.
     pub async fn run_batches(
         &self,
         pending: &mut [Option<Box<crate::shard::Batch>>],
         done: &mut [Option<(Box<crate::shard::Batch>, usize)>],
         in_flight: &mut Vec<(usize, tokio::sync::oneshot::Receiver<Box<crate::shard::Batch>>)>,
     ) {
-        let alone = pending.iter().filter(|b| b.is_some()).count() == 1;
+        let (shards, cmds) = pending.iter().flatten().fold((0, 0), |(n, c), b| (n + 1, c + b.cmds.len()));
+        let here = shards == 1 || cmds <= RUN_HERE_MAX;
         for (s, slot) in pending.iter_mut().enumerate() {
             if let Some(mut b) = slot.take() {
-                if alone && self.shards[s].run_here(&self.route, &mut b) {
+                if here && self.shards[s].run_here(&self.route, &mut b) {
                     done[s] = Some((b, 0));
                     continue;
                 }
