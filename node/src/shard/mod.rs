@@ -740,6 +740,14 @@ impl Shard {
         true
     }
 
+    /// The shard leased right here if it is idle or turns idle within a few spins: what its
+    /// actor would lease, without the hand-off to it and back.
+    pub fn try_lease(&self) -> Option<Lease> {
+        let mut guard = self.slot.try_hold_spinning()?;
+        guard.state()?.changes.set_leased(true);
+        Some(Lease { held: guard.into_owned(self.slot.clone()) })
+    }
+
     /// Holds the shard on the caller's thread if it is idle (see [`StateSlot`]).
     #[inline]
     pub fn try_hold(&self) -> Option<SlotGuard<'_>> {
