@@ -9,8 +9,13 @@
 //!   the slot. The shard runs nothing else meanwhile, which is what makes MSET, RENAME or
 //!   FLUSHALL atomic across shards; its actor goes on to its next message, which waits for
 //!   the slot (a batch gives up, -BUSY, once a script holding it passes the threshold).
+//!   Shards that are all idle are leased without a message at all ([`Shard::try_lease`]).
 //! - `Run`: a closure over the state (DBSIZE, KEYS, INFO and other gateway broadcasts).
 //! - `Tick`: active expiry, incremental rehash, table shrinking.
+//!
+//! Only a lease waits for the slot whatever holds it. A batch, a job or a tick behind a
+//! script that turned busy gives up (a job then waits off the mailbox), so nothing keeps the
+//! batches queued after them from their -BUSY.
 //!
 //! Mailboxes are unbounded in ractor; they stay bounded because a connection never has more
 //! than one message in flight per shard (it awaits its replies before it reads again), so a
@@ -710,6 +715,14 @@ pub struct ShardCell {
     busy: BusyCheck,
 }
 
+impl ShardCell {
+    /// The slot, unless a script holding it turns busy first (past `busy-reply-threshold`).
+    async fn hold_unless_busy(&self) -> Option<SlotGuard<'_>> {
+        let busy = &self.busy;
+        self.slot.hold_unless(Some(&|| busy().is_some())).await
+    }
+}
+
 /// The -BUSY reply while a script runs past `busy-reply-threshold` (see `Scripts::busy_check`).
 pub type BusyCheck = Arc<dyn Fn() -> Option<&'static str> + Send + Sync>;
 
@@ -789,7 +802,7 @@ impl Actor for ShardActor {
         match msg {
             ShardMsg::Batch(mut batch) => {
                 let busy = &cell.busy;
-                match cell.slot.hold_unless(Some(&|| busy().is_some())).await {
+                match cell.hold_unless_busy().await {
                     Some(mut guard) => run_batch(present(&mut guard), &cell.route, &mut batch),
                     // Held by a script past busy-reply-threshold: answered as Redis answers
                     // commands that arrive while a script is busy.
@@ -814,8 +827,7 @@ impl Actor for ShardActor {
                 let _ = tx.send(lease);
             }
             ShardMsg::Run(f) => {
-                let busy = &cell.busy;
-                match cell.slot.hold_unless(Some(&|| busy().is_some())).await {
+                match cell.hold_unless_busy().await {
                     Some(mut guard) => run_job(present(&mut guard), f),
                     // Held by a busy script: the job waits for it off the mailbox, so the
                     // batches queued behind it are answered -BUSY meanwhile. Nothing orders
@@ -829,10 +841,7 @@ impl Actor for ShardActor {
             ShardMsg::Tick => {
                 // Skipped while a busy script holds the shard: a tick waiting for it would
                 // keep every batch queued behind it from its -BUSY.
-                let busy = &cell.busy;
-                let Some(mut guard) = cell.slot.hold_unless(Some(&|| busy().is_some())).await else {
-                    return Ok(());
-                };
+                let Some(mut guard) = cell.hold_unless_busy().await else { return Ok(()) };
                 let state = present(&mut guard);
                 state.update_clock();
                 let more_expiry = state.active_expire && state.expire_due(now_ms(), TICK_BUDGET);
