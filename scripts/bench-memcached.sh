@@ -71,32 +71,17 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS done" >&2
 done
 
-python3 - "$OUT/results.csv" "$ROUNDS" "$(memcached -V | cut -d' ' -f2)" <<'PY' > "$OUT/table.md"
-import collections, os, statistics, sys
-results, rounds, version = sys.argv[1:4]
-runs = collections.defaultdict(dict)
-for line in open(results):
-    server, test, rate, rnd = line.strip().split(",")
-    runs[(server, test)][rnd] = float(rate)
-print(f"memcached {version} (`-t 2`) and Shoal's Memcached gateway (release build, default shards) on "
-      f"the same {os.cpu_count()}-core machine, with the load generator (memaslap, 2 threads, 50 "
-      f"connections, 16-byte keys, 100-byte values); operations per second, median of {rounds} "
-      "alternating rounds. Each round runs a workload on both servers back to back; the ratio "
-      "is the median of those pairs' ratios, with their lowest and highest. Bar: >= 0.8, goal >= 1.0.\n")
-print("| workload | memcached | Shoal | Shoal / memcached | pairs' range |")
-print("|---|---:|---:|---:|---:|")
-names = {
-    "get90": "get/set 90/10, text",
-    "get50": "get/set 50/50, text",
-    "multi90": "get/set 90/10, 10-key multiget, text",
-    "multi50": "get/set 50/50, 10-key multiget, text",
-    "binary90": "get/set 90/10, binary",
-}
-for test, name in names.items():
-    m, s = runs[("memcached", test)], runs[("shoal", test)]
-    ratios = sorted(s[r] / m[r] for r in m if r in s)
-    print(f"| {name} | {statistics.median(m.values()):,.0f} | {statistics.median(s.values()):,.0f} | "
-          f"{statistics.median(ratios):.2f} | {ratios[0]:.2f}-{ratios[-1]:.2f} |")
-PY
+{
+  echo "memcached $(memcached -V | cut -d' ' -f2) (\`-t 2\`) and Shoal's Memcached gateway (release build," \
+    "default shards) on the same $(nproc)-core machine, with the load generator (memaslap, 2 threads," \
+    "50 connections, 16-byte keys, 100-byte values); operations per second, median of $ROUNDS" \
+    "alternating rounds. Each round runs a workload on both servers back to back; the ratio is the" \
+    "median of those pairs' ratios, with their lowest and highest. Bar: >= 0.8, goal >= 1.0."
+  echo
+  python3 scripts/lib/paired-table.py "$OUT/results.csv" memcached memcached \
+    "get90=get/set 90/10, text" "get50=get/set 50/50, text" \
+    "multi90=get/set 90/10, 10-key multiget, text" "multi50=get/set 50/50, 10-key multiget, text" \
+    "binary90=get/set 90/10, binary"
+} > "$OUT/table.md"
 cat "$OUT/table.md"
 write_doc_section bench-memcached "Memcached gateway" "$OUT/table.md"

@@ -7,8 +7,9 @@
 #   - the BullMQ workload of the compatibility tests (tests/compat/bullmq-workload.mjs: 20,000
 #     jobs, 4 workers of concurrency 50), in jobs per second.
 #
-# Rounds alternate which server goes first; docs/BENCHMARKS.md gets the medians
-# ("bench-scripting"). Environment: ROUNDS (default 3), JOBS (default 20000).
+# Rounds alternate which server goes first; docs/BENCHMARKS.md gets the medians and the
+# median ratio of the pairs ("bench-scripting"). Environment: ROUNDS (default 3), JOBS
+# (default 20000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,41 +42,42 @@ evalsha() {
     | tail -n +2 | tr -d '"' | cut -d, -f2 | sed "s/^/$label,/"
 }
 
+# run WORKLOAD PORT: one measurement, as "WORKLOAD,rate".
+run() {
+  case $1 in
+    five) evalsha "$2" five "$FIVE" 2 'k:__rand_int__' 'j:__rand_int__' v ;;
+    one) evalsha "$2" one "$ONE" 0 ;;
+    limiter) evalsha "$2" limiter "$LIMITER" 1 'rate:__rand_int__' 1000000 60000 100 '__rand_int__' ;;
+    bullmq)
+      (cd tests/compat && node bullmq-workload.mjs "$2" "$JOBS") \
+        | python3 -c 'import json, sys; print("bullmq," + str(json.loads(sys.stdin.read().strip().splitlines()[-1])["jobs_per_sec"]))'
+      ;;
+  esac
+}
+
+# Each workload runs on both servers back to back, so a pair is measured within seconds of
+# itself: the machine's speed drifts by more than the difference measured over minutes.
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="redis shoal"; else order="shoal redis"; fi
-  for server in $order; do
-    port=$REDIS_PORT; [ "$server" = shoal ] && port=$SHOAL_PORT
-    {
-      evalsha "$port" five "$FIVE" 2 'k:__rand_int__' 'j:__rand_int__' v
-      evalsha "$port" one "$ONE" 0
-      evalsha "$port" limiter "$LIMITER" 1 'rate:__rand_int__' 1000000 60000 100 '__rand_int__'
-      (cd tests/compat && node bullmq-workload.mjs "$port" "$JOBS") \
-        | python3 -c 'import json, sys; print("bullmq," + str(json.loads(sys.stdin.read().strip().splitlines()[-1])["jobs_per_sec"]))'
-    } | sed "s/^/$server,/" >> "$OUT/results.csv"
+  for workload in five one limiter bullmq; do
+    for server in $order; do
+      port=$REDIS_PORT; [ "$server" = shoal ] && port=$SHOAL_PORT
+      run "$workload" "$port" | sed "s/^/$server,/;s/\$/,$round/" >> "$OUT/results.csv"
+    done
   done
   echo "round $round/$ROUNDS done" >&2
 done
 
-python3 - "$OUT/results.csv" "$ROUNDS" "$(redis_version)" "$JOBS" <<'PY' > "$OUT/table.md"
-import collections, os, statistics, sys
-results, rounds, redis_version, jobs = sys.argv[1:5]
-runs = collections.defaultdict(list)
-for line in open(results):
-    server, test, rate = line.strip().split(",")
-    runs[(server, test)].append(float(rate))
-print(f"redis-server {redis_version} and Shoal (release build, default shards) on the same "
-      f"{os.cpu_count()}-core machine, with the load generators; median of {rounds} alternating rounds.\n")
-print("| workload | Redis | Shoal | Shoal / Redis |")
-print("|---|---:|---:|---:|")
-names = {
-    "five": "EVALSHA, 5-command script, -c 50 (ops/s)",
-    "one": "EVALSHA `return 1`, -c 50 (ops/s)",
-    "limiter": "EVALSHA sliding-window limiter, -c 50 (ops/s)",
-    "bullmq": f"BullMQ, {int(jobs):,} jobs, 4 workers x 50 (jobs/s)",
-}
-for test, name in names.items():
-    r, s = statistics.median(runs[("redis", test)]), statistics.median(runs[("shoal", test)])
-    print(f"| {name} | {r:,.0f} | {s:,.0f} | {s / r:.2f} |")
-PY
+{
+  echo "redis-server $(redis_version) and Shoal (release build, default shards) on the same $(nproc)-core" \
+    "machine, with the load generators; median of $ROUNDS alternating rounds. Each round runs a" \
+    "workload on both servers back to back; the ratio is the median of those pairs' ratios, with" \
+    "their lowest and highest."
+  echo
+  python3 scripts/lib/paired-table.py "$OUT/results.csv" redis Redis \
+    "five=EVALSHA, 5-command script, -c 50 (ops/s)" "one=EVALSHA \`return 1\`, -c 50 (ops/s)" \
+    "limiter=EVALSHA sliding-window limiter, -c 50 (ops/s)" \
+    "bullmq=BullMQ, $(python3 -c "print(f'{$JOBS:,}')") jobs, 4 workers x 50 (jobs/s)"
+} > "$OUT/table.md"
 cat "$OUT/table.md"
 write_doc_section bench-scripting "Scripts and job queues" "$OUT/table.md"
