@@ -498,7 +498,17 @@ impl Node {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let here: Vec<Lease> = ids.iter().map_while(|&id| self.shards[id].try_lease()).collect();
+        self.lease_sorted(ids.iter().copied()).await
+    }
+
+    /// Every shard, leased (see `lease`): what a script runs over.
+    pub async fn lease_all(&self) -> Leases {
+        self.lease_sorted(0..self.shards.len()).await
+    }
+
+    /// `lease` of shard ids already in ascending order, without repeats.
+    async fn lease_sorted(&self, ids: impl ExactSizeIterator<Item = usize> + Clone) -> Leases {
+        let here: Vec<Lease> = ids.clone().map_while(|id| self.shards[id].try_lease()).collect();
         if here.len() == ids.len() {
             return Leases(here);
         }
@@ -506,7 +516,7 @@ impl Node {
         let mut pending = Vec::with_capacity(ids.len());
         {
             let _order = self.lease_order.lock().expect("lease order lock");
-            for &id in &ids {
+            for id in ids {
                 let (tx, rx) = oneshot::channel();
                 self.shards[id].cast(ShardMsg::Lease(tx)).expect("shard actor alive");
                 pending.push(rx);
@@ -517,23 +527,6 @@ impl Node {
             leases.push(rx.await.expect("shard actor answers leases"));
         }
         leases
-    }
-
-    /// Every shard, held on the caller's thread, if all of them are idle right now: what a
-    /// lease of all of them gives, without a hand-off to each actor and back. The caller must
-    /// not await while it holds them, and must end the group (`shard::end_group`).
-    pub fn try_hold_all(&self) -> Option<Vec<crate::shard::SlotGuard<'_>>> {
-        let mut held = Vec::with_capacity(self.shards.len());
-        for shard in &self.shards {
-            held.push(shard.try_hold()?);
-        }
-        crate::shard::begin_group(held.iter_mut().filter_map(|g| g.state()));
-        Some(held)
-    }
-
-    pub async fn lease_all(&self) -> Leases {
-        let ids: Vec<usize> = (0..self.shards.len()).collect();
-        self.lease(&ids).await
     }
 
     /// Runs `f` on every shard (concurrently, not atomically) and collects the results in

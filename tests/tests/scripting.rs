@@ -322,6 +322,12 @@ fn a_script_is_atomic_over_keys_in_several_shards() {
     });
 }
 
+/// A library whose function `spin` loops until it is killed.
+const SPIN_LIBRARY: &str = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+
+/// What other clients get while a function runs past busy-reply-threshold.
+const FUNCTION_BUSY: &str = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
 /// A script in a busy loop is stopped by SCRIPT KILL from another client; one that has
 /// written may not be killed, as in Redis.
 #[test]
@@ -358,10 +364,9 @@ fn script_kill_on(port: u16) {
     assert_eq!(other.cmd(&["GET", "k"]), Frame::Null);
 
     // A function is FUNCTION KILL's to stop; SCRIPT KILL gets the function's -BUSY.
-    let spin = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
-    assert_eq!(admin.cmd(&["FUNCTION", "LOAD", "REPLACE", spin]), bulk("spin"));
+    assert_eq!(admin.cmd(&["FUNCTION", "LOAD", "REPLACE", SPIN_LIBRARY]), bulk("spin"));
     busy.send(&Raw::encode(&[b"FCALL", b"spin", b"0"]));
-    let fn_busy = err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.");
+    let fn_busy = err(FUNCTION_BUSY);
     wait_until("the function to be busy", || (other.cmd(&["GET", "k"]) == fn_busy).then_some(()));
     assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), fn_busy);
     let Frame::Array(stats) = admin.cmd(&["FUNCTION", "STATS"]) else { panic!("FUNCTION STATS") };
@@ -394,8 +399,7 @@ fn commands_waiting_for_a_script_get_busy_once_it_turns_busy() {
         let (mut busy, mut admin, mut get, mut eval) =
             (Raw::connect(addr), Raw::connect(addr), Raw::connect(addr), Raw::connect(addr));
         assert_eq!(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "1000"]), ok());
-        let spin = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
-        assert_eq!(admin.cmd(&["FUNCTION", "LOAD", "REPLACE", spin]), bulk("spin"));
+        assert_eq!(admin.cmd(&["FUNCTION", "LOAD", "REPLACE", SPIN_LIBRARY]), bulk("spin"));
         busy.send(&Raw::encode(&[b"FCALL", b"spin", b"0"]));
         // Three ticks' time into the script, well before the threshold.
         wait_until("the function to run for 300 ms", || {
@@ -405,7 +409,7 @@ fn commands_waiting_for_a_script_get_busy_once_it_turns_busy() {
         });
         get.send(&Raw::encode(&[b"GET", b"k"]));
         eval.send(&Raw::encode(&[b"EVAL", b"return 1", b"0"]));
-        let fn_busy = err("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.");
+        let fn_busy = err(FUNCTION_BUSY);
         assert_eq!(get.read(), fn_busy, "a GET that waited for the script (port {port})");
         assert_eq!(eval.read(), fn_busy, "a script that waited for the script (port {port})");
         assert_eq!(admin.cmd(&["FUNCTION", "KILL"]), ok());

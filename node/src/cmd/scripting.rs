@@ -1,12 +1,11 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO and SCRIPT LOAD / EXISTS / FLUSH /
 //! KILL (FUNCTION's other subcommands are in `cmd::functions`).
 //!
-//! Scripts and functions run holding every shard (held in place when idle, leased
-//! otherwise), so they are atomic and isolated over every key they touch, declared in KEYS
-//! or not (Redis standalone allows undeclared keys). Each
-//! `redis.call` runs through the command table like a queued MULTI command: same handlers,
-//! same ACL checks, same change records, so replicas and the write-ahead log see the
-//! script's effects, never the script.
+//! Scripts and functions run holding every shard (leased: in place when idle, from the
+//! actors otherwise), so they are atomic and isolated over every key they touch, declared in
+//! KEYS or not (Redis standalone allows undeclared keys). Each `redis.call` runs through the
+//! command table like a queued MULTI command: same handlers, same ACL checks, same change
+//! records, so replicas and the write-ahead log see the script's effects, never the script.
 
 use super::exec::{Exec, ExecSettings};
 use super::gateway::GwCtx;
@@ -74,19 +73,12 @@ enum Code<'a> {
 }
 
 /// Runs `code` with the request's keys and arguments over every shard, so it is atomic over
-/// any key it touches. The shards are held right here when they are all idle (the common
-/// case: a hand-off to each actor and back costs more than a short script); otherwise
-/// leased from their actors.
+/// any key it touches. Idle shards are leased right here (the common case: a hand-off to
+/// each actor and back costs more than a short script); busy ones from their actors.
 async fn execute(ctx: &mut GwCtx<'_>, engine: &Engine, req: &Request, numkeys: usize, code: Code<'_>, read_only: bool) {
     let keys: Vec<&[u8]> = (3..3 + numkeys).map(|i| req.arg(i)).collect();
     let argv: Vec<&[u8]> = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
     let run = Run { code: &code, req, keys: &keys, argv: &argv, read_only };
-    if let Some(mut held) = ctx.node.try_hold_all() {
-        let mut states: Vec<&mut ShardState> = held.iter_mut().filter_map(|g| g.state()).collect();
-        run_code(ctx, engine, &run, &mut states);
-        crate::shard::end_group(&mut states);
-        return;
-    }
     let mut leases = ctx.node.lease_all().await;
     let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
     run_code(ctx, engine, &run, &mut states);

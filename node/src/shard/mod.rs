@@ -25,10 +25,10 @@
 //! a connection that finds the slot free runs its batch there, on its own thread
 //! ([`Shard::run_here`]). Two task wake-ups per request (to the actor and back) cost more
 //! than a command, and on a machine whose other cores are busy (the client, other services)
-//! they turn into context switches. A script holds every idle shard's slot the same way, for
-//! as long as it runs ([`Node::try_hold_all`](crate::node::Node::try_hold_all)). Slots are
-//! never held across an await, and an actor waits for its slot without blocking its thread
-//! (see [`slot`]); a lease holds the slot, so leased shards never run inline.
+//! they turn into context switches. A lease of idle shards is taken the same way
+//! ([`Shard::try_lease`]); a script leases every shard for as long as it runs. A batch's
+//! slot is never held across an await, and an actor waits for its slot without blocking its
+//! thread (see [`slot`]); a lease holds the slot, so leased shards never run inline.
 
 pub mod blocked;
 pub mod bytes;
@@ -615,6 +615,13 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// `guard`, which holds `slot` with its state in it, kept held as a lease: records the
+    /// shard makes meanwhile belong to the borrower's group (see [`Leases`]).
+    fn new(mut guard: SlotGuard<'_>, slot: &Arc<StateSlot>) -> Lease {
+        present(&mut guard).changes.set_leased(true);
+        Lease { held: guard.into_owned(slot.clone()) }
+    }
+
     /// The leased shard's id.
     pub fn id(&self) -> usize {
         self.held.get().as_ref().expect("a shard's slot holds its state").id
@@ -655,24 +662,6 @@ impl std::ops::DerefMut for Leases {
 impl Drop for Leases {
     fn drop(&mut self) {
         append_group(self.0.iter_mut().map(|l| l.state()));
-    }
-}
-
-/// Starts a group of shards' work that must reach the write-ahead log as one frame (a
-/// multi-shard command, a script): their records carry node-wide sequence numbers meanwhile.
-pub fn begin_group<'s>(states: impl Iterator<Item = &'s mut ShardState>) {
-    for st in states {
-        st.changes.set_leased(true);
-    }
-}
-
-/// Ends a group held on the caller's thread (see [`begin_group`]): its records go to the
-/// log as one frame, before any of its shards runs anything else.
-pub fn end_group(states: &mut [&mut ShardState]) {
-    append_group(states.iter_mut().map(|s| &mut **s));
-    for st in states.iter_mut() {
-        st.changes.flush();
-        st.changes.set_leased(false);
     }
 }
 
@@ -757,8 +746,8 @@ impl Shard {
     /// actor would lease, without the hand-off to it and back.
     pub fn try_lease(&self) -> Option<Lease> {
         let mut guard = self.slot.try_hold_spinning()?;
-        guard.state()?.changes.set_leased(true);
-        Some(Lease { held: guard.into_owned(self.slot.clone()) })
+        guard.state()?;
+        Some(Lease::new(guard, &self.slot))
     }
 
     /// Holds the shard on the caller's thread if it is idle (see [`StateSlot`]).
@@ -820,9 +809,7 @@ impl Actor for ShardActor {
                 // several shards from deadlocking. Behind a busy script, what is queued after
                 // a lease waits with it; scripts never queue leases behind one another (they
                 // hold the engine first).
-                let mut guard = locked(&cell.slot).await;
-                present(&mut guard).changes.set_leased(true);
-                let lease = Lease { held: guard.into_owned(cell.slot.clone()) };
+                let lease = Lease::new(locked(&cell.slot).await, &cell.slot);
                 // If the borrower is gone, the lease is dropped here and the slot released.
                 let _ = tx.send(lease);
             }

@@ -95,8 +95,8 @@ impl<T> Slot<T> {
                 self.waiters.fetch_sub(1, SeqCst);
                 return Some(g);
             }
-            // Checked before waiting too: waiters queued behind a busy script give up at once,
-            // not one poll each.
+            // Checked before each wait, the first included: waiters queued behind a busy
+            // script give up at once, not one poll each.
             if give_up.is_some_and(|f| f()) {
                 self.waiters.fetch_sub(1, SeqCst);
                 return None;
@@ -111,12 +111,6 @@ impl<T> Slot<T> {
                 }
             }
             self.waiters.fetch_sub(1, SeqCst);
-            if let Some(g) = self.try_hold() {
-                return Some(g);
-            }
-            if give_up.is_some_and(|f| f()) {
-                return None;
-            }
         }
     }
 }
