@@ -140,7 +140,7 @@ fn number(s: &[u8]) -> Result<i64, FrameError> {
     std::str::from_utf8(s).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::InvalidNumber)
 }
 
-fn read_blob(buf: &[u8], pos: &mut usize, len: i64) -> Result<Option<Bytes>, FrameError> {
+fn read_blob<'a>(buf: &'a [u8], pos: &mut usize, len: i64) -> Result<Option<&'a [u8]>, FrameError> {
     if !(0..=MAX_BLOB).contains(&len) {
         return Err(FrameError::InvalidNumber);
     }
@@ -151,97 +151,139 @@ fn read_blob(buf: &[u8], pos: &mut usize, len: i64) -> Result<Option<Bytes>, Fra
     if &buf[*pos + len..*pos + len + 2] != b"\r\n" {
         return Err(FrameError::MissingCrlf);
     }
-    let b = Bytes::copy_from_slice(&buf[*pos..*pos + len]);
+    let b = &buf[*pos..*pos + len];
     *pos += len + 2;
     Ok(Some(b))
+}
+
+/// One RESP item as it starts in a buffer, borrowed from it: a whole scalar, or an
+/// aggregate's header, whose items (pairs of items for maps and attributes) are the tokens
+/// that follow. For readers that turn a reply into something else as they go, with no
+/// `Frame` in between (a script's `redis.call` reply becoming Lua values).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Token<'a> {
+    Simple(&'a [u8]),
+    Error(&'a [u8]),
+    Integer(i64),
+    Bulk(&'a [u8]),
+    /// `_`, `$-1` or `*-1`.
+    Null,
+    Array(usize),
+    Map(usize),
+    Set(usize),
+    Double(f64),
+    Boolean(bool),
+    BigNumber(&'a [u8]),
+    Verbatim {
+        format: [u8; 3],
+        data: &'a [u8],
+    },
+    BlobError(&'a [u8]),
+    Push(usize),
+    Attribute(usize),
+}
+
+impl<'a> Token<'a> {
+    /// Reads the token at `*pos` and moves past it: `Ok(None)` when `buf` ends first (and
+    /// `*pos` stays).
+    pub fn read(buf: &'a [u8], pos: &mut usize) -> Result<Option<Token<'a>>, FrameError> {
+        let Some(&kind) = buf.get(*pos) else { return Ok(None) };
+        let mut p = *pos + 1;
+        let Some(text) = read_line(buf, &mut p) else { return Ok(None) };
+        let count = |text: &[u8]| match number(text)? {
+            n if (0..=MAX_ELEMENTS).contains(&n) => Ok(n as usize),
+            _ => Err(FrameError::InvalidNumber),
+        };
+        let token = match kind {
+            b'+' => Token::Simple(text),
+            b'-' => Token::Error(text),
+            b':' => Token::Integer(number(text)?),
+            b'_' if text.is_empty() => Token::Null,
+            b'#' => match text {
+                b"t" => Token::Boolean(true),
+                b"f" => Token::Boolean(false),
+                _ => return Err(FrameError::InvalidBoolean),
+            },
+            b',' => Token::Double(
+                std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::InvalidNumber)?,
+            ),
+            b'(' => {
+                let digits = text.strip_prefix(b"-").unwrap_or(text);
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(FrameError::InvalidNumber);
+                }
+                Token::BigNumber(text)
+            }
+            b'$' | b'*' if text == b"-1" => Token::Null,
+            b'$' | b'!' | b'=' => {
+                let Some(data) = read_blob(buf, &mut p, number(text)?)? else { return Ok(None) };
+                match kind {
+                    b'$' => Token::Bulk(data),
+                    b'!' => Token::BlobError(data),
+                    _ => {
+                        if data.len() < 4 || data[3] != b':' {
+                            return Err(FrameError::InvalidVerbatim);
+                        }
+                        Token::Verbatim { format: [data[0], data[1], data[2]], data: &data[4..] }
+                    }
+                }
+            }
+            b'*' => Token::Array(count(text)?),
+            b'~' => Token::Set(count(text)?),
+            b'>' => Token::Push(count(text)?),
+            b'%' => Token::Map(count(text)?),
+            b'|' => Token::Attribute(count(text)?),
+            other => return Err(FrameError::UnknownType(other)),
+        };
+        *pos = p;
+        Ok(Some(token))
+    }
 }
 
 fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Frame>, FrameError> {
     if depth > MAX_DEPTH {
         return Err(FrameError::TooDeep);
     }
-    let Some(&kind) = buf.get(*pos) else { return Ok(None) };
-    let mut p = *pos + 1;
-    let Some(text) = read_line(buf, &mut p) else { return Ok(None) };
-    let frame = match kind {
-        b'+' => Frame::Simple(Bytes::copy_from_slice(text)),
-        b'-' => Frame::Error(Bytes::copy_from_slice(text)),
-        b':' => Frame::Integer(number(text)?),
-        b'_' if text.is_empty() => Frame::Null,
-        b'#' => match text {
-            b"t" => Frame::Boolean(true),
-            b"f" => Frame::Boolean(false),
-            _ => return Err(FrameError::InvalidBoolean),
-        },
-        b',' => {
-            Frame::Double(std::str::from_utf8(text).ok().and_then(|s| s.parse().ok()).ok_or(FrameError::InvalidNumber)?)
-        }
-        b'(' => {
-            let digits = text.strip_prefix(b"-").unwrap_or(text);
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(FrameError::InvalidNumber);
+    let mut p = *pos;
+    let Some(token) = Token::read(buf, &mut p)? else { return Ok(None) };
+    let bytes = Bytes::copy_from_slice;
+    let frame = match token {
+        Token::Simple(s) => Frame::Simple(bytes(s)),
+        Token::Error(s) => Frame::Error(bytes(s)),
+        Token::Integer(n) => Frame::Integer(n),
+        Token::Bulk(b) => Frame::Bulk(bytes(b)),
+        Token::Null => Frame::Null,
+        Token::Double(d) => Frame::Double(d),
+        Token::Boolean(b) => Frame::Boolean(b),
+        Token::BigNumber(n) => Frame::BigNumber(bytes(n)),
+        Token::Verbatim { format, data } => Frame::Verbatim { format, data: bytes(data) },
+        Token::BlobError(e) => Frame::BlobError(bytes(e)),
+        Token::Array(n) | Token::Set(n) | Token::Push(n) => {
+            let mut items = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                let Some(f) = parse_at(buf, &mut p, depth + 1)? else { return Ok(None) };
+                items.push(f);
             }
-            Frame::BigNumber(Bytes::copy_from_slice(text))
-        }
-        b'$' | b'!' | b'=' => {
-            let len = number(text)?;
-            if len == -1 && kind == b'$' {
-                Frame::Null
-            } else {
-                let Some(data) = read_blob(buf, &mut p, len)? else { return Ok(None) };
-                match kind {
-                    b'$' => Frame::Bulk(data),
-                    b'!' => Frame::BlobError(data),
-                    _ => {
-                        if data.len() < 4 || data[3] != b':' {
-                            return Err(FrameError::InvalidVerbatim);
-                        }
-                        Frame::Verbatim { format: [data[0], data[1], data[2]], data: data.slice(4..) }
-                    }
-                }
+            match token {
+                Token::Array(_) => Frame::Array(items),
+                Token::Set(_) => Frame::Set(items),
+                _ => Frame::Push(items),
             }
         }
-        b'*' | b'~' | b'>' => {
-            let n = number(text)?;
-            if n == -1 && kind == b'*' {
-                Frame::Null
-            } else {
-                if !(0..=MAX_ELEMENTS).contains(&n) {
-                    return Err(FrameError::InvalidNumber);
-                }
-                let mut items = Vec::with_capacity((n as usize).min(1024));
-                for _ in 0..n {
-                    match parse_at(buf, &mut p, depth + 1)? {
-                        Some(f) => items.push(f),
-                        None => return Ok(None),
-                    }
-                }
-                match kind {
-                    b'*' => Frame::Array(items),
-                    b'~' => Frame::Set(items),
-                    _ => Frame::Push(items),
-                }
-            }
-        }
-        b'%' | b'|' => {
-            let n = number(text)?;
-            if !(0..=MAX_ELEMENTS).contains(&n) {
-                return Err(FrameError::InvalidNumber);
-            }
-            let mut pairs = Vec::with_capacity((n as usize).min(1024));
+        Token::Map(n) | Token::Attribute(n) => {
+            let mut pairs = Vec::with_capacity(n.min(1024));
             for _ in 0..n {
                 let Some(k) = parse_at(buf, &mut p, depth + 1)? else { return Ok(None) };
                 let Some(v) = parse_at(buf, &mut p, depth + 1)? else { return Ok(None) };
                 pairs.push((k, v));
             }
-            if kind == b'%' {
+            if let Token::Map(_) = token {
                 Frame::Map(pairs)
             } else {
                 let Some(inner) = parse_at(buf, &mut p, depth + 1)? else { return Ok(None) };
                 Frame::Attribute { attrs: pairs, frame: Box::new(inner) }
             }
         }
-        other => return Err(FrameError::UnknownType(other)),
     };
     *pos = p;
     Ok(Some(frame))

@@ -9,7 +9,7 @@ pub mod reply;
 pub mod request;
 pub mod slot;
 
-pub use frame::{Frame, FrameError};
+pub use frame::{Frame, FrameError, Token};
 pub use reply::Protocol;
 pub use request::{Limits, ProtocolError, Request, RequestParser};
 pub use slot::{key_hash_slot, SLOT_COUNT};

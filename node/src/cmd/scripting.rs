@@ -19,7 +19,7 @@ use crate::util::now_ms;
 use bytes::BytesMut;
 use futures_util::FutureExt;
 use mlua::Table;
-use shoal_proto::{reply, Frame, Protocol, Request};
+use shoal_proto::{reply, Protocol, Request};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -106,16 +106,9 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         Code::Script(..) => scripts.started(None),
         Code::Function(f) => scripts.started(Some((f.name.clone(), run.req.clone()))),
     }
-    let mut cx = CallCx {
-        node,
-        session: &mut *ctx.session,
-        states,
-        route: &route,
-        settings,
-        read_only: run.read_only,
-        now: now_ms(),
-        out: BytesMut::with_capacity(256),
-    };
+    let now = now_ms();
+    let mut cx =
+        CallCx { node, session: &mut *ctx.session, states, route: &route, settings, read_only: run.read_only, now };
     let (result, name) = match run.code {
         Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx), *sha),
         Code::Function(f) => (engine.call_function(f, run.keys, run.argv, &mut cx), f.name.as_str()),
@@ -128,8 +121,9 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         Ok(Err(error)) => ctx.err(&script_error(name, &error)),
         Err(e) => ctx.err(&format!("ERR {e}")),
     }
-    // Clients blocked on keys the script pushed to are served after it, as in Redis.
-    serve_blocked(states, &route, now_ms(), settings);
+    // Clients blocked on keys the script pushed to are served after it, as in Redis, as of
+    // the script's time.
+    serve_blocked(states, &route, now, settings);
 }
 
 /// A script's error as Redis 7 words it: the error, then which script (its SHA1, or the
@@ -154,19 +148,18 @@ struct CallCx<'a, 'b> {
     read_only: bool,
     /// The script's time: keys expire as of its start, as in Redis, however long it runs.
     now: u64,
-    /// Each command's reply, before it becomes a Lua value.
-    out: BytesMut,
 }
 
 impl Host for CallCx<'_, '_> {
-    fn call(&mut self, resp3: bool, req: Request) -> Result<Frame, String> {
-        call(self, resp3, req)
+    fn call(&mut self, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String> {
+        call(self, resp3, req, out)
     }
 }
 
-/// `redis.call` / `redis.pcall`: runs one command and returns its reply, or the message
-/// Redis refuses it with (the script gets an error table either way; `redis.call` raises it).
-fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request) -> Result<Frame, String> {
+/// `redis.call` / `redis.pcall`: runs one command, its reply going to `out`, or returns the
+/// message Redis refuses it with (the script gets an error table either way; `redis.call`
+/// raises it).
+fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String> {
     let Some(spec) = table().resolve(&req) else { return Err("Unknown Redis command called from script".into()) };
     if !spec.arity_ok(req.len()) {
         return Err("Wrong number of args calling Redis command from script".into());
@@ -184,8 +177,6 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request) -> Result<Frame, Str
         cx.node.scripts.note_write();
     }
     let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
-    let out = &mut cx.out;
-    out.clear();
     let started = Instant::now();
     let failed = match spec.handler {
         Handler::Shard(f) => {
@@ -210,10 +201,7 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request) -> Result<Frame, Str
     };
     cx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &cx.session.handle);
     super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
-    match Frame::parse(&cx.out) {
-        Ok(Some((frame, _))) => Ok(frame),
-        _ => Err("Shoal could not read the command's reply".into()),
-    }
+    Ok(())
 }
 
 const NOT_FROM_SCRIPTS: &str = "Shoal does not run this command from scripts yet";

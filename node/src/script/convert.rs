@@ -3,93 +3,104 @@
 
 use bytes::BytesMut;
 use mlua::{ffi, lua_State, Table, Value};
-use shoal_proto::{reply, Frame, Protocol};
+use shoal_proto::{reply, Protocol, Token};
 use std::ffi::CStr;
 
 /// Tables nested deeper than this are cut off (a script can build a cyclic table).
 const MAX_DEPTH: usize = 64;
 
-/// A command's reply in the shape `push_reply` takes for the protocol the script chose: RESP2
-/// has no doubles, booleans, big numbers, verbatim strings, maps or sets, so they become what
-/// a RESP2 client would get (maps flattened, sets arrays); attributes are dropped.
-pub fn normalize(frame: Frame, resp3: bool) -> Frame {
-    let all = |items: Vec<Frame>| items.into_iter().map(|f| normalize(f, resp3)).collect();
-    match frame {
-        Frame::Attribute { frame, .. } => normalize(*frame, resp3),
-        Frame::Array(items) => Frame::Array(all(items)),
-        Frame::Push(items) => Frame::Array(all(items)),
-        Frame::Set(items) if resp3 => Frame::Set(all(items)),
-        Frame::Map(pairs) if resp3 => {
-            Frame::Map(pairs.into_iter().map(|(k, v)| (normalize(k, resp3), normalize(v, resp3))).collect())
-        }
-        Frame::Set(items) => Frame::Array(all(items)),
-        Frame::Map(pairs) => {
-            Frame::Array(pairs.into_iter().flat_map(|(k, v)| [normalize(k, resp3), normalize(v, resp3)]).collect())
-        }
-        Frame::Double(d) if !resp3 => Frame::Bulk(reply::format_double(d).into()),
-        Frame::Boolean(b) if !resp3 => Frame::Integer(b as i64),
-        Frame::BigNumber(n) if !resp3 => Frame::Bulk(n),
-        Frame::Verbatim { data, .. } if !resp3 => Frame::Bulk(data),
-        other => other,
-    }
-}
-
-/// Pushes a `normalize`d reply as Redis's rules make it a Lua value. RESP2: integers are
-/// numbers, bulk strings strings, nil `false`, arrays tables, status `{ok=...}` and errors
-/// `{err=...}` (which `redis.call` raises). RESP3 (after `redis.setresp(3)`) adds
-/// `{map=...}`, `{set=...}`, `{double=...}`, `{big_number=...}`, `{verbatim_string=...}`,
-/// booleans, and nil for null.
+/// Pushes the reply at the front of `buf`, as the command wrote it, as Redis's rules make it
+/// a Lua value, reading it in place. RESP2: integers are numbers, bulk strings strings, nil
+/// `false`, arrays tables, status `{ok=...}` and errors `{err=...}` (which `redis.call`
+/// raises); RESP3 types a RESP2 client would not see become what it would get (maps
+/// flattened, sets arrays, doubles and big numbers strings, booleans 0/1). RESP3 (after
+/// `redis.setresp(3)`) adds `{map=...}`, `{set=...}`, `{double=...}`, `{big_number=...}`,
+/// `{verbatim_string=...}`, booleans, and nil for null. Attributes are dropped.
+///
+/// Returns whether the reply is an error, or None (with nothing pushed) when `buf` does not
+/// start with a whole reply.
 ///
 /// # Safety
 /// `state` is the running Lua state with room on its stack. A Lua error (out of memory)
-/// raised here unwinds through these frames, which hold only references: `frame` must live
-/// outside them.
-pub unsafe fn push_reply(state: *mut lua_State, frame: &Frame, resp3: bool) {
-    match frame {
-        Frame::Simple(s) => push_single(state, c"ok", |state| push_bytes(state, s)),
-        Frame::Error(e) | Frame::BlobError(e) => push_single(state, c"err", |state| push_bytes(state, e)),
-        Frame::Integer(n) => ffi::lua_pushnumber(state, *n as f64),
-        Frame::Bulk(b) => push_bytes(state, b),
-        Frame::Null if resp3 => ffi::lua_pushnil(state),
-        Frame::Null => ffi::lua_pushboolean(state, 0),
-        Frame::Array(items) | Frame::Push(items) => {
-            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
-            ffi::lua_createtable(state, items.len() as i32, 0);
-            for (i, item) in items.iter().enumerate() {
-                push_reply(state, item, resp3);
-                ffi::lua_rawseti(state, -2, i as i64 + 1);
-            }
+/// raised here unwinds through these frames, which hold only references and numbers.
+pub unsafe fn push_reply(state: *mut lua_State, buf: &[u8], resp3: bool) -> Option<bool> {
+    let top = ffi::lua_gettop(state);
+    let failed = matches!(buf.first(), Some(b'-' | b'!'));
+    if push_item(state, buf, &mut 0, resp3, 0).is_none() {
+        ffi::lua_settop(state, top);
+        return None;
+    }
+    Some(failed)
+}
+
+/// Pushes the item at `*pos` (see `push_reply`) and moves past it.
+unsafe fn push_item(state: *mut lua_State, buf: &[u8], pos: &mut usize, resp3: bool, depth: usize) -> Option<()> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
+    let items = |state, n: usize, pos: &mut usize| -> Option<()> {
+        ffi::lua_createtable(state, n.min(1 << 16) as i32, 0);
+        for i in 1..=n {
+            push_item(state, buf, pos, resp3, depth + 1)?;
+            ffi::lua_rawseti(state, -2, i as i64);
         }
-        Frame::Set(items) => push_single(state, c"set", |state| {
-            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
-            ffi::lua_createtable(state, 0, items.len() as i32);
-            for item in items {
-                push_reply(state, item, resp3);
+        Some(())
+    };
+    match Token::read(buf, pos).ok()?? {
+        Token::Simple(s) => push_single(state, c"ok", |state| push_bytes(state, s)),
+        Token::Error(e) | Token::BlobError(e) => push_single(state, c"err", |state| push_bytes(state, e)),
+        Token::Integer(n) => ffi::lua_pushnumber(state, n as f64),
+        Token::Bulk(b) => push_bytes(state, b),
+        Token::Null if resp3 => ffi::lua_pushnil(state),
+        Token::Null => ffi::lua_pushboolean(state, 0),
+        Token::Array(n) | Token::Push(n) => items(state, n, pos)?,
+        Token::Set(n) if !resp3 => items(state, n, pos)?,
+        Token::Map(n) if !resp3 => items(state, n.checked_mul(2)?, pos)?,
+        Token::Set(n) => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_createtable(state, 0, n.min(1 << 16) as i32);
+            for _ in 0..n {
+                push_item(state, buf, pos, resp3, depth + 1)?;
                 ffi::lua_pushboolean(state, 1);
                 ffi::lua_rawset(state, -3);
             }
-        }),
-        Frame::Map(pairs) => push_single(state, c"map", |state| {
-            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
-            ffi::lua_createtable(state, 0, pairs.len() as i32);
-            for (k, v) in pairs {
-                push_reply(state, k, resp3);
-                push_reply(state, v, resp3);
+            ffi::lua_setfield(state, -2, c"set".as_ptr());
+        }
+        Token::Map(n) => {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_createtable(state, 0, n.min(1 << 16) as i32);
+            for _ in 0..n {
+                push_item(state, buf, pos, resp3, depth + 1)?;
+                push_item(state, buf, pos, resp3, depth + 1)?;
                 ffi::lua_rawset(state, -3);
             }
-        }),
-        Frame::Double(d) => push_single(state, c"double", |state| ffi::lua_pushnumber(state, *d)),
-        Frame::Boolean(b) => ffi::lua_pushboolean(state, *b as i32),
-        Frame::BigNumber(n) => push_single(state, c"big_number", |state| push_bytes(state, n)),
-        Frame::Verbatim { format, data } => push_single(state, c"verbatim_string", |state| {
+            ffi::lua_setfield(state, -2, c"map".as_ptr());
+        }
+        Token::Double(d) if !resp3 => push_bytes(state, reply::format_double(d).as_bytes()),
+        Token::Double(d) => push_single(state, c"double", |state| ffi::lua_pushnumber(state, d)),
+        Token::Boolean(b) if !resp3 => ffi::lua_pushnumber(state, b as i32 as f64),
+        Token::Boolean(b) => ffi::lua_pushboolean(state, b as i32),
+        Token::BigNumber(n) if !resp3 => push_bytes(state, n),
+        Token::BigNumber(n) => push_single(state, c"big_number", |state| push_bytes(state, n)),
+        Token::Verbatim { data, .. } if !resp3 => push_bytes(state, data),
+        Token::Verbatim { format, data } => push_single(state, c"verbatim_string", |state| {
             ffi::lua_createtable(state, 0, 2);
-            push_bytes(state, format);
+            push_bytes(state, &format);
             ffi::lua_setfield(state, -2, c"format".as_ptr());
             push_bytes(state, data);
             ffi::lua_setfield(state, -2, c"string".as_ptr());
         }),
-        Frame::Attribute { frame, .. } => push_reply(state, frame, resp3),
+        Token::Attribute(n) => {
+            // The attribute's pairs are read (and dropped), then the reply they annotate.
+            for _ in 0..n.checked_mul(2)? {
+                push_item(state, buf, pos, resp3, depth + 1)?;
+                ffi::lua_settop(state, -2);
+            }
+            push_item(state, buf, pos, resp3, depth)?;
+        }
     }
+    Some(())
 }
 
 unsafe fn push_bytes(state: *mut lua_State, b: &[u8]) {

@@ -8,10 +8,11 @@ mod libs;
 pub use convert::write_lua_reply;
 
 use crate::shard::{Slot, SlotGuard};
+use bytes::BytesMut;
 use mlua::{ffi, Function, Lua, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
 use shoal_proto::request::RequestBuilder;
-use shoal_proto::{Frame, Request};
+use shoal_proto::Request;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -717,9 +718,10 @@ fn compile_message(e: &mlua::Error) -> String {
 
 /// What runs a script's `redis.call`s: the caller's command engine, for one `Engine::run`.
 pub trait Host {
-    /// Runs one command: its reply, or the message Redis refuses it with (`-CODE msg`, or a
-    /// bare message for ERR), which the script sees as an error table.
-    fn call(&mut self, resp3: bool, req: Request) -> Result<Frame, String>;
+    /// Runs one command, writing its reply to `out` (RESP3 if `resp3`), or returns the
+    /// message Redis refuses it with (`-CODE msg`, or a bare message for ERR), which the
+    /// script sees as an error table.
+    fn call(&mut self, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String>;
 }
 
 /// The running script's host and protocol, and the reply `redis.call` is handing over.
@@ -728,9 +730,10 @@ struct Current {
     host: parking_lot::Mutex<Option<HostPtr>>,
     /// `redis.setresp(3)` was called in this run.
     resp3: AtomicBool,
-    /// The last command's outcome, kept here rather than on `redis_call`'s stack while it
-    /// becomes a Lua value (see there). Touched only by the thread running the script.
-    reply: std::cell::UnsafeCell<Option<Result<Frame, String>>>,
+    /// The last command's reply, or why it was refused, kept here rather than on
+    /// `redis_call`'s stack while it becomes a Lua value (see there). Touched only by the
+    /// thread running the script.
+    reply: std::cell::UnsafeCell<(BytesMut, Option<String>)>,
 }
 
 // SAFETY: `reply` is only touched by `redis_call`, on the thread running the script, and
@@ -770,13 +773,14 @@ impl Current {
     /// # Safety
     /// `state` is the stack of a `redis_call` invocation, on the thread running the script.
     unsafe fn run(&self, state: *mut ffi::lua_State) {
-        let resp3 = self.resp3.load(Relaxed);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.command(state)))
+        let (out, refused) = &mut *self.reply.get();
+        out.clear();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.command(state, out)))
             .unwrap_or_else(|_| Err("internal error while running the command".into()));
-        *self.reply.get() = Some(outcome.map(|f| convert::normalize(f, resp3)).map_err(|e| error_text(&e)));
+        *refused = outcome.err().map(|e| error_text(&e));
     }
 
-    unsafe fn command(&self, state: *mut ffi::lua_State) -> Result<Frame, String> {
+    unsafe fn command(&self, state: *mut ffi::lua_State, out: &mut BytesMut) -> Result<(), String> {
         let args = ffi::lua_gettop(state);
         // Sized up front: growing the buffer argument by argument costs more than this pass.
         let bytes: usize = (1..=args)
@@ -805,7 +809,7 @@ impl Current {
         };
         // SAFETY: set by `host` for the current run, which is on this thread's stack below
         // this call; commands never run Lua, so the host is not re-entered.
-        (*ptr).call(self.resp3.load(Relaxed), argv.finish())
+        (*ptr).call(self.resp3.load(Relaxed), argv.finish(), out)
     }
 }
 
@@ -821,20 +825,18 @@ unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> std::os::r
     current.run(state);
     // Only pushes from here on. A Lua error (out of memory) unwinds this frame, which holds
     // nothing to drop: the reply stays in `current` until the next call replaces it.
-    let failed = match &*current.reply.get() {
-        Some(Ok(frame)) => {
-            convert::push_reply(state, frame, current.resp3.load(Relaxed));
-            matches!(frame, Frame::Error(_) | Frame::BlobError(_))
-        }
-        Some(Err(msg)) => {
+    let (out, refused) = &*current.reply.get();
+    let read = match refused {
+        None => convert::push_reply(state, out, current.resp3.load(Relaxed)).ok_or(UNREADABLE),
+        Some(msg) => Err(msg.as_str()),
+    };
+    let failed = match read {
+        Ok(failed) => failed,
+        Err(msg) => {
             ffi::lua_createtable(state, 0, 1);
             ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
             ffi::lua_setfield(state, -2, c"err".as_ptr());
             true
-        }
-        None => {
-            ffi::lua_pushnil(state);
-            false
         }
     };
     if raise && failed {
@@ -844,6 +846,9 @@ unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> std::os::r
     }
     1
 }
+
+/// What `redis.call` raises if a command's reply cannot be read (it never should).
+const UNREADABLE: &str = "ERR Shoal could not read the command's reply";
 
 /// An error reply's text as Redis's error tables hold it: `-CODE msg` keeps its code, a bare
 /// message gets ERR; line breaks at either end go (the prelude's `error_table`, in Rust).
