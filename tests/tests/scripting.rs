@@ -255,6 +255,46 @@ fn functions_answer_as_redis_does() {
     assert_eq!(stats, theirs.cmd(&["FUNCTION", "STATS"]));
 }
 
+/// INFO memory reports the Lua VM's size and what is cached in it, as Redis does: it grows
+/// with the scripts loaded and shrinks again when SCRIPT FLUSH empties the cache.
+#[test]
+fn info_memory_reports_the_script_cache() {
+    let s = Server::start();
+    let mut con = s.redis();
+    let field = |con: &mut redis::Connection, name: &str| -> u64 {
+        let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+        let line = info.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string));
+        line.unwrap_or_else(|| panic!("no {name} in {info}")).trim().parse().unwrap()
+    };
+    let before = field(&mut con, "used_memory_lua");
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), 0);
+    // A script with a large table constructor: its compiled form takes room in the VM.
+    let big = format!("return {{{}}}", (0..5000).map(|i| format!("'v{i}'")).collect::<Vec<_>>().join(","));
+    let small = "return 1";
+    for body in [big.as_str(), small] {
+        let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(body).query(&mut con).unwrap();
+    }
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), 2);
+    assert_eq!(field(&mut con, "used_memory_scripts_eval"), (big.len() + small.len()) as u64);
+    let loaded = field(&mut con, "used_memory_lua");
+    assert!(loaded > before + 50_000, "used_memory_lua {before} -> {loaded}");
+    assert_eq!(field(&mut con, "used_memory_vm_total"), loaded);
+
+    let lib = "#!lua name=m\nredis.register_function('a', function() return 1 end)\nredis.register_function('b', function() return 2 end)";
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(lib).query(&mut con).unwrap();
+    assert_eq!(field(&mut con, "number_of_libraries"), 1);
+    assert_eq!(field(&mut con, "number_of_functions"), 2);
+    assert_eq!(field(&mut con, "used_memory_functions"), lib.len() as u64);
+
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), 0);
+    assert_eq!(field(&mut con, "used_memory_scripts_eval"), 0);
+    let flushed = field(&mut con, "used_memory_lua");
+    assert!(flushed < loaded - 50_000, "used_memory_lua {loaded} -> {flushed} after SCRIPT FLUSH");
+    // The library is loaded again into the fresh VM.
+    assert_eq!(field(&mut con, "number_of_functions"), 2);
+}
+
 /// Libraries outlive a restart, as Redis keeps them in its RDB and AOF.
 #[test]
 fn function_libraries_survive_a_restart() {

@@ -59,6 +59,11 @@ struct Watch {
     /// Libraries and functions loaded, for FUNCTION STATS while the engine is busy.
     libraries: AtomicU64,
     functions: AtomicU64,
+    /// The VM's size and what is cached in it, for INFO while the engine is busy.
+    vm_bytes: AtomicU64,
+    scripts: AtomicU64,
+    script_bytes: AtomicU64,
+    library_bytes: AtomicU64,
 }
 
 impl Watch {
@@ -80,6 +85,17 @@ impl Watch {
             "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
         }
     }
+}
+
+/// INFO memory's scripting figures.
+pub struct ScriptMemory {
+    /// Bytes the Lua VM has allocated (scripts and functions share it).
+    pub vm_bytes: u64,
+    /// Scripts in the cache, and their bodies' bytes.
+    pub scripts: u64,
+    pub script_bytes: u64,
+    /// Bytes of the function libraries' code.
+    pub library_bytes: u64,
 }
 
 /// SCRIPT KILL's answer.
@@ -138,6 +154,17 @@ impl Scripts {
     /// Libraries and functions loaded.
     pub fn counts(&self) -> (usize, usize) {
         (self.watch.libraries.load(Relaxed) as usize, self.watch.functions.load(Relaxed) as usize)
+    }
+
+    /// The VM's size and what is cached in it, as of the last script run or load.
+    pub fn memory(&self) -> ScriptMemory {
+        let w = &self.watch;
+        ScriptMemory {
+            vm_bytes: w.vm_bytes.load(Relaxed),
+            scripts: w.scripts.load(Relaxed),
+            script_bytes: w.script_bytes.load(Relaxed),
+            library_bytes: w.library_bytes.load(Relaxed),
+        }
     }
 
     /// The running function's name, command and milliseconds so far (FUNCTION STATS).
@@ -271,6 +298,8 @@ pub struct Engine {
     load_library: Function,
     call_function: Function,
     scripts: HashMap<String, Script>,
+    /// The cached scripts' bodies' bytes.
+    script_bytes: usize,
     /// FUNCTION LOAD's libraries by name, and which library each function is in.
     libraries: BTreeMap<String, Library>,
     functions: HashMap<String, String>,
@@ -488,6 +517,7 @@ impl Engine {
             load_library,
             call_function,
             scripts: HashMap::new(),
+            script_bytes: 0,
             libraries: BTreeMap::new(),
             functions: HashMap::new(),
         })
@@ -520,6 +550,8 @@ impl Engine {
             .map_err(|e| ScriptError::Compile(compile_message(&e)))?;
         let f: Function = self.bind.call(f)?;
         self.scripts.insert(sha.clone(), Script { f, flags });
+        self.script_bytes += body.len();
+        self.publish();
         Ok(sha)
     }
 
@@ -531,6 +563,7 @@ impl Engine {
         for code in codes {
             self.load_library(&code, false).map_err(ScriptError::Library)?;
         }
+        self.publish();
         Ok(())
     }
 
@@ -585,13 +618,20 @@ impl Engine {
             self.functions.insert(f.clone(), name.clone());
         }
         self.libraries.insert(name.clone(), Library { name: name.clone(), code: code.to_vec(), functions });
-        self.count();
+        self.publish();
         Ok(name)
     }
 
-    fn count(&self) {
-        self.watch.libraries.store(self.libraries.len() as u64, Relaxed);
-        self.watch.functions.store(self.functions.len() as u64, Relaxed);
+    /// Makes what the engine holds visible to FUNCTION STATS and INFO, which do not wait for
+    /// a running script.
+    fn publish(&self) {
+        let w = &self.watch;
+        w.libraries.store(self.libraries.len() as u64, Relaxed);
+        w.functions.store(self.functions.len() as u64, Relaxed);
+        w.vm_bytes.store(self.lua.used_memory() as u64, Relaxed);
+        w.scripts.store(self.scripts.len() as u64, Relaxed);
+        w.script_bytes.store(self.script_bytes as u64, Relaxed);
+        w.library_bytes.store(self.libraries.values().map(|l| l.code.len() as u64).sum(), Relaxed);
     }
 
     /// FUNCTION DELETE: false if there is no such library.
@@ -600,14 +640,14 @@ impl Engine {
         for f in lib.functions.keys() {
             self.functions.remove(f);
         }
-        self.count();
+        self.publish();
         true
     }
 
     pub fn flush_functions(&mut self) {
         self.libraries.clear();
         self.functions.clear();
-        self.count();
+        self.publish();
     }
 
     pub fn libraries(&self) -> impl Iterator<Item = &Library> {
@@ -697,6 +737,7 @@ impl Engine {
                 ffi::lua_settop(state, 2);
             })?
         };
+        self.watch.vm_bytes.store(self.lua.used_memory() as u64, Relaxed);
         if ok {
             return Ok(Ok(value));
         }
