@@ -182,6 +182,52 @@ fn scripts_answer_as_redis_does() {
     }
 }
 
+/// Script return values with Redis 7's RESP3 shapes (`{map=...}`, `{double=...}`, ...) and
+/// booleans after `redis.setresp(3)`: each as redis-server replies to a RESP2 and to a RESP3
+/// client.
+const TYPED_RETURNS: &[&str] = &[
+    "return {double=3.14}",
+    "return {double=3}",
+    "return {double=1/0}",
+    "return {double='x'}",
+    "return {map={a=1}}",
+    "return {map={}}",
+    "return {map=1}",
+    "return {set={a=true}}",
+    "return {big_number='1234'}",
+    "return {verbatim_string={format='txt', string='hello'}}",
+    "return {verbatim_string={format='mkd'}}",
+    "return {1, {double=2.5}, {map={x={set={y=1}}}}}",
+    "return {ok='s', double=2}",
+    "return {err='E x', map={}}",
+    "return {double=2, map={a=1}}",
+    "return {'a', err='E first'}",
+    "return nil",
+    "return false",
+    "return true",
+    "redis.setresp(3) return true",
+    "redis.setresp(3) return false",
+    "redis.setresp(3) return {true, false, 'x'}",
+    "redis.setresp(3) redis.call('hset', 'h3', 'f', 'v') return redis.call('hgetall', 'h3')",
+    "redis.setresp(3) return redis.call('zscore', 'z3', 'nosuch')",
+];
+
+#[test]
+fn typed_returns_answer_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    for proto in ["2", "3"] {
+        let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+        let mut mine = s.raw();
+        theirs.cmd(&["HELLO", proto]);
+        mine.cmd(&["HELLO", proto]);
+        for script in TYPED_RETURNS {
+            let cmd = ["EVAL", script, "0"];
+            assert_eq!(mine.cmd(&cmd), theirs.cmd(&cmd), "RESP{proto}: {script}");
+        }
+    }
+}
+
 /// FUNCTION LOAD and FCALL answer as redis-server's do: registration in both forms, flags,
 /// read-only calls, errors at load and at run time, LIST, DELETE, DUMP and RESTORE.
 #[test]

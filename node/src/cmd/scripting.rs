@@ -12,7 +12,7 @@ use super::gateway::GwCtx;
 use super::table::{flags, table, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{write_lua_reply, Engine, FunctionDef, Host, KillOutcome, Script};
+use crate::script::{Engine, FunctionDef, Host, KillOutcome, Script};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
@@ -107,17 +107,18 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         Code::Function(f) => scripts.started(Some((f.name.clone(), run.req.clone()))),
     }
     let now = now_ms();
+    let proto = ctx.session.proto;
     let mut cx =
         CallCx { node, session: &mut *ctx.session, states, route: &route, settings, read_only: run.read_only, now };
+    let out = &mut *ctx.out;
     let (result, name) = match run.code {
-        Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx), *sha),
-        Code::Function(f) => (engine.call_function(f, run.keys, run.argv, &mut cx), f.name.as_str()),
+        Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx, out, proto), *sha),
+        Code::Function(f) => (engine.call_function(f, run.keys, run.argv, &mut cx, out, proto), f.name.as_str()),
     };
     scripts.finished();
     ctx.session.db = db;
-    let proto = ctx.session.proto;
     match result {
-        Ok(Ok(value)) => write_lua_reply(ctx.out, proto, &value),
+        Ok(Ok(())) => {}
         Ok(Err(error)) => ctx.err(&script_error(name, &error)),
         Err(e) => ctx.err(&format!("ERR {e}")),
     }

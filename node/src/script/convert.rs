@@ -2,7 +2,7 @@
 //! returns it, and a script's return value as the client receives it.
 
 use bytes::BytesMut;
-use mlua::{ffi, lua_State, Table, Value};
+use mlua::{ffi, lua_State};
 use shoal_proto::{reply, Protocol, Token};
 use std::ffi::CStr;
 
@@ -114,46 +114,146 @@ unsafe fn push_single(state: *mut lua_State, key: &CStr, push_value: impl FnOnce
     ffi::lua_setfield(state, -2, key.as_ptr());
 }
 
-/// Writes a script's return value as Redis does: numbers become integers (truncated), strings
-/// bulk strings, `true` 1, `false` and nil a null, `{err=...}` an error, `{ok=...}` a status,
-/// any other table an array up to its first nil.
-pub fn write_lua_reply(out: &mut BytesMut, proto: Protocol, v: &Value) {
-    write_value(out, proto, v, 0);
+/// Writes the value on top of `state`'s stack (a script's return value) as Redis replies
+/// with it, in the client's `proto`: numbers become integers (truncated), strings bulk
+/// strings, nil a null; `{err=...}` an error, `{ok=...}` a status, `{double=...}`,
+/// `{big_number=...}`, `{verbatim_string={format=..., string=...}}`, `{map=...}` and
+/// `{set=...}` those RESP3 types (as a RESP2 client gets them in RESP2), any other table an
+/// array up to its first nil. Booleans: `true` 1 and `false` a null, unless the script
+/// chose RESP3 (`script_resp3`), when they are booleans. The stack is left as it was.
+///
+/// # Safety
+/// `state` is a Lua state with a value on top. A Lua error (out of memory) raised here
+/// unwinds through these frames, which hold only references and numbers.
+pub unsafe fn write_reply(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, script_resp3: bool) {
+    write_top(state, out, proto, script_resp3, 0);
 }
 
-fn write_value(out: &mut BytesMut, proto: Protocol, v: &Value, depth: usize) {
-    match v {
-        Value::String(s) => reply::bulk(out, &s.as_bytes()),
-        Value::Integer(n) => reply::integer(out, *n),
-        Value::Number(n) => reply::integer(out, *n as i64),
-        Value::Boolean(true) => reply::integer(out, 1),
-        Value::Table(t) if depth < MAX_DEPTH => write_table(out, proto, t, depth),
-        Value::Table(_) => reply::error(out, b"ERR reached lua stack limit"),
+unsafe fn write_top(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool, depth: usize) {
+    match ffi::lua_type(state, -1) {
+        ffi::LUA_TSTRING => reply::bulk(out, bytes_at(state, -1)),
+        ffi::LUA_TNUMBER => reply::integer(out, ffi::lua_tonumber(state, -1) as i64),
+        ffi::LUA_TBOOLEAN if resp3 => reply::boolean(out, proto, ffi::lua_toboolean(state, -1) != 0),
+        ffi::LUA_TBOOLEAN if ffi::lua_toboolean(state, -1) != 0 => reply::integer(out, 1),
+        ffi::LUA_TTABLE if depth < MAX_DEPTH => {
+            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
+            write_table(state, out, proto, resp3, depth);
+        }
+        ffi::LUA_TTABLE => reply::error(out, b"ERR reached lua stack limit"),
         _ => reply::null(out, proto),
     }
 }
 
-fn write_table(out: &mut BytesMut, proto: Protocol, t: &Table, depth: usize) {
-    if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-        let mut msg = e.as_bytes().to_vec();
-        if !msg.starts_with(b"-") {
-            msg.insert(0, b'-');
+/// A table on top of the stack, checked for Redis's special fields in Redis's order.
+unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool, depth: usize) {
+    if field(state, c"err") == ffi::LUA_TSTRING {
+        reply::error(out, bytes_at(state, -1));
+    } else if pop_then(state, c"ok") == ffi::LUA_TSTRING {
+        reply::simple(out, &no_line_breaks(bytes_at(state, -1)));
+    } else if pop_then(state, c"double") == ffi::LUA_TNUMBER {
+        reply::double(out, proto, ffi::lua_tonumber(state, -1));
+    } else if pop_then(state, c"big_number") == ffi::LUA_TSTRING {
+        reply::big_number(out, proto, &no_line_breaks(bytes_at(state, -1)));
+    } else if pop_then(state, c"verbatim_string") == ffi::LUA_TTABLE && write_verbatim(state, out, proto) {
+    } else if pop_then(state, c"map") == ffi::LUA_TTABLE {
+        reply::map_len(out, proto, entries(state));
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, -2) != 0 {
+            // Stack: table, map, key, value. The key is written from a copy: the next
+            // lua_next needs it as it was.
+            ffi::lua_pushvalue(state, -2);
+            write_top(state, out, proto, resp3, depth + 1);
+            ffi::lua_settop(state, -2);
+            write_top(state, out, proto, resp3, depth + 1);
+            ffi::lua_settop(state, -2);
         }
-        return reply::error(out, &msg);
-    }
-    if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
-        let status: Vec<u8> = s.as_bytes().iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect();
-        return reply::simple(out, &status);
-    }
-    let mut items = Vec::new();
-    for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
+    } else if pop_then(state, c"set") == ffi::LUA_TTABLE {
+        reply::set_len(out, proto, entries(state));
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, -2) != 0 {
+            ffi::lua_settop(state, -2);
+            ffi::lua_pushvalue(state, -1);
+            write_top(state, out, proto, resp3, depth + 1);
+            ffi::lua_settop(state, -2);
         }
+    } else {
+        ffi::lua_settop(state, -2);
+        let mut n = 0;
+        while {
+            ffi::lua_rawgeti(state, -1, n as i64 + 1);
+            let more = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
+            ffi::lua_settop(state, -2);
+            more
+        } {
+            n += 1;
+        }
+        reply::array_len(out, n);
+        for i in 1..=n {
+            ffi::lua_rawgeti(state, -1, i as i64);
+            write_top(state, out, proto, resp3, depth + 1);
+            ffi::lua_settop(state, -2);
+        }
+        return;
     }
-    reply::array_len(out, items.len());
-    for item in &items {
-        write_value(out, proto, item, depth + 1);
+    ffi::lua_settop(state, -2);
+}
+
+/// `{format=..., string=...}` on top of the stack as a verbatim string; false (and nothing
+/// written) when either field is missing or the format is not three bytes.
+unsafe fn write_verbatim(state: *mut lua_State, out: &mut BytesMut, proto: Protocol) -> bool {
+    let written = field(state, c"format") == ffi::LUA_TSTRING && {
+        let format = bytes_at(state, -1);
+        let written = field_below(state, c"string") == ffi::LUA_TSTRING
+            && <[u8; 3]>::try_from(format).is_ok_and(|f| {
+                reply::verbatim(out, proto, &f, bytes_at(state, -1));
+                true
+            });
+        ffi::lua_settop(state, -2);
+        written
+    };
+    ffi::lua_settop(state, -2);
+    written
+}
+
+/// Pushes `t[name]` for the table on top of the stack; returns its type.
+unsafe fn field(state: *mut lua_State, name: &CStr) -> i32 {
+    ffi::lua_pushstring(state, name.as_ptr());
+    ffi::lua_rawget(state, -2);
+    ffi::lua_type(state, -1)
+}
+
+/// Like `field`, for the table just below the top.
+unsafe fn field_below(state: *mut lua_State, name: &CStr) -> i32 {
+    ffi::lua_pushstring(state, name.as_ptr());
+    ffi::lua_rawget(state, -3);
+    ffi::lua_type(state, -1)
+}
+
+/// Pops the field `field` pushed and pushes `name` instead.
+unsafe fn pop_then(state: *mut lua_State, name: &CStr) -> i32 {
+    ffi::lua_settop(state, -2);
+    field(state, name)
+}
+
+/// How many entries the table on top of the stack has.
+unsafe fn entries(state: *mut lua_State) -> usize {
+    let mut n = 0;
+    ffi::lua_pushnil(state);
+    while ffi::lua_next(state, -2) != 0 {
+        ffi::lua_settop(state, -2);
+        n += 1;
     }
+    n
+}
+
+/// The string at `index` (which must be a string: numbers would be converted in place).
+unsafe fn bytes_at<'a>(state: *mut lua_State, index: i32) -> &'a [u8] {
+    let mut len = 0;
+    let p = ffi::lua_tolstring(state, index, &mut len);
+    std::slice::from_raw_parts(p.cast(), len)
+}
+
+/// Redis replaces line breaks in status replies and big numbers with spaces.
+fn no_line_breaks(b: &[u8]) -> Vec<u8> {
+    b.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect()
 }

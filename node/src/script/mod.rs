@@ -5,14 +5,12 @@
 mod convert;
 mod libs;
 
-pub use convert::write_lua_reply;
-
 use crate::shard::{Slot, SlotGuard};
 use bytes::BytesMut;
 use mlua::{ffi, Function, Lua, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
 use shoal_proto::request::RequestBuilder;
-use shoal_proto::Request;
+use shoal_proto::{Protocol, Request};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -667,36 +665,43 @@ impl Engine {
         self.functions.len()
     }
 
-    /// FCALL: runs a function with its keys and arguments, `host` running its `redis.call`s.
+    /// FCALL: runs a function with its keys and arguments, `host` running its `redis.call`s
+    /// (see `run`).
     pub fn call_function(
         &self,
         func: &FunctionDef,
         keys: &[&[u8]],
         argv: &[&[u8]],
         host: &mut dyn Host,
-    ) -> mlua::Result<Result<Value, Table>> {
-        self.invoke(&self.call_function, &func.f, None, keys, argv, host)
+        out: &mut BytesMut,
+        proto: Protocol,
+    ) -> mlua::Result<Result<(), Table>> {
+        self.invoke(&self.call_function, &func.f, None, keys, argv, host, out, proto)
     }
 
-    /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s. Returns the
-    /// script's value, or Redis's error table when it failed.
+    /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s, and writes its
+    /// value to `out` as Redis replies with it (`proto` is the client's). Returns Redis's
+    /// error table instead when it failed, with nothing written.
     pub fn run(
         &self,
         script: &Script,
         keys: &[&[u8]],
         argv: &[&[u8]],
         host: &mut dyn Host,
-    ) -> mlua::Result<Result<Value, Table>> {
-        self.invoke(&self.run, &script.f, Some(&self.fields), keys, argv, host)
+        out: &mut BytesMut,
+        proto: Protocol,
+    ) -> mlua::Result<Result<(), Table>> {
+        self.invoke(&self.run, &script.f, Some(&self.fields), keys, argv, host, out, proto)
     }
 
     /// Calls the prelude's `runner(code, KEYS, ARGV)` with `host` running the `redis.call`s,
-    /// KEYS and ARGV also set in `globals` when given (a script's): the code's value, or
-    /// Redis's error table when it failed.
+    /// KEYS and ARGV also set in `globals` when given (a script's), and writes the code's
+    /// value to `out`; returns Redis's error table instead when it failed.
     ///
     /// All of it is one protected call over Lua's own API: through mlua's safe API every
-    /// string, every store and the call itself would each be a protected call of its own,
-    /// which is most of what starting a short script costs.
+    /// string, every store, every table read of the reply and the call itself would each be
+    /// a protected call of its own, which is most of what a short script costs.
+    #[allow(clippy::too_many_arguments)]
     fn invoke(
         &self,
         runner: &Function,
@@ -705,13 +710,18 @@ impl Engine {
         keys: &[&[u8]],
         argv: &[&[u8]],
         host: &mut dyn Host,
-    ) -> mlua::Result<Result<Value, Table>> {
+        out: &mut BytesMut,
+        proto: Protocol,
+    ) -> mlua::Result<Result<(), Table>> {
         let _hosted = self.current.host(host);
+        let mark = out.len();
+        let resp3 = &self.current.resp3;
         // SAFETY: the closure works on the stack exec_raw gave it (runner, code, globals or
-        // nil) and leaves exactly the runner's two results there. A Lua error (out of
-        // memory) unwinds to exec_raw's protected call; the closure's frame holds nothing
-        // that needs dropping.
-        let (ok, value): (bool, Value) = unsafe {
+        // nil) and leaves exactly the runner's two results there (the value replaced by nil
+        // once written). A Lua error (out of memory) unwinds to exec_raw's protected call;
+        // the closure's frames hold nothing that needs dropping, and what they wrote to
+        // `out` is cut off below.
+        let ran: mlua::Result<(bool, Value)> = unsafe {
             self.lua.exec_raw((runner, code, globals), |state| {
                 for items in [keys, argv] {
                     ffi::lua_createtable(state, items.len() as i32, 0);
@@ -735,11 +745,17 @@ impl Engine {
                 ffi::lua_replace(state, 2);
                 ffi::lua_replace(state, 1);
                 ffi::lua_settop(state, 2);
-            })?
+                if ffi::lua_toboolean(state, 1) != 0 {
+                    convert::write_reply(state, out, proto, resp3.load(Relaxed));
+                    ffi::lua_pushnil(state);
+                    ffi::lua_replace(state, 2);
+                }
+            })
         };
         self.watch.vm_bytes.store(self.lua.used_memory() as u64, Relaxed);
+        let (ok, value) = ran.inspect_err(|_| out.truncate(mark))?;
         if ok {
-            return Ok(Ok(value));
+            return Ok(Ok(()));
         }
         match value {
             Value::Table(t) => Ok(Err(t)),
