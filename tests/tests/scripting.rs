@@ -62,6 +62,36 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return redis.replicate_commands()", "0"],
     &["EVAL", "redis.call('select', 2) return redis.call('set', 'in2', '1')", "0"],
     &["GET", "in2"],
+    // A chunk loaded through a C function (pcall) still gets the read-only globals.
+    &["EVAL", "local ok, f = pcall(loadstring, 'string.rep = nil return 1') return f()", "0"],
+    &["EVAL", "return type(string.rep)", "0"],
+    &[
+        "EVAL",
+        "local i = 0 local f = load(function() i = i + 1 if i == 1 then return 'x = 1' end end) return {pcall(f)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local i = 0 local f = load(function() i = i + 1 if i == 1 then return 'return 7' end end) return f()",
+        "0",
+    ],
+    &["EVAL", "return type(print)", "0"],
+    &["EVAL", "return collectgarbage('count') > 0", "0"],
+    &["EVAL", "local co = coroutine.wrap(function() return redis.call('ping') end) return co()", "0"],
+    &["EVAL", "return {pcall(function() coroutine.x = 1 end)}", "0"],
+    &["EVAL", "return redis.acl_check_cmd('set', 'k', 'v')", "0"],
+    &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
+    &["EVAL", "return redis.acl_check_cmd()", "0"],
+    // The read-only tables read like the tables they stand for.
+    &["EVAL", "return rawget(string, 'len') ~= nil", "0"],
+    &["EVAL", "local n = 0 for k in next, math do n = n + 1 end return n", "0"],
+    &["EVAL", "local t = {} for k in pairs(_G) do t[#t+1] = tostring(k) end table.sort(t) return t", "0"],
+    &["EVAL", "local t = {} for k in pairs(string) do t[#t+1] = tostring(k) end table.sort(t) return t", "0"],
+    &["EVAL", "local t = {} for k in pairs(table) do t[#t+1] = tostring(k) end table.sort(t) return t", "0"],
+    &["EVAL", "local t = {} for k in pairs(bit) do t[#t+1] = tostring(k) end table.sort(t) return t", "0"],
+    &["EVAL", "local t = {} for k in pairs(struct) do t[#t+1] = tostring(k) end table.sort(t) return t", "0"],
+    &["EVAL", "local t = {} for k in pairs(coroutine) do t[#t+1] = tostring(k) end table.sort(t) return t", "0"],
+    &["EVAL", "local t = {} for _, v in ipairs(KEYS) do t[#t+1] = v end return t", "2", "a", "b"],
     &["EVAL", "return +", "0"],
     &["EVAL", "return 1", "-1"],
     &["EVAL", "return 1", "2", "a"],
@@ -226,6 +256,36 @@ fn typed_returns_answer_as_redis_does() {
             assert_eq!(mine.cmd(&cmd), theirs.cmd(&cmd), "RESP{proto}: {script}");
         }
     }
+}
+
+/// `redis.acl_check_cmd` answers for the script's user, as redis-server's does, and logs
+/// nothing; `redis.REDIS_VERSION` is the version INFO reports.
+#[test]
+fn acl_check_cmd_answers_for_the_scripts_user() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut mine = s.raw();
+    let check = "return {redis.acl_check_cmd('set', 'k1', 'v'), redis.acl_check_cmd('get', 'k1'), \
+                 redis.acl_check_cmd('get', 'other'), redis.acl_check_cmd('config', 'get', 'x')}";
+    for cmd in [
+        &["ACL", "SETUSER", "u", "on", ">p", "~k*", "+@all", "-set", "-config|get"][..],
+        &["AUTH", "u", "p"],
+        &["EVAL", check, "0"],
+        &["ACL", "LOG"],
+    ] {
+        assert_eq!(mine.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
+    }
+    let info = s.raw().cmd(&["INFO", "server"]);
+    let Frame::Bulk(info) = info else { panic!("INFO: {info:?}") };
+    let version = String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:").map(str::to_string))
+        .expect("redis_version");
+    assert_eq!(s.raw().cmd(&["EVAL", "return redis.REDIS_VERSION", "0"]), bulk(&version));
+    let num: Vec<i64> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    let expected = (num[0] << 16) | (num[1] << 8) | num[2];
+    assert_eq!(s.raw().cmd(&["EVAL", "return redis.REDIS_VERSION_NUM", "0"]), Frame::Integer(expected));
 }
 
 /// FUNCTION LOAD and FCALL answer as redis-server's do: registration in both forms, flags,

@@ -155,6 +155,13 @@ impl Host for CallCx<'_, '_> {
     fn call(&mut self, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String> {
         call(self, resp3, req, out)
     }
+
+    fn acl_check(&mut self, req: Request) -> Result<bool, String> {
+        let Some(spec) = table().resolve(&req) else {
+            return Err("Invalid command passed to redis.acl_check_cmd()".into());
+        };
+        Ok(self.session.allows(self.node, spec, &req))
+    }
 }
 
 /// `redis.call` / `redis.pcall`: runs one command, its reply going to `out`, or returns the

@@ -13,6 +13,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Why `Session::check` refuses a command.
+enum Refusal {
+    /// Renamed away or disabled for this user: it answers as an unknown command.
+    Hidden,
+    NoAuth,
+    Denied(crate::acl::Denied),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyMode {
     On,
@@ -89,9 +97,35 @@ impl Session {
     /// (a user switched off keeps its connections, as in Redis; ACL DELUSER kills them).
     #[inline]
     pub fn permit(&mut self, node: &crate::node::Node, spec: &CommandSpec, req: &Request) -> Result<(), String> {
+        let denied = match self.check(node, spec, req) {
+            Ok(()) => return Ok(()),
+            Err(Refusal::Hidden) => return Err(super::connection::unknown_command_error(req)),
+            Err(Refusal::NoAuth) => return Err("NOAUTH Authentication required.".into()),
+            Err(Refusal::Denied(denied)) => denied,
+        };
+        let (reason, object) = match &denied {
+            crate::acl::Denied::Command => ("command", spec.full_name.clone()),
+            crate::acl::Denied::Key(i) => ("key", String::from_utf8_lossy(req.arg(*i)).into_owned()),
+            crate::acl::Denied::Channel(i) => ("channel", String::from_utf8_lossy(req.arg(*i)).into_owned()),
+        };
+        let context = if self.multi.is_some() { "multi" } else { "toplevel" };
+        let now = crate::util::now_ms();
+        let info = crate::cmd::client::describe(&self.handle, now);
+        node.acl.log.add(reason, context, object, self.user.clone(), info, now);
+        Err(denied.message(spec))
+    }
+
+    /// Whether this connection's user may run `req` (`redis.acl_check_cmd`): `permit`'s
+    /// checks, with nothing logged.
+    pub fn allows(&mut self, node: &crate::node::Node, spec: &CommandSpec, req: &Request) -> bool {
+        self.check(node, spec, req).is_ok()
+    }
+
+    #[inline]
+    fn check(&mut self, node: &crate::node::Node, spec: &CommandSpec, req: &Request) -> Result<(), Refusal> {
         let acl = &node.acl;
         if acl.restrict.denies(spec, &self.user) {
-            return Err(super::connection::unknown_command_error(req));
+            return Err(Refusal::Hidden);
         }
         if self.acl_version != acl.version() {
             let fresh = self.auth.as_ref().and_then(|_| acl.get(&self.user));
@@ -104,20 +138,9 @@ impl Session {
             if spec.has(crate::cmd::table::flags::NO_AUTH) {
                 return Ok(());
             }
-            return Err("NOAUTH Authentication required.".into());
+            return Err(Refusal::NoAuth);
         };
-        user.check(spec, req).map_err(|denied| {
-            let (reason, object) = match &denied {
-                crate::acl::Denied::Command => ("command", spec.full_name.clone()),
-                crate::acl::Denied::Key(i) => ("key", String::from_utf8_lossy(req.arg(*i)).into_owned()),
-                crate::acl::Denied::Channel(i) => ("channel", String::from_utf8_lossy(req.arg(*i)).into_owned()),
-            };
-            let context = if self.multi.is_some() { "multi" } else { "toplevel" };
-            let now = crate::util::now_ms();
-            let info = crate::cmd::client::describe(&self.handle, now);
-            acl.log.add(reason, context, object, self.user.clone(), info, now);
-            denied.message(spec)
-        })
+        user.check(spec, req).map_err(Refusal::Denied)
     }
 
     pub fn new(handle: Arc<ClientHandle>) -> Session {

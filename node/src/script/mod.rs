@@ -426,6 +426,8 @@ impl Engine {
             Ok(mlua::VmState::Continue)
         })?;
         let internal = lua.create_table()?;
+        internal.raw_set("version", crate::REDIS_VERSION)?;
+        internal.raw_set("version_num", version_num(crate::REDIS_VERSION))?;
         let inner = internal.clone();
         internal.set(
             "sha1hex",
@@ -474,6 +476,26 @@ impl Engine {
                     Value::Error(e) => Some(libs::error_text(&e)),
                     _ => None,
                 })
+            })?,
+        )?;
+        let (inner, cur) = (internal.clone(), current.clone());
+        internal.set(
+            "acl_check_cmd",
+            lua.create_function(move |_, args: Variadic<Value>| {
+                let mut argv = RequestBuilder::with_capacity(64);
+                for arg in args.iter() {
+                    match arg {
+                        Value::String(s) => argv.push(&s.as_bytes()),
+                        Value::Integer(_) | Value::Number(_) => {
+                            argv.push(number_arg(number(arg).unwrap_or_default()).as_bytes())
+                        }
+                        _ => return Err(fail(&inner, "Lua redis lib command arguments must be strings or integers")),
+                    }
+                }
+                if argv.is_empty() {
+                    return Err(fail(&inner, "Please specify at least one argument for this redis lib call"));
+                }
+                cur.with_host(|host| host.acl_check(argv.finish())).map_err(|e| fail(&inner, &e))
             })?,
         )?;
         for (name, raise) in [("call", true), ("pcall", false)] {
@@ -779,6 +801,10 @@ pub trait Host {
     /// message Redis refuses it with (`-CODE msg`, or a bare message for ERR), which the
     /// script sees as an error table.
     fn call(&mut self, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String>;
+
+    /// `redis.acl_check_cmd`: whether the script's user may run `req`, or the message for a
+    /// command that does not exist.
+    fn acl_check(&mut self, req: Request) -> Result<bool, String>;
 }
 
 /// The running script's host and protocol, and the reply `redis.call` is handing over.
@@ -861,12 +887,17 @@ impl Current {
         if argv.is_empty() {
             return Err("Please specify at least one argument for this redis lib call".into());
         }
+        self.with_host(|host| host.call(self.resp3.load(Relaxed), argv.finish(), out))
+    }
+
+    /// Runs `f` with the running script's host.
+    fn with_host<T>(&self, f: impl FnOnce(&mut dyn Host) -> Result<T, String>) -> Result<T, String> {
         let Some(ptr) = self.host.lock().as_ref().map(|p| p.0) else {
             return Err("redis.call is only available while a script runs".into());
         };
         // SAFETY: set by `host` for the current run, which is on this thread's stack below
         // this call; commands never run Lua, so the host is not re-entered.
-        (*ptr).call(self.resp3.load(Relaxed), argv.finish(), out)
+        f(unsafe { &mut *ptr })
     }
 }
 
@@ -925,6 +956,13 @@ fn number_arg(n: f64) -> String {
     } else {
         format!("{n}")
     }
+}
+
+/// `redis.REDIS_VERSION_NUM`: the version as 0x00MMmmpp, as Redis computes it.
+fn version_num(version: &str) -> i64 {
+    let mut parts = version.split('.').map(|p| p.parse::<i64>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    (next() << 16) | (next() << 8) | next()
 }
 
 /// A Lua number, whichever way mlua hands it over.

@@ -5,12 +5,14 @@
 local internal = ...
 
 local dbg = debug
-local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, getfenv =
-  error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, getfenv
+local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv =
+  error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv
+local next, pairs, ipairs = next, pairs, ipairs
 local load_string = loadstring
-local sfind, ssub, sgsub = string.find, string.sub, string.gsub
+local sfind, ssub, sgsub, tconcat = string.find, string.sub, string.gsub, table.concat
 
--- Tables a script may read but not change (Redis makes them read-only in its own Lua).
+-- Tables a script may read but not change (Redis makes them read-only in its own Lua): each
+-- is an empty proxy, mapped here to the table it reads from.
 local protected = setmetatable({}, { __mode = "k" })
 
 local function readonly(t)
@@ -19,8 +21,40 @@ local function readonly(t)
     __newindex = function() error("Attempt to modify a readonly table", 2) end,
     __metatable = false,
   })
-  protected[proxy] = true
+  protected[proxy] = t
   return proxy
+end
+
+-- Lua 5.1's pairs, next, ipairs and rawget read a table's own contents, which for a proxy
+-- is nothing: these read what it stands for, without handing that table to the script.
+local function ro_next(t, k)
+  local inner = protected[t]
+  return next(inner or t, k)
+end
+
+local function ro_pairs(t)
+  if protected[t] then
+    return ro_next, t, nil
+  end
+  return pairs(t)
+end
+
+local function ro_ipairs(t)
+  local inner = protected[t]
+  if not inner then
+    return ipairs(t)
+  end
+  return function(_, i)
+    i = i + 1
+    local v = inner[i]
+    if v ~= nil then
+      return i, v
+    end
+  end, t, 0
+end
+
+local function ro_rawget(t, k)
+  return rawget(protected[t] or t, k)
 end
 
 -- Redis's error table from an error reply or message: `-CODE msg` keeps its code, anything
@@ -44,6 +78,7 @@ end
 local redis = {
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REPL_NONE = 0, REPL_SLAVE = 1, REPL_REPLICA = 1, REPL_AOF = 2, REPL_ALL = 3,
+  REDIS_VERSION = internal.version, REDIS_VERSION_NUM = internal.version_num,
 }
 
 -- redis.call and redis.pcall are Rust functions, as they are C functions in Redis: a script's
@@ -53,6 +88,7 @@ local redis = {
 -- scripts' pcall/xpcall swap back for the table.
 redis.call = internal.call
 redis.pcall = internal.pcall
+redis.acl_check_cmd = internal.acl_check_cmd
 
 local function raised(e)
   if type(e) == "userdata" and internal.raised ~= nil then
@@ -111,37 +147,60 @@ function redis.debug() end
 -- Strings' methods (`("x"):upper()`) must not lead back to a changeable string table.
 getmetatable("").__metatable = false
 
+-- The read-only globals of the code running now (a script's, or a library's and its
+-- functions'), which chunks it loads get: Lua would give them the VM's real globals. Not
+-- the caller's, found on the stack: called through pcall, that is pcall's, the real ones.
+local active_env
+
+-- Precompiled chunks are refused as Redis refuses them (read as text, they fail to parse):
+-- crafted bytecode can break out of any Lua 5.1 sandbox.
+local function load_chunk(s, name)
+  if type(s) == "string" and ssub(s, 1, 1) == "\27" then
+    -- The chunk's name as luaO_chunkid shows it: its C string's first line, cut short.
+    local whole = sfind(name or s, "%z") and ssub(name or s, 1, sfind(name or s, "%z") - 1) or (name or s)
+    local first = whole
+    local eol = sfind(whole, "[\n\r]")
+    if eol then first = ssub(whole, 1, eol - 1) end
+    if #first > 45 then
+      first = ssub(first, 1, 45) .. "..."
+    elseif #first < #whole then
+      first = first .. "..."
+    end
+    return nil, '[string "' .. first .. '"]:1: unexpected symbol near \'char(27)\''
+  end
+  local f, e = load_string(s, name)
+  if f then
+    setfenv(f, active_env)
+  end
+  return f, e
+end
+
 local visible = {
-  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-  rawequal = rawequal, rawget = rawget, select = select, tonumber = tonumber,
+  assert = assert, error = error, ipairs = ro_ipairs, next = ro_next, pairs = ro_pairs,
+  rawequal = rawequal, rawget = ro_rawget, select = select, tonumber = tonumber,
   tostring = tostring, type = type, unpack = unpack,
   getmetatable = getmetatable, setmetatable = setmetatable,
-  -- Lua gives a loaded chunk the VM's real globals; it gets its caller's read-only ones.
-  -- Precompiled chunks are refused as Redis refuses them (read as text, they fail to
-  -- parse): crafted bytecode can break out of any Lua 5.1 sandbox.
-  loadstring = function(s, name)
-    if type(s) == "string" and ssub(s, 1, 1) == "\27" then
-      -- The chunk's name as luaO_chunkid shows it: its C string's first line, cut short.
-      local whole = sfind(name or s, "%z") and ssub(name or s, 1, sfind(name or s, "%z") - 1) or (name or s)
-      local first = whole
-      local eol = sfind(whole, "[\n\r]")
-      if eol then first = ssub(whole, 1, eol - 1) end
-      if #first > 45 then
-        first = ssub(first, 1, 45) .. "..."
-      elseif #first < #whole then
-        first = first .. "..."
+  loadstring = load_chunk,
+  -- load's reader is drained first, so the chunk is checked and placed as loadstring's is.
+  load = function(reader, name)
+    if type(reader) ~= "function" then
+      return load(reader, name)
+    end
+    local parts = {}
+    while true do
+      local piece = reader()
+      if piece == nil or piece == "" then
+        break
+      elseif type(piece) ~= "string" then
+        return nil, "reader function must return a string"
       end
-      return nil, '[string "' .. first .. '"]:1: unexpected symbol near \'char(27)\''
+      parts[#parts + 1] = piece
     end
-    local f, e = load_string(s, name)
-    if f then
-      setfenv(f, getfenv(2))
-    end
-    return f, e
+    return load_chunk(tconcat(parts), name or "=(load)")
   end,
-  print = print, gcinfo = gcinfo, _VERSION = _VERSION,
+  collectgarbage = collectgarbage, gcinfo = gcinfo, _VERSION = _VERSION,
   string = readonly(string), table = readonly(table), math = readonly(math),
-  redis = readonly(redis),
+  coroutine = readonly(coroutine), redis = readonly(redis),
   bit = readonly(internal.bit), struct = readonly(internal.struct),
   cmsgpack = readonly(internal.cmsgpack), cjson = readonly(internal.cjson),
   pcall = function(f, ...) return caught(pcall(f, ...)) end,
@@ -155,33 +214,6 @@ local visible = {
     return rawset(t, k, v)
   end,
 }
-
-local function missing_global(_, k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-end
-
--- A read-only global environment over the visible names: lookups hit `fields` directly,
--- and only a missing name reaches the erroring __index.
-local function environment()
-  local fields = {}
-  local env = setmetatable({}, {
-    __index = fields,
-    __newindex = function() error("Attempt to modify a readonly table", 2) end,
-    __metatable = false,
-  })
-  protected[env] = true
-  for k, v in pairs(visible) do
-    fields[k] = v
-  end
-  fields._G = env
-  setmetatable(fields, { __index = missing_global, __metatable = false })
-  return env, fields
-end
-
--- Scripts' globals, with each run's KEYS and ARGV (set by Rust); functions get theirs as
--- arguments and have an environment of their own.
-local env, fields = environment()
-local fenv, ffields = environment()
 
 -- Redis's error handler: every error becomes a table with its message and where the script
 -- raised it (frames of C functions and of this prelude are skipped).
@@ -202,12 +234,42 @@ local function handler(err)
   return err
 end
 
+local function missing_global(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+
+-- A read-only global environment over the visible names: lookups hit `fields` directly,
+-- and only a missing name reaches the erroring __index.
+local function environment()
+  local fields = {}
+  local env = setmetatable({}, {
+    __index = fields,
+    __newindex = function() error("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+  })
+  protected[env] = fields
+  for k, v in pairs(visible) do
+    fields[k] = v
+  end
+  fields._G = env
+  fields.__redis__err__handler = handler
+  setmetatable(fields, { __index = missing_global, __metatable = false })
+  return env, fields
+end
+
+-- Scripts' globals, with each run's KEYS and ARGV (set by Rust); functions get theirs as
+-- arguments and have an environment of their own.
+local env, fields = environment()
+local fenv, ffields = environment()
+active_env = env
+
 local function bind(f)
   setfenv(f, env)
   return f
 end
 
 local function run(f)
+  active_env = env
   return xpcall(f, handler)
 end
 
@@ -287,11 +349,12 @@ local loading_redis = setmetatable({}, {
   __newindex = function() error("Attempt to modify a readonly table", 2) end,
   __metatable = false,
 })
-protected[loading_redis] = true
+protected[loading_redis] = loading_api
 
 -- Runs a library's compiled code; returns its registered functions, or false and the error.
 local function load_library(f)
   setfenv(f, fenv)
+  active_env = fenv
   registered = {}
   ffields.redis = loading_redis
   local ok, err = xpcall(f, handler)
@@ -306,6 +369,7 @@ end
 
 -- FCALL: a registered function with its keys and arguments.
 local function call_function(f, keys, args)
+  active_env = fenv
   return xpcall(function() return f(keys, args) end, handler)
 end
 
