@@ -4,6 +4,7 @@
 
 mod convert;
 mod libs;
+mod readonly;
 
 use crate::shard::{Slot, SlotGuard};
 use bytes::BytesMut;
@@ -469,6 +470,7 @@ impl Engine {
             })?,
         )?;
         libs::install(&lua, &internal)?;
+        readonly::install(&lua, &internal)?;
         internal.set(
             "error_text",
             lua.create_function(|_, e: Value| {

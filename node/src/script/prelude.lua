@@ -7,13 +7,13 @@ local internal = ...
 local dbg = debug
 local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv =
   error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv
-local next, pairs, ipairs = next, pairs, ipairs
 local load_string = loadstring
 local sfind, ssub, sgsub, tconcat = string.find, string.sub, string.gsub, table.concat
 
 -- Tables a script may read but not change (Redis makes them read-only in its own Lua): each
--- is an empty proxy, mapped here to the table it reads from.
-local protected = setmetatable({}, { __mode = "k" })
+-- is an empty proxy, mapped here to the table it reads from. The pairs, next, ipairs and
+-- rawget scripts get (Rust's ro_*) read a proxy through this map.
+local protected = setmetatable(internal.protected, { __mode = "k" })
 
 local function readonly(t)
   local proxy = setmetatable({}, {
@@ -23,38 +23,6 @@ local function readonly(t)
   })
   protected[proxy] = t
   return proxy
-end
-
--- Lua 5.1's pairs, next, ipairs and rawget read a table's own contents, which for a proxy
--- is nothing: these read what it stands for, without handing that table to the script.
-local function ro_next(t, k)
-  local inner = protected[t]
-  return next(inner or t, k)
-end
-
-local function ro_pairs(t)
-  if protected[t] then
-    return ro_next, t, nil
-  end
-  return pairs(t)
-end
-
-local function ro_ipairs(t)
-  local inner = protected[t]
-  if not inner then
-    return ipairs(t)
-  end
-  return function(_, i)
-    i = i + 1
-    local v = inner[i]
-    if v ~= nil then
-      return i, v
-    end
-  end, t, 0
-end
-
-local function ro_rawget(t, k)
-  return rawget(protected[t] or t, k)
 end
 
 -- Redis's error table from an error reply or message: `-CODE msg` keeps its code, anything
@@ -144,8 +112,6 @@ function redis.replicate_commands() return true end
 function redis.breakpoint() return false end
 function redis.debug() end
 
--- Strings' methods (`("x"):upper()`) must not lead back to a changeable string table.
-getmetatable("").__metatable = false
 
 -- The read-only globals of the code running now (a script's, or a library's and its
 -- functions'), which chunks it loads get: Lua would give them the VM's real globals. Not
@@ -176,15 +142,16 @@ local function load_chunk(s, name)
 end
 
 local visible = {
-  assert = assert, error = error, ipairs = ro_ipairs, next = ro_next, pairs = ro_pairs,
-  rawequal = rawequal, rawget = ro_rawget, select = select, tonumber = tonumber,
+  assert = assert, error = error, ipairs = internal.ro_ipairs, next = internal.ro_next,
+  pairs = internal.ro_pairs, rawequal = rawequal, rawget = internal.ro_rawget,
+  select = select, tonumber = tonumber,
   tostring = tostring, type = type, unpack = unpack,
   getmetatable = getmetatable, setmetatable = setmetatable,
   loadstring = load_chunk,
   -- load's reader is drained first, so the chunk is checked and placed as loadstring's is.
   load = function(reader, name)
     if type(reader) ~= "function" then
-      return load(reader, name)
+      error("bad argument #1 to 'load' (function expected, got " .. type(reader) .. ")", 2)
     end
     local parts = {}
     while true do
@@ -233,6 +200,10 @@ local function handler(err)
   end
   return err
 end
+
+-- Strings' methods (`("x"):upper()`) must not lead back to a changeable string table: the
+-- metatable a script sees is a read-only stand-in whose __index is the scripts' string.
+getmetatable("").__metatable = readonly({ __index = visible.string })
 
 local function missing_global(_, k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
