@@ -310,7 +310,10 @@ fn functions_answer_as_redis_does() {
         redis.register_function{function_name='getter', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}\n\
         redis.register_function('sneaky', function(keys, args) return redis.call('set', 'x', 'y') end)\n\
         redis.register_function('broken', function() local t = nil return t.x end)\n\
-        redis.register_function('globals', function() return KEYS end)";
+        redis.register_function('globals', function() return KEYS end)\n\
+        redis.register_function('library', function() local t = {} for k in pairs(redis) do t[#t+1] = k end table.sort(t) return t end)\n\
+        redis.register_function('typed', function() return {map={a={double=1.5}}} end)\n\
+        redis.register_function('loads', function() local ok, f = pcall(loadstring, 'return type(redis.register_function)') return f() end)";
     let cases: &[&[&str]] = &[
         &["FUNCTION", "FLUSH"],
         &["FUNCTION", "LOAD", lib],
@@ -321,6 +324,9 @@ fn functions_answer_as_redis_does() {
         &["FCALL_RO", "setter", "1", "k", "v"],
         &["FCALL", "broken", "0"],
         &["FCALL", "globals", "0"],
+        &["FCALL", "library", "0"],
+        &["FCALL", "typed", "0"],
+        &["FCALL", "loads", "0"],
         &["FCALL", "nosuch", "0"],
         &["FCALL", "setter", "5", "k"],
         &["FCALL", "setter", "-1"],

@@ -234,6 +234,15 @@ local env, fields = environment()
 local fenv, ffields = environment()
 active_env = env
 
+-- Functions get the library without what only EVAL scripts have, as in Redis 7.0.
+local function_redis = {}
+for k, v in pairs(redis) do
+  function_redis[k] = v
+end
+function_redis.breakpoint, function_redis.debug, function_redis.replicate_commands = nil, nil, nil
+function_redis = readonly(function_redis)
+ffields.redis = function_redis
+
 local function bind(f)
   setfenv(f, env)
   return f
@@ -329,7 +338,7 @@ local function load_library(f)
   registered = {}
   ffields.redis = loading_redis
   local ok, err = xpcall(f, handler)
-  ffields.redis = visible.redis
+  ffields.redis = function_redis
   local r = registered
   registered = nil
   if not ok then
