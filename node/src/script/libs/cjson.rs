@@ -549,6 +549,8 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     )?;
     // lua-cjson keeps its encode buffer between calls when this is on; here there is none.
     t.raw_set("encode_keep_buffer", function(lua, |_, v: Option<bool>| Ok(v.unwrap_or(true)))?)?;
+    // cjson.new(): another instance of the module, with settings of its own.
+    t.raw_set("new", function(lua, |lua, ()| library(lua))?)?;
     t.raw_set("null", null())?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
