@@ -146,7 +146,7 @@ local visible = {
   pairs = internal.ro_pairs, rawequal = rawequal, rawget = internal.ro_rawget,
   select = select, tonumber = tonumber,
   tostring = tostring, type = type, unpack = unpack,
-  getmetatable = getmetatable, setmetatable = setmetatable,
+  getmetatable = getmetatable, setmetatable = internal.ro_setmetatable,
   loadstring = load_chunk,
   -- load's reader is drained first, so the chunk is checked and placed as loadstring's is.
   load = function(reader, name)
