@@ -203,7 +203,7 @@ unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol
 unsafe fn write_verbatim(state: *mut lua_State, out: &mut BytesMut, proto: Protocol) -> bool {
     let written = field(state, c"format") == ffi::LUA_TSTRING && {
         let format = bytes_at(state, -1);
-        let written = field_below(state, c"string") == ffi::LUA_TSTRING
+        let written = field_of(state, -2, c"string") == ffi::LUA_TSTRING
             && <[u8; 3]>::try_from(format).is_ok_and(|f| {
                 reply::verbatim(out, proto, &f, bytes_at(state, -1));
                 true
@@ -217,15 +217,14 @@ unsafe fn write_verbatim(state: *mut lua_State, out: &mut BytesMut, proto: Proto
 
 /// Pushes `t[name]` for the table on top of the stack; returns its type.
 unsafe fn field(state: *mut lua_State, name: &CStr) -> i32 {
-    ffi::lua_pushstring(state, name.as_ptr());
-    ffi::lua_rawget(state, -2);
-    ffi::lua_type(state, -1)
+    field_of(state, -1, name)
 }
 
-/// Like `field`, for the table just below the top.
-unsafe fn field_below(state: *mut lua_State, name: &CStr) -> i32 {
+/// Pushes `t[name]` for the table at `index` (relative to the top, before the push); returns
+/// its type.
+unsafe fn field_of(state: *mut lua_State, index: i32, name: &CStr) -> i32 {
     ffi::lua_pushstring(state, name.as_ptr());
-    ffi::lua_rawget(state, -3);
+    ffi::lua_rawget(state, index - 1);
     ffi::lua_type(state, -1)
 }
 

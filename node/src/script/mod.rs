@@ -484,20 +484,18 @@ impl Engine {
         internal.set(
             "acl_check_cmd",
             lua.create_function(move |_, args: Variadic<Value>| {
-                let mut argv = RequestBuilder::with_capacity(64);
-                for arg in args.iter() {
-                    match arg {
-                        Value::String(s) => argv.push(&s.as_bytes()),
-                        Value::Integer(_) | Value::Number(_) => {
-                            argv.push(number_arg(number(arg).unwrap_or_default()).as_bytes())
-                        }
-                        _ => return Err(fail(&inner, "Lua redis lib command arguments must be strings or integers")),
+                let req = command_request(args.len(), 64, |i, argv| match &args[i] {
+                    Value::String(s) => {
+                        argv.push(&s.as_bytes());
+                        true
                     }
-                }
-                if argv.is_empty() {
-                    return Err(fail(&inner, "Please specify at least one argument for this redis lib call"));
-                }
-                cur.with_host(|host| host.acl_check(argv.finish())).map_err(|e| fail(&inner, &e))
+                    arg @ (Value::Integer(_) | Value::Number(_)) => {
+                        argv.push(number_arg(number(arg).unwrap_or_default()).as_bytes());
+                        true
+                    }
+                    _ => false,
+                });
+                cur.with_host(|host| host.acl_check(req?)).map_err(|e| fail(&inner, &e))
             })?,
         )?;
         for (name, raise) in [("call", true), ("pcall", false)] {
@@ -874,22 +872,20 @@ impl Current {
                 _ => 24,
             })
             .sum();
-        let mut argv = RequestBuilder::with_capacity(bytes);
-        for i in 1..=args {
-            match ffi::lua_type(state, i) {
-                ffi::LUA_TSTRING => {
-                    let mut len = 0;
-                    let p = ffi::lua_tolstring(state, i, &mut len);
-                    argv.push(std::slice::from_raw_parts(p.cast(), len));
-                }
-                ffi::LUA_TNUMBER => argv.push(number_arg(ffi::lua_tonumber(state, i)).as_bytes()),
-                _ => return Err("Lua redis lib command arguments must be strings or integers".into()),
+        let req = command_request(args as usize, bytes, |i, argv| match ffi::lua_type(state, i as i32 + 1) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0;
+                let p = ffi::lua_tolstring(state, i as i32 + 1, &mut len);
+                argv.push(std::slice::from_raw_parts(p.cast(), len));
+                true
             }
-        }
-        if argv.is_empty() {
-            return Err("Please specify at least one argument for this redis lib call".into());
-        }
-        self.with_host(|host| host.call(self.resp3.load(Relaxed), argv.finish(), out))
+            ffi::LUA_TNUMBER => {
+                argv.push(number_arg(ffi::lua_tonumber(state, i as i32 + 1)).as_bytes());
+                true
+            }
+            _ => false,
+        })?;
+        self.with_host(|host| host.call(self.resp3.load(Relaxed), req, out))
     }
 
     /// Runs `f` with the running script's host.
@@ -948,6 +944,25 @@ fn error_text(msg: &str) -> String {
         None => ("ERR", msg),
     };
     format!("{code} {}", text.trim_matches(|c| c == '\r' || c == '\n'))
+}
+
+/// A `redis.call`-style command from `n` arguments, `push` adding argument `i` (false for a
+/// type commands do not take), with Redis's errors for a bad or missing argument.
+fn command_request(
+    n: usize,
+    capacity: usize,
+    mut push: impl FnMut(usize, &mut RequestBuilder) -> bool,
+) -> Result<Request, String> {
+    if n == 0 {
+        return Err("Please specify at least one argument for this redis lib call".into());
+    }
+    let mut argv = RequestBuilder::with_capacity(capacity);
+    for i in 0..n {
+        if !push(i, &mut argv) {
+            return Err("Lua redis lib command arguments must be strings or integers".into());
+        }
+    }
+    Ok(argv.finish())
 }
 
 /// A number argument as Redis passes it: integral values as integers (`1e9` is 1000000000),
