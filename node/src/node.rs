@@ -8,7 +8,7 @@ use crate::shard::stats::{CommandStat, ShardStats, LATENCY_BUCKETS_US};
 use crate::shard::types::Encodings;
 use crate::shard::{Lease, Leases, ShardMsg, ShardState};
 use crate::slots::SlotRoute;
-use crate::util::counter::Striped;
+use crate::util::counter::{self, Striped};
 use shoal_proto::Request;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -84,11 +84,29 @@ pub struct NodeStats {
     pub protocol_errors: AtomicU64,
     /// Clients waiting in a blocking command.
     pub blocked_clients: AtomicU64,
+    /// Per-command figures, one stripe per thread slot (`util::counter`).
+    calls: Box<[CallStripe]>,
+    errors: Mutex<Vec<(String, u64)>>,
+}
+
+/// One thread slot's share of the per-command figures. Every command on every core adds to
+/// them: one shared set would bounce its cache lines between cores on every command.
+#[repr(align(128))]
+struct CallStripe {
     /// Per command: calls, nanoseconds, failed, rejected.
     commands: Vec<[AtomicU64; 4]>,
-    errors: Mutex<Vec<(String, u64)>>,
     latency: Vec<AtomicU64>,
     latency_sum_ns: AtomicU64,
+}
+
+impl CallStripe {
+    fn new() -> CallStripe {
+        CallStripe {
+            commands: (0..table().stat_slots()).map(|_| Default::default()).collect(),
+            latency: (0..=LATENCY_BUCKETS_US.len()).map(|_| AtomicU64::new(0)).collect(),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
 }
 
 impl NodeStats {
@@ -105,15 +123,19 @@ impl NodeStats {
             total_writes_processed: Striped::default(),
             protocol_errors: AtomicU64::new(0),
             blocked_clients: AtomicU64::new(0),
-            commands: (0..table().stat_slots()).map(|_| Default::default()).collect(),
+            calls: (0..counter::SLOTS).map(|_| CallStripe::new()).collect(),
             errors: Mutex::new(Vec::new()),
-            latency: (0..=LATENCY_BUCKETS_US.len()).map(|_| AtomicU64::new(0)).collect(),
-            latency_sum_ns: AtomicU64::new(0),
         }
     }
 
+    #[inline]
+    fn stripe(&self) -> &CallStripe {
+        &self.calls[counter::my_slot()]
+    }
+
     pub fn record(&self, cmd: usize, nanos: u64, failed: bool) {
-        let c = &self.commands[cmd];
+        let stripe = self.stripe();
+        let c = &stripe.commands[cmd];
         c[0].fetch_add(1, Relaxed);
         c[1].fetch_add(nanos, Relaxed);
         if failed {
@@ -121,13 +143,13 @@ impl NodeStats {
         }
         let usec = nanos / 1000;
         let b = LATENCY_BUCKETS_US.iter().position(|&ub| usec <= ub).unwrap_or(LATENCY_BUCKETS_US.len());
-        self.latency[b].fetch_add(1, Relaxed);
-        self.latency_sum_ns.fetch_add(nanos, Relaxed);
+        stripe.latency[b].fetch_add(1, Relaxed);
+        stripe.latency_sum_ns.fetch_add(nanos, Relaxed);
     }
 
     /// Counts a command refused before it ran (unknown, wrong arity, ...).
     pub fn record_rejected(&self, cmd: usize) {
-        self.commands[cmd][3].fetch_add(1, Relaxed);
+        self.stripe().commands[cmd][3].fetch_add(1, Relaxed);
     }
 
     pub fn record_error(&self, code: &str) {
@@ -141,11 +163,17 @@ impl NodeStats {
 
     /// Adds the gateway's counters into a shard-stats aggregate.
     pub fn merge_into(&self, agg: &mut ShardStats) {
-        for (a, c) in agg.commands.iter_mut().zip(&self.commands) {
-            a.calls += c[0].load(Relaxed);
-            a.nanos += c[1].load(Relaxed);
-            a.failed += c[2].load(Relaxed);
-            a.rejected += c[3].load(Relaxed);
+        for stripe in self.calls.iter() {
+            for (a, c) in agg.commands.iter_mut().zip(&stripe.commands) {
+                a.calls += c[0].load(Relaxed);
+                a.nanos += c[1].load(Relaxed);
+                a.failed += c[2].load(Relaxed);
+                a.rejected += c[3].load(Relaxed);
+            }
+            for (a, b) in agg.latency.iter_mut().zip(&stripe.latency) {
+                *a += b.load(Relaxed);
+            }
+            agg.latency_sum_ns += stripe.latency_sum_ns.load(Relaxed);
         }
         for (code, n) in self.errors.lock().expect("stats lock").iter() {
             match agg.errors.iter_mut().find(|(c, _)| c == code) {
@@ -153,23 +181,16 @@ impl NodeStats {
                 None => agg.errors.push((code.clone(), *n)),
             }
         }
-        for (a, b) in agg.latency.iter_mut().zip(&self.latency) {
-            *a += b.load(Relaxed);
-        }
-        agg.latency_sum_ns += self.latency_sum_ns.load(Relaxed);
     }
 
     pub fn reset(&self) {
-        for c in &self.commands {
-            for v in c {
+        for stripe in self.calls.iter() {
+            for v in stripe.commands.iter().flatten().chain(&stripe.latency) {
                 v.store(0, Relaxed);
             }
+            stripe.latency_sum_ns.store(0, Relaxed);
         }
         self.errors.lock().expect("stats lock").clear();
-        for l in &self.latency {
-            l.store(0, Relaxed);
-        }
-        self.latency_sum_ns.store(0, Relaxed);
         for a in [&self.total_connections_received, &self.rejected_connections, &self.disallowed_connections] {
             a.store(0, Relaxed);
         }

@@ -239,7 +239,8 @@ impl RequestParser {
         if consumed > 0 {
             let chunk = buf.split_to(consumed).freeze();
             let mut inline_iter = inline_reqs.into_iter().peekable();
-            for (i, (start, end, spans)) in pending.into_iter().enumerate() {
+            // Drained in place: moving the SmallVec into an iterator would copy all of it.
+            for (i, (start, end, spans)) in pending.drain(..).enumerate() {
                 if inline_iter.peek().is_some_and(|(idx, _)| *idx == i) {
                     out.push(inline_iter.next().expect("peeked").1);
                     continue;

@@ -921,6 +921,23 @@ impl CommandTable {
     /// Finds a command by name, case-insensitively.
     #[inline]
     pub fn lookup(&self, name: &[u8]) -> Option<&CommandSpec> {
+        // Scripts and connections name the same few commands over and over: a small cache by
+        // a cheap hash of the name skips lowercasing, hashing and probing the name table (and
+        // the cache misses of that probe). A slot is checked against the name, so a stale or
+        // colliding slot is only a miss.
+        let slot = recent_slot(name);
+        let hit = RECENT.with(|r| r[slot].get());
+        if let Some(spec) = self.commands.get(hit as usize) {
+            if spec.name.as_bytes().eq_ignore_ascii_case(name) {
+                return Some(spec);
+            }
+        }
+        let found = self.lookup_slow(name)?;
+        RECENT.with(|r| r[slot].set(found as u16));
+        Some(&self.commands[found])
+    }
+
+    fn lookup_slow(&self, name: &[u8]) -> Option<usize> {
         let mut buf = [0u8; 32];
         if name.len() > buf.len() {
             return None;
@@ -928,7 +945,7 @@ impl CommandTable {
         for (d, s) in buf.iter_mut().zip(name) {
             *d = s.to_ascii_lowercase();
         }
-        self.by_name.get(&buf[..name.len()]).map(|&i| &self.commands[i])
+        self.by_name.get(&buf[..name.len()]).copied()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
@@ -975,6 +992,26 @@ impl CommandTable {
     pub fn name_of(&self, id: usize) -> &str {
         &self.names_by_id[id]
     }
+}
+
+/// Slots of `CommandTable::lookup`'s cache of recently found commands.
+const RECENT_SLOTS: usize = 64;
+
+thread_local! {
+    /// Indexes into `CommandTable::commands` (u16::MAX: empty).
+    static RECENT: [std::cell::Cell<u16>; RECENT_SLOTS] = const { [const { std::cell::Cell::new(u16::MAX) }; RECENT_SLOTS] };
+}
+
+/// The cache slot for a command name: its length and first and last letters, whatever
+/// their case.
+#[inline]
+fn recent_slot(name: &[u8]) -> usize {
+    let (first, last) = match name {
+        [] => (0, 0),
+        [f, .., l] => (*f | 0x20, *l | 0x20),
+        [f] => (*f | 0x20, *f | 0x20),
+    };
+    (name.len().wrapping_mul(31) ^ (first as usize).wrapping_mul(7) ^ (last as usize).wrapping_mul(13)) % RECENT_SLOTS
 }
 
 pub fn table() -> &'static CommandTable {

@@ -1,5 +1,8 @@
 //! One logical database inside a shard: the key table plus an index of keys by expiry time,
 //! so active expiry removes exactly the keys that are due instead of sampling for them.
+//!
+//! The index names entries by slab id, not by key: an EXPIRE then moves two integers in the
+//! tree instead of cloning the key and comparing key bytes at every node.
 
 use super::bytes::SmallBytes;
 use super::dict::{Dict, Entry, EntryId, Removed};
@@ -12,7 +15,8 @@ pub struct Db {
     /// The key table. Mutable access goes through `Db` so a running snapshot can copy an entry
     /// before it changes.
     table: Dict,
-    expires: BTreeSet<(u64, SmallBytes)>,
+    /// (expiry, entry) for every entry with an expiry; ids are stable until the entry goes.
+    expires: BTreeSet<(u64, EntryId)>,
     /// Sum of the expiry times in `expires`, for INFO's avg_ttl.
     expire_sum: u128,
     /// The shard's access clock, stamped on keys as they are created.
@@ -131,11 +135,8 @@ impl Db {
             }
             None => {
                 let at = expire_at.unwrap_or(0);
-                let k = SmallBytes::new(key);
-                if at != 0 {
-                    self.index_add(at, k.clone());
-                }
-                let id = self.table.insert_new(k, value, at, self.clock);
+                let id = self.table.insert_new(SmallBytes::new(key), value, at, self.clock);
+                self.index_add(at, id);
                 self.born(id)
             }
         }
@@ -153,10 +154,8 @@ impl Db {
 
     /// Inserts a key known to be absent, keeping an owned key without copying it again.
     pub fn insert(&mut self, key: SmallBytes, value: Value, expire_at: u64) -> EntryId {
-        if expire_at != 0 {
-            self.index_add(expire_at, key.clone());
-        }
         let id = self.table.insert_new(key, value, expire_at, self.clock);
+        self.index_add(expire_at, id);
         self.born(id)
     }
 
@@ -169,7 +168,8 @@ impl Db {
                 self.items.forget(id);
             }
         }
-        let r = self.table.remove(key)?.into_removed();
+        let (id, e) = self.table.remove_with_id(key)?;
+        let r = e.into_removed();
         if self.table.is_empty() {
             // An emptied table starts its slab afresh: nothing below the old end is the
             // snapshot's any more, and everything it needed was written before removal.
@@ -177,49 +177,47 @@ impl Db {
                 s.end = 0;
             }
         }
-        if r.expire_at != 0 {
-            self.index_remove(r.expire_at, &r.key);
-        }
+        self.index_remove(r.expire_at, id);
         Some(r)
     }
 
     /// Sets (or with 0, clears) the expiry of an entry.
     pub fn set_expire(&mut self, id: EntryId, at: u64) {
-        let e = self.table.entry(id);
-        let old = e.expire_at;
+        let old = self.table.entry(id).expire_at;
         if old == at {
             return;
         }
-        let key = e.key_owned().clone();
-        if old != 0 {
-            self.index_remove(old, &key);
-        }
-        if at != 0 {
-            self.index_add(at, key);
-        }
+        self.index_remove(old, id);
+        self.index_add(at, id);
         self.entry_mut(id).expire_at = at;
     }
 
-    fn index_add(&mut self, at: u64, key: SmallBytes) {
-        self.expire_sum += at as u128;
-        self.expires.insert((at, key));
+    /// Indexes entry `id` as expiring at `at` (0: no expiry, nothing to index).
+    fn index_add(&mut self, at: u64, id: EntryId) {
+        if at != 0 {
+            self.expire_sum += at as u128;
+            self.expires.insert((at, id));
+        }
     }
 
-    fn index_remove(&mut self, at: u64, key: &SmallBytes) {
-        // The key is cloned into the probe; short keys are inline so this does not allocate.
-        if self.expires.remove(&(at, key.clone())) {
+    fn index_remove(&mut self, at: u64, id: EntryId) {
+        if at != 0 && self.expires.remove(&(at, id)) {
             self.expire_sum -= at as u128;
         }
     }
 
+    fn key_of(&self, id: EntryId) -> SmallBytes {
+        self.table.entry(id).key_owned().clone()
+    }
+
     /// The earliest-expiring key if it is due at `now`.
     pub fn next_due(&self, now: u64) -> Option<SmallBytes> {
-        self.expires.first().filter(|(at, _)| *at <= now).map(|(_, k)| k.clone())
+        self.expires.first().filter(|(at, _)| *at <= now).map(|&(_, id)| self.key_of(id))
     }
 
     /// The key that expires first, and when.
     pub fn first_expiring(&self) -> Option<(u64, SmallBytes)> {
-        self.expires.first().map(|(at, k)| (*at, k.clone()))
+        self.expires.first().map(|&(at, id)| (at, self.key_of(id)))
     }
 
     /// A random key with a TTL, for the volatile eviction policies. Picks a random instant
@@ -228,7 +226,7 @@ impl Db {
     pub fn random_volatile(&self, rng: &mut impl rand::Rng) -> Option<SmallBytes> {
         let (first, last) = (self.expires.first()?.0, self.expires.last()?.0);
         let t = rng.gen_range(first..=last);
-        self.expires.range((t, SmallBytes::EMPTY)..).next().map(|(_, k)| k.clone())
+        self.expires.range((t, 0)..).next().map(|&(_, id)| self.key_of(id))
     }
 
     pub fn clear(&mut self) {
@@ -262,6 +260,6 @@ impl Db {
 
     /// Approximate structural overhead in bytes (table, slab and expiry index).
     pub fn overhead_bytes(&self) -> usize {
-        self.table.overhead_bytes() + self.expires.len() * 40 + self.items.overhead_bytes()
+        self.table.overhead_bytes() + self.expires.len() * 24 + self.items.overhead_bytes()
     }
 }

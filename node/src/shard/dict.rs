@@ -270,6 +270,11 @@ impl<E: Slot> Dict<E> {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<E> {
+        self.remove_with_id(key).map(|(_, e)| e)
+    }
+
+    /// `remove`, also telling which slab id the entry had.
+    pub fn remove_with_id(&mut self, key: &[u8]) -> Option<(EntryId, E)> {
         if self.is_empty() {
             return None;
         }
@@ -295,7 +300,7 @@ impl<E: Slot> Dict<E> {
                     if self.is_empty() {
                         self.reset_storage();
                     }
-                    return Some(removed);
+                    return Some((id, removed));
                 }
                 prev = id;
                 id = next;

@@ -4,7 +4,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-const SLOTS: usize = 16;
+/// Slots per counter; threads beyond this share slots.
+pub const SLOTS: usize = 16;
 
 #[repr(align(128))]
 #[derive(Default)]
@@ -21,11 +22,16 @@ thread_local! {
     static MY_SLOT: Cell<usize> = Cell::new(NEXT_SLOT.fetch_add(1, Relaxed) % SLOTS);
 }
 
+/// This thread's slot, below `SLOTS`: for striped figures of other shapes than `Striped`.
+#[inline]
+pub fn my_slot() -> usize {
+    MY_SLOT.with(|s| s.get())
+}
+
 impl Striped {
     #[inline]
     pub fn add(&self, n: u64) {
-        let i = MY_SLOT.with(|s| s.get());
-        self.slots[i].0.fetch_add(n, Relaxed);
+        self.slots[my_slot()].0.fetch_add(n, Relaxed);
     }
 
     pub fn get(&self) -> u64 {
