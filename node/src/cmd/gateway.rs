@@ -18,7 +18,7 @@ pub struct GwCtx<'a> {
 
 impl<'a> GwCtx<'a> {
     /// The script engine, or None having replied -BUSY: a script ahead turned busy.
-    pub async fn engine(&mut self) -> Option<crate::shard::SlotGuard<'a, crate::script::Engine>> {
+    pub async fn engine(&mut self) -> Option<crate::script::EngineGuard<'a>> {
         let node: &'a Arc<Node> = self.node;
         match node.scripts.engine().await {
             Ok(engine) => Some(engine),

@@ -12,7 +12,7 @@ use super::gateway::GwCtx;
 use super::table::{flags, table, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{Engine, FunctionDef, Host, KillOutcome, Script};
+use crate::script::{Engine, FunctionDef, Handed, Host, KillOutcome, Script};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
@@ -26,32 +26,65 @@ use std::time::Instant;
 /// EVAL / EVALSHA (`by_sha`), and their read-only forms.
 pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
-    let Some(mut engine) = ctx.engine().await else { return };
-    let sha = if by_sha {
-        String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
-    } else {
-        match engine.load(req.arg(1)) {
-            Ok(sha) => sha,
-            Err(e) => return ctx.err(&e.to_string()),
-        }
-    };
-    let Some(script) = engine.get(&sha) else { return ctx.err("NOSCRIPT No matching script. Please use EVAL.") };
-    let read_only = read_only || script.flags.no_writes;
-    execute(ctx, &engine, req, numkeys, Code::Script(&sha, script), read_only).await;
+    run_held(ctx, |ctx, engine, states| {
+        let sha = if by_sha {
+            String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
+        } else {
+            match engine.load(req.arg(1)) {
+                Ok(sha) => sha,
+                Err(e) => return ctx.err(&e.to_string()),
+            }
+        };
+        let Some(script) = engine.get(&sha) else { return ctx.err("NOSCRIPT No matching script. Please use EVAL.") };
+        let read_only = read_only || script.flags.no_writes;
+        run_code(ctx, engine, &Run::new(&Code::Script(&sha, script), req, numkeys, read_only), states);
+    })
+    .await;
 }
 
 /// FCALL / FCALL_RO.
 pub async fn fcall(ctx: &mut GwCtx<'_>, req: &Request, read_only: bool) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
-    let Some(engine) = ctx.engine().await else { return };
-    let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
-        return ctx.err("ERR Function not found");
+    run_held(ctx, |ctx, engine, states| {
+        let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
+            return ctx.err("ERR Function not found");
+        };
+        if read_only && !func.no_writes() {
+            return ctx.err("ERR Can not execute a script with write flag using *_ro command.");
+        }
+        let read_only = read_only || func.no_writes();
+        run_code(ctx, engine, &Run::new(&Code::Function(func), req, numkeys, read_only), states);
+    })
+    .await;
+}
+
+/// Runs `run` holding the engine and every shard, so it is atomic over any key it touches.
+/// Idle shards are leased right here (the common case: a hand-off to each actor and back
+/// costs more than a short script); busy ones from their actors. While another script holds
+/// the engine, `run` is handed to its holder (`script::combine`); a holder runs what was
+/// handed over before it lets go.
+async fn run_held<F>(ctx: &mut GwCtx<'_>, mut run: F)
+where
+    F: FnMut(&mut GwCtx<'_>, &mut Engine, &mut Vec<&mut ShardState>) + Send,
+{
+    let node: &Arc<Node> = ctx.node;
+    let scripts = &node.scripts;
+    let held = match scripts.try_engine() {
+        Some(engine) => engine,
+        None => {
+            let handed = scripts.hand_over(&mut |engine, states| run(ctx, engine, states)).await;
+            match handed {
+                Handed::Ran => return,
+                Handed::Busy(busy) => return ctx.err(busy),
+                Handed::Held(engine) => engine,
+            }
+        }
     };
-    if read_only && !func.no_writes() {
-        return ctx.err("ERR Can not execute a script with write flag using *_ro command.");
-    }
-    let read_only = read_only || func.no_writes();
-    execute(ctx, &engine, req, numkeys, Code::Function(func), read_only).await;
+    let mut engine = held;
+    let mut leases = node.lease_all().await;
+    let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+    run(ctx, &mut engine, &mut states);
+    scripts.run_handed(&mut engine, &mut states);
 }
 
 /// The key count of EVAL-style commands (`cmd code numkeys key... arg...`), or None having
@@ -72,25 +105,21 @@ enum Code<'a> {
     Function(FunctionDef),
 }
 
-/// Runs `code` with the request's keys and arguments over every shard, so it is atomic over
-/// any key it touches. Idle shards are leased right here (the common case: a hand-off to
-/// each actor and back costs more than a short script); busy ones from their actors.
-async fn execute(ctx: &mut GwCtx<'_>, engine: &Engine, req: &Request, numkeys: usize, code: Code<'_>, read_only: bool) {
-    let keys: Vec<&[u8]> = (3..3 + numkeys).map(|i| req.arg(i)).collect();
-    let argv: Vec<&[u8]> = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
-    let run = Run { code: &code, req, keys: &keys, argv: &argv, read_only };
-    let mut leases = ctx.node.lease_all().await;
-    let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
-    run_code(ctx, engine, &run, &mut states);
-}
-
 /// Code about to run, with its arguments.
 struct Run<'a> {
     code: &'a Code<'a>,
     req: &'a Request,
-    keys: &'a [&'a [u8]],
-    argv: &'a [&'a [u8]],
+    keys: Vec<&'a [u8]>,
+    argv: Vec<&'a [u8]>,
     read_only: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(code: &'a Code<'a>, req: &'a Request, numkeys: usize, read_only: bool) -> Run<'a> {
+        let keys = (3..3 + numkeys).map(|i| req.arg(i)).collect();
+        let argv = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
+        Run { code, req, keys, argv, read_only }
+    }
 }
 
 /// Runs the code over `states` (every shard) and writes its reply.
@@ -112,8 +141,8 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         CallCx { node, session: &mut *ctx.session, states, route: &route, settings, read_only: run.read_only, now };
     let out = &mut *ctx.out;
     let (result, name) = match run.code {
-        Code::Script(sha, script) => (engine.run(script, run.keys, run.argv, &mut cx, out, proto), *sha),
-        Code::Function(f) => (engine.call_function(f, run.keys, run.argv, &mut cx, out, proto), f.name.as_str()),
+        Code::Script(sha, script) => (engine.run(script, &run.keys, &run.argv, &mut cx, out, proto), *sha),
+        Code::Function(f) => (engine.call_function(f, &run.keys, &run.argv, &mut cx, out, proto), f.name.as_str()),
     };
     scripts.finished();
     ctx.session.db = db;
@@ -207,7 +236,9 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
         }
         _ => return Err(NOT_FROM_SCRIPTS.into()),
     };
-    cx.node.record_call(spec, &req, started.elapsed().as_nanos() as u64, failed, &cx.session.handle);
+    let nanos = started.elapsed().as_nanos() as u64;
+    cx.node.scripts.after_command(nanos);
+    cx.node.record_call(spec, &req, nanos, failed, &cx.session.handle);
     super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
     Ok(())
 }

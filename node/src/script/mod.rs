@@ -2,9 +2,12 @@
 //! the script cache keyed by SHA1, and Redis's rules for turning replies into Lua values and
 //! back. What `redis.call` runs, and under which locks, is the caller's (`cmd::scripting`).
 
+mod combine;
 mod convert;
 mod libs;
 mod readonly;
+
+pub use combine::Handed;
 
 use crate::shard::{Slot, SlotGuard};
 use bytes::BytesMut;
@@ -32,6 +35,34 @@ pub struct Scripts {
     /// Held like a shard: a task waiting for a long script waits without blocking its thread.
     engine: Slot<Engine>,
     watch: Arc<Watch>,
+    /// Scripts handed to the engine's holder (`combine`).
+    handed: combine::Queue,
+}
+
+/// The engine, held. Letting it go wakes a script handed over after its holder last looked.
+pub struct EngineGuard<'a> {
+    guard: Option<SlotGuard<'a, Engine>>,
+    scripts: &'a Scripts,
+}
+
+impl std::ops::Deref for EngineGuard<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for EngineGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Engine {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for EngineGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.scripts.handed.after_release();
+    }
 }
 
 /// The running script as its instruction hook and SCRIPT KILL see it.
@@ -49,6 +80,10 @@ struct Watch {
     /// `busy-reply-threshold` (alias `lua-time-limit`): after this long other clients get
     /// -BUSY instead of waiting.
     busy_after_ms: AtomicU64,
+    /// The running script has run past `busy_after_ms` (see `Watch::check_busy`). Every
+    /// command reads it, so it has a cache line to itself: were it beside the fields each
+    /// script start writes, every command on another core would fetch that line anew.
+    past_threshold: PaddedFlag,
     /// The running function's name and command (FUNCTION STATS); set only while a function
     /// (FCALL) runs, which FUNCTION KILL, not SCRIPT KILL, stops.
     call: parking_lot::Mutex<Option<(String, Request)>>,
@@ -65,12 +100,25 @@ struct Watch {
     library_bytes: AtomicU64,
 }
 
+#[repr(align(128))]
+#[derive(Default)]
+struct PaddedFlag(AtomicBool);
+
 impl Watch {
     fn busy(&self) -> Option<&'static str> {
-        let past = self.running.load(Relaxed)
+        self.past_threshold.0.load(Relaxed).then(|| self.busy_message())
+    }
+
+    /// Marks the running script busy once it has run past `busy_after_ms`. Called by its
+    /// instruction hook and after each slow command it runs, as Redis checks from its hook.
+    fn check_busy(&self) {
+        if !self.past_threshold.0.load(Relaxed)
+            && self.running.load(Relaxed)
             && crate::util::mono_us().saturating_sub(self.started_us.load(Relaxed))
-                > self.busy_after_ms.load(Relaxed).saturating_mul(1000);
-        past.then(|| self.busy_message())
+                > self.busy_after_ms.load(Relaxed).saturating_mul(1000)
+        {
+            self.past_threshold.0.store(true, Relaxed);
+        }
     }
 
     fn function_runs(&self) -> bool {
@@ -110,14 +158,32 @@ pub enum KillOutcome {
 impl Scripts {
     pub fn new() -> Result<Scripts, ScriptError> {
         let watch = Arc::new(Watch { busy_after_ms: AtomicU64::new(5000), ..Watch::default() });
-        Ok(Scripts { engine: Slot::new(Engine::new(watch.clone())?), watch })
+        Ok(Scripts { engine: Slot::new(Engine::new(watch.clone())?), watch, handed: combine::Queue::default() })
+    }
+
+    fn guard<'a>(&'a self, guard: SlotGuard<'a, Engine>) -> EngineGuard<'a> {
+        EngineGuard { guard: Some(guard), scripts: self }
+    }
+
+    /// The VM, if nobody holds it now.
+    pub fn try_engine(&self) -> Option<EngineGuard<'_>> {
+        self.engine.try_hold().map(|g| self.guard(g))
+    }
+
+    /// `try_engine`, looking before trying: a waiter that tries while the engine is held
+    /// would take the lock's cache line from its holder each time.
+    fn engine_if_free(&self) -> Option<EngineGuard<'_>> {
+        if self.engine.is_held() {
+            return None;
+        }
+        self.try_engine()
     }
 
     /// The VM, for loading scripts or running one. A caller that runs a script brackets it
     /// with `started` and `finished`. Behind a script that turns busy, the wait ends with
     /// Redis's -BUSY reply, which a command that arrived while it ran gets in Redis.
-    pub async fn engine(&self) -> Result<SlotGuard<'_, Engine>, &'static str> {
-        if let Some(held) = self.engine.try_hold() {
+    pub async fn engine(&self) -> Result<EngineGuard<'_>, &'static str> {
+        if let Some(held) = self.try_engine() {
             return Ok(held);
         }
         // Scripts run one at a time, mostly for a few microseconds. Waiting for the running
@@ -126,11 +192,12 @@ impl Scripts {
         // again. The wait is short, so a long script holds up no thread for long.
         if self.watch.running.load(Relaxed) {
             if let Some(held) = self.engine.try_hold_for(ENGINE_WAIT_ON_THREAD) {
-                return Ok(held);
+                return Ok(self.guard(held));
             }
         }
         let w = &self.watch;
-        self.engine.hold_unless(Some(&|| w.busy().is_some())).await.ok_or_else(|| w.busy_message())
+        let held = self.engine.hold_unless(Some(&|| w.busy().is_some())).await;
+        held.map(|g| self.guard(g)).ok_or_else(|| w.busy_message())
     }
 
     /// A script (`call` None) or a function (its name and command) starts.
@@ -146,6 +213,9 @@ impl Scripts {
 
     pub fn finished(&self) {
         self.watch.running.store(false, Relaxed);
+        if self.watch.past_threshold.0.load(Relaxed) {
+            self.watch.past_threshold.0.store(false, Relaxed);
+        }
         self.watch.kill.store(false, Relaxed);
         *self.watch.call.lock() = None;
     }
@@ -194,6 +264,15 @@ impl Scripts {
         self.watch.busy_after_ms.store(ms, Relaxed);
     }
 
+    /// After a command of the running script that took `nanos`: a slow one may have taken
+    /// the script past `busy-reply-threshold` with few Lua instructions for the hook to see.
+    #[inline]
+    pub fn after_command(&self, nanos: u64) {
+        if nanos > SLOW_COMMAND_NS {
+            self.watch.check_busy();
+        }
+    }
+
     pub fn note_write(&self) {
         self.watch.wrote.store(true, Relaxed);
     }
@@ -220,6 +299,9 @@ const ENGINE_WAIT_ON_THREAD: std::time::Duration = std::time::Duration::from_mic
 
 /// How long a script runs on its thread before it gives the thread's other work away.
 const HAND_OFF_AFTER_US: u64 = 2_000;
+
+/// A script's command slower than this checks whether the script has turned busy.
+const SLOW_COMMAND_NS: u64 = 100_000;
 
 /// A script that runs long makes sure another runtime thread serves everyone else meanwhile,
 /// SCRIPT KILL among them. Without this a parked worker may never wake: this thread was the
@@ -418,6 +500,7 @@ impl Engine {
             if deadline != 0 && crate::util::mono_us() > deadline {
                 return Err(mlua::Error::RuntimeError(LOAD_TIMEOUT.into()));
             }
+            w.check_busy();
             if !w.handed_off.load(Relaxed)
                 && crate::util::mono_us().saturating_sub(w.started_us.load(Relaxed)) > HAND_OFF_AFTER_US
             {

@@ -45,6 +45,13 @@ impl<T> Slot<T> {
         self.state.try_lock().map(|g| SlotGuard { guard: Some(g), slot: self })
     }
 
+    /// Whether someone holds the slot now (reading only: no cache-line ping-pong with the
+    /// holder).
+    #[inline]
+    pub fn is_held(&self) -> bool {
+        self.state.is_locked()
+    }
+
     /// The slot, if its holder lets it go within a few microseconds, spinning meanwhile.
     /// Another connection's batch holds a shard for about a microsecond: waiting that out
     /// on this thread is cheaper than handing the work to the shard's actor, which wakes a
@@ -54,7 +61,7 @@ impl<T> Slot<T> {
     pub fn try_hold_spinning(&self) -> Option<SlotGuard<'_, T>> {
         for _ in 0..SPINS {
             // Reading, not trying, while it is held: no cache-line ping-pong with the holder.
-            if !self.state.is_locked() {
+            if !self.is_held() {
                 if let Some(g) = self.try_hold() {
                     return Some(g);
                 }
