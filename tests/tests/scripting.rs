@@ -500,6 +500,42 @@ fn a_script_is_atomic_over_keys_in_several_shards() {
     });
 }
 
+/// Clients running scripts at once, each as its own ACL user in its own database: every
+/// script runs with its own client's user, database and arguments, and its reply reaches that
+/// client, whichever thread ran it (a script arriving while another runs is handed to that
+/// one's thread).
+#[test]
+fn concurrent_scripts_run_as_their_own_client() {
+    let s = Server::start();
+    let mut admin = s.raw();
+    let script = "local n = redis.call('incr', KEYS[1]) return {n, ARGV[1], redis.call('get', 'marker')}";
+    let Frame::Bulk(sha) = admin.cmd(&["SCRIPT", "LOAD", script]) else { panic!("SCRIPT LOAD") };
+    let sha = String::from_utf8(sha.to_vec()).unwrap();
+    let clients = 6;
+    for i in 1..=clients {
+        let (user, keys) = (format!("u{i}"), format!("~c{i}:*"));
+        assert_eq!(admin.cmd(&["ACL", "SETUSER", &user, "on", ">pw", &keys, "~marker", "+@all"]), ok());
+        assert_eq!(admin.cmd(&["SELECT", &i.to_string()]), ok());
+        assert_eq!(admin.cmd(&["SET", "marker", &format!("db{i}")]), ok());
+    }
+    let (s, sha) = (&s, &sha);
+    std::thread::scope(|scope| {
+        for i in 1..=clients {
+            scope.spawn(move || {
+                let mut c = s.raw();
+                assert_eq!(c.cmd(&["AUTH", &format!("u{i}"), "pw"]), ok());
+                assert_eq!(c.cmd(&["SELECT", &i.to_string()]), ok());
+                let key = format!("c{i}:n");
+                for n in 1..=400 {
+                    let tag = format!("client {i} call {n}");
+                    let want = arr(vec![Frame::Integer(n), bulk(&tag), bulk(&format!("db{i}"))]);
+                    assert_eq!(c.cmd(&["EVALSHA", sha, "1", &key, &tag]), want);
+                }
+            });
+        }
+    });
+}
+
 /// A library whose function `spin` loops until it is killed.
 const SPIN_LIBRARY: &str = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
 
