@@ -27,20 +27,33 @@ use std::time::Instant;
 pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
     run_held(ctx, |ctx, engine, states| {
+        let (loaded, mut lower);
         let sha = if by_sha {
-            String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
+            // Any case is accepted; the cache is by lowercase hex, and no other string names
+            // a script.
+            let arg = req.arg(1);
+            lower = [0u8; 40];
+            if arg.len() != lower.len() || !arg.is_ascii() {
+                return ctx.err(NOSCRIPT);
+            }
+            lower.copy_from_slice(arg);
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(&lower).expect("ASCII is UTF-8")
         } else {
-            match engine.load(req.arg(1)) {
+            loaded = match engine.load(req.arg(1)) {
                 Ok(sha) => sha,
                 Err(e) => return ctx.err(&e.to_string()),
-            }
+            };
+            loaded.as_str()
         };
-        let Some(script) = engine.get(&sha) else { return ctx.err("NOSCRIPT No matching script. Please use EVAL.") };
+        let Some(script) = engine.get(sha) else { return ctx.err(NOSCRIPT) };
         let read_only = read_only || script.flags.no_writes;
-        run_code(ctx, engine, &Run::new(&Code::Script(&sha, script), req, numkeys, read_only), states);
+        run_code(ctx, engine, &Run::new(&Code::Script(sha, script), req, numkeys, read_only), states);
     })
     .await;
 }
+
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 /// FCALL / FCALL_RO.
 pub async fn fcall(ctx: &mut GwCtx<'_>, req: &Request, read_only: bool) {
@@ -105,12 +118,15 @@ enum Code<'a> {
     Function(FunctionDef),
 }
 
+/// A script's keys or arguments: most scripts have a few, kept without an allocation.
+type Args<'a> = smallvec::SmallVec<[&'a [u8]; 8]>;
+
 /// Code about to run, with its arguments.
 struct Run<'a> {
     code: &'a Code<'a>,
     req: &'a Request,
-    keys: Vec<&'a [u8]>,
-    argv: Vec<&'a [u8]>,
+    keys: Args<'a>,
+    argv: Args<'a>,
     read_only: bool,
 }
 

@@ -378,7 +378,8 @@ pub struct Engine {
     error_table: Function,
     load_library: Function,
     call_function: Function,
-    scripts: HashMap<String, Script>,
+    /// By SHA1 (lowercase hex). SHA1s are no hash-flooding risk, so the fast hasher.
+    scripts: HashMap<String, Script, foldhash::fast::RandomState>,
     /// The cached scripts' bodies' bytes.
     script_bytes: usize,
     /// FUNCTION LOAD's libraries by name, and which library each function is in.
@@ -619,7 +620,7 @@ impl Engine {
             error_table,
             load_library,
             call_function,
-            scripts: HashMap::new(),
+            scripts: HashMap::default(),
             script_bytes: 0,
             libraries: BTreeMap::new(),
             functions: HashMap::new(),
@@ -837,11 +838,14 @@ impl Engine {
                 }
                 // Stack: runner, code, globals, KEYS, ARGV.
                 if ffi::lua_istable(state, 3) != 0 {
+                    // The globals are read-only to scripts, not to the engine (as in Redis).
+                    readonly::set_readonly(state, 3, false);
                     for (name, index) in [(c"KEYS", 4), (c"ARGV", 5)] {
                         ffi::lua_pushstring(state, name.as_ptr());
                         ffi::lua_pushvalue(state, index);
                         ffi::lua_rawset(state, 3);
                     }
+                    readonly::set_readonly(state, 3, true);
                 }
                 for index in [1, 2, 4, 5] {
                     ffi::lua_pushvalue(state, index);

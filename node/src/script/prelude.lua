@@ -10,20 +10,10 @@ local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfen
 local load_string = loadstring
 local sfind, ssub, sgsub, tconcat = string.find, string.sub, string.gsub, table.concat
 
--- Tables a script may read but not change (Redis makes them read-only in its own Lua): each
--- is an empty proxy, mapped here to the table it reads from. The pairs, next, ipairs and
--- rawget scripts get (Rust's ro_*) read a proxy through this map.
-local protected = setmetatable(internal.protected, { __mode = "k" })
-
-local function readonly(t)
-  local proxy = setmetatable({}, {
-    __index = t,
-    __newindex = function() error("Attempt to modify a readonly table", 2) end,
-    __metatable = false,
-  })
-  protected[proxy] = t
-  return proxy
-end
+-- Tables a script may read but not change are marked read-only in place, as Redis marks
+-- them (Shoal's Lua carries Redis's patch): every write fails "Attempt to modify a readonly
+-- table", reads are plain table reads.
+local readonly = internal.set_readonly
 
 -- Redis's error table from an error reply or message: `-CODE msg` keeps its code, anything
 -- else gets ERR.
@@ -142,11 +132,11 @@ local function load_chunk(s, name)
 end
 
 local visible = {
-  assert = assert, error = error, ipairs = internal.ro_ipairs, next = internal.ro_next,
-  pairs = internal.ro_pairs, rawequal = rawequal, rawget = internal.ro_rawget,
+  assert = assert, error = error, ipairs = ipairs, next = next,
+  pairs = pairs, rawequal = rawequal, rawget = rawget, rawset = rawset,
   select = select, tonumber = tonumber,
   tostring = tostring, type = type, unpack = unpack,
-  getmetatable = getmetatable, setmetatable = internal.ro_setmetatable,
+  getmetatable = getmetatable, setmetatable = setmetatable,
   loadstring = load_chunk,
   -- load's reader is drained first, so the chunk is checked and placed as loadstring's is.
   load = function(reader, name)
@@ -173,13 +163,6 @@ local visible = {
   pcall = function(f, ...) return caught(pcall(f, ...)) end,
   -- ... while an xpcall handler gets the error table itself.
   xpcall = function(f, h) return xpcall(f, function(e) return h(raised(e)) end) end,
-  -- A read-only table refuses rawset too, as Redis's do.
-  rawset = function(t, k, v)
-    if protected[t] then
-      error("Attempt to modify a readonly table", 2)
-    end
-    return rawset(t, k, v)
-  end,
 }
 
 -- Redis's error handler: every error becomes a table with its message and where the script
@@ -209,30 +192,21 @@ local function missing_global(_, k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
 end
 
--- A read-only global environment over the visible names: lookups hit `fields` directly,
--- and only a missing name reaches the erroring __index.
-local function environment()
+-- A read-only global environment of the visible names and `extra`. A missing name is an
+-- error, as in Redis; its metatable is read-only too, as Redis protects metatables.
+local function environment(extra)
   local fields = {}
-  local env = setmetatable({}, {
-    __index = fields,
-    __newindex = function() error("Attempt to modify a readonly table", 2) end,
-    __metatable = false,
-  })
-  protected[env] = fields
   for k, v in pairs(visible) do
     fields[k] = v
   end
-  fields._G = env
+  for k, v in pairs(extra) do
+    fields[k] = v
+  end
+  fields._G = fields
   fields.__redis__err__handler = handler
-  setmetatable(fields, { __index = missing_global, __metatable = false })
-  return env, fields
+  setmetatable(fields, readonly({ __index = missing_global }))
+  return readonly(fields)
 end
-
--- Scripts' globals, with each run's KEYS and ARGV (set by Rust); functions get theirs as
--- arguments and have an environment of their own.
-local env, fields = environment()
-local fenv, ffields = environment()
-active_env = env
 
 -- Functions get the library without what only EVAL scripts have, as in Redis 7.0.
 local function_redis = {}
@@ -241,7 +215,12 @@ for k, v in pairs(redis) do
 end
 function_redis.breakpoint, function_redis.debug, function_redis.replicate_commands = nil, nil, nil
 function_redis = readonly(function_redis)
-ffields.redis = function_redis
+
+-- Scripts' globals, with each run's KEYS and ARGV (set by Rust); functions get theirs as
+-- arguments and have an environment of their own.
+local env = environment({})
+local fenv = environment({ redis = function_redis })
+active_env = env
 
 local function bind(f)
   setfenv(f, env)
@@ -318,27 +297,33 @@ local loading_api = {
   register_function = register, log = redis.log,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
 }
-local loading_redis = setmetatable({}, {
+local loading_redis = {}
+for k, v in pairs(loading_api) do
+  loading_redis[k] = v
+end
+setmetatable(loading_redis, {
   __index = function(_, k)
-    local v = loading_api[k]
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
   end,
-  __newindex = function() error("Attempt to modify a readonly table", 2) end,
   __metatable = false,
 })
-protected[loading_redis] = loading_api
+loading_redis = readonly(loading_redis)
+
+-- `fenv.redis` while a library loads.
+local function set_function_redis(r)
+  readonly(fenv, false)
+  fenv.redis = r
+  readonly(fenv)
+end
 
 -- Runs a library's compiled code; returns its registered functions, or false and the error.
 local function load_library(f)
   setfenv(f, fenv)
   active_env = fenv
   registered = {}
-  ffields.redis = loading_redis
+  set_function_redis(loading_redis)
   local ok, err = xpcall(f, handler)
-  ffields.redis = function_redis
+  set_function_redis(function_redis)
   local r = registered
   registered = nil
   if not ok then
@@ -353,4 +338,4 @@ local function call_function(f, keys, args)
   return xpcall(function() return f(keys, args) end, handler)
 end
 
-return bind, run, error_table, fields, load_library, call_function
+return bind, run, error_table, env, load_library, call_function
