@@ -219,8 +219,7 @@ const LIBRARY_SCRIPTS: &[&str] = &[
 fn scripts_answer_as_redis_does() {
     let redis = RedisServer::start();
     let s = Server::start();
-    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
-    let mut mine = s.raw();
+    let (mut theirs, mut mine) = both(&redis, &s, "2");
     for cmd in SCRIPTS {
         assert_eq!(mine.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
     }
@@ -228,6 +227,15 @@ fn scripts_answer_as_redis_does() {
         let cmd = ["EVAL", script, "0"];
         assert_eq!(mine.cmd(&cmd), theirs.cmd(&cmd), "{script}");
     }
+}
+
+/// A connection to redis-server and one to Shoal, both speaking RESP `proto`.
+fn both(redis: &RedisServer, s: &Server, proto: &str) -> (Raw, Raw) {
+    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut mine = s.raw();
+    theirs.cmd(&["HELLO", proto]);
+    mine.cmd(&["HELLO", proto]);
+    (theirs, mine)
 }
 
 /// Script return values with Redis 7's RESP3 shapes (`{map=...}`, `{double=...}`, ...) and
@@ -265,10 +273,7 @@ fn typed_returns_answer_as_redis_does() {
     let redis = RedisServer::start();
     let s = Server::start();
     for proto in ["2", "3"] {
-        let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
-        let mut mine = s.raw();
-        theirs.cmd(&["HELLO", proto]);
-        mine.cmd(&["HELLO", proto]);
+        let (mut theirs, mut mine) = both(&redis, &s, proto);
         for script in TYPED_RETURNS {
             let cmd = ["EVAL", script, "0"];
             assert_eq!(mine.cmd(&cmd), theirs.cmd(&cmd), "RESP{proto}: {script}");
