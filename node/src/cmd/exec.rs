@@ -35,6 +35,49 @@ pub struct Replied;
 /// Where a found key lives: index into `Exec::shards`, and its entry.
 pub type Loc = (usize, EntryId);
 
+/// The longest key `RouteMemo` keeps.
+const MEMO_KEY: usize = 56;
+
+/// The shard indexes of the last two keys routed. A command routes its key several times (the
+/// lookup, the change record, the notification) and a script's commands share a few keys,
+/// while routing hashes the whole key (CRC16) and scans it for a hash tag. Valid while the
+/// shards and the route it was filled under stay the same: one batch, or one script's run.
+#[derive(Clone)]
+pub struct RouteMemo {
+    keys: [[u8; MEMO_KEY]; 2],
+    /// `u8::MAX`: an empty entry.
+    lens: [u8; 2],
+    idx: [u8; 2],
+    next: u8,
+}
+
+impl Default for RouteMemo {
+    fn default() -> RouteMemo {
+        RouteMemo { keys: [[0; MEMO_KEY]; 2], lens: [u8::MAX; 2], idx: [0; 2], next: 0 }
+    }
+}
+
+impl RouteMemo {
+    #[inline]
+    fn get(&self, key: &[u8]) -> Option<usize> {
+        (0..2)
+            .find(|&e| self.lens[e] as usize == key.len() && self.keys[e][..key.len()] == *key)
+            .map(|e| self.idx[e] as usize)
+    }
+
+    #[inline]
+    fn put(&mut self, key: &[u8], idx: usize) {
+        if key.len() > MEMO_KEY || idx > u8::MAX as usize {
+            return;
+        }
+        let e = self.next as usize;
+        self.keys[e][..key.len()].copy_from_slice(key);
+        self.lens[e] = key.len() as u8;
+        self.idx[e] = idx as u8;
+        self.next ^= 1;
+    }
+}
+
 pub struct Exec<'a, 'b> {
     pub shards: &'a mut [&'b mut ShardState],
     pub route: &'a SlotRoute,
@@ -57,6 +100,8 @@ pub struct Exec<'a, 'b> {
     /// A key emptied and deleted by the running command: its "del" event follows the
     /// command's own event, as in Redis.
     pending_del: Option<SmallBytes>,
+    /// Keys routed lately; a script's calls pass it from one `Exec` to the next.
+    pub memo: RouteMemo,
 }
 
 impl<'a, 'b> Exec<'a, 'b> {
@@ -83,6 +128,7 @@ impl<'a, 'b> Exec<'a, 'b> {
             cmd: None,
             last_event: None,
             pending_del: None,
+            memo: RouteMemo::default(),
         }
     }
 
@@ -147,12 +193,17 @@ impl<'a, 'b> Exec<'a, 'b> {
 
     /// Index into `shards` of the shard that owns `key`.
     #[inline]
-    pub fn shard_idx(&self, key: &[u8]) -> usize {
+    pub fn shard_idx(&mut self, key: &[u8]) -> usize {
         if self.shards.len() == 1 {
             return 0;
         }
+        if let Some(i) = self.memo.get(key) {
+            return i;
+        }
         let id = self.route.shard_of_key(key);
-        self.shards.iter().position(|s| s.id == id).expect("key's shard is leased")
+        let i = self.shards.iter().position(|s| s.id == id).expect("key's shard is leased");
+        self.memo.put(key, i);
+        i
     }
 
     #[inline]
@@ -352,3 +403,30 @@ pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+#[cfg(test)]
+mod tests {
+    use super::{RouteMemo, MEMO_KEY};
+
+    #[test]
+    fn route_memo_keeps_the_last_two_keys_by_content() {
+        let mut m = RouteMemo::default();
+        assert_eq!(m.get(b""), None, "an empty memo knows no key, not even the empty one");
+        m.put(b"a", 1);
+        m.put(b"", 0);
+        assert_eq!((m.get(b"a"), m.get(b"")), (Some(1), Some(0)));
+        assert_eq!(m.get(b"b"), None);
+        assert_eq!(m.get(b"aa"), None, "same prefix, other length");
+        // A third key replaces the older of the two.
+        m.put(b"c", 1);
+        assert_eq!((m.get(b"a"), m.get(b""), m.get(b"c")), (None, Some(0), Some(1)));
+        // Keys longer than the memo holds are routed every time.
+        let long = vec![b'x'; MEMO_KEY + 1];
+        m.put(&long, 0);
+        assert_eq!(m.get(&long), None);
+        assert_eq!((m.get(b""), m.get(b"c")), (Some(0), Some(1)));
+        let longest = vec![b'y'; MEMO_KEY];
+        m.put(&longest, 1);
+        assert_eq!(m.get(&longest), Some(1));
+    }
+}

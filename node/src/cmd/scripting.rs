@@ -7,7 +7,7 @@
 //! command table like a queued MULTI command: same handlers, same ACL checks, same change
 //! records, so replicas and the write-ahead log see the script's effects, never the script.
 
-use super::exec::{Exec, ExecSettings};
+use super::exec::{Exec, ExecSettings, RouteMemo};
 use super::gateway::GwCtx;
 use super::table::{flags, table, Gw, Handler};
 use crate::gateway::session::Session;
@@ -153,8 +153,16 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
     }
     let now = now_ms();
     let proto = ctx.session.proto;
-    let mut cx =
-        CallCx { node, session: &mut *ctx.session, states, route: &route, settings, read_only: run.read_only, now };
+    let mut cx = CallCx {
+        node,
+        session: &mut *ctx.session,
+        states,
+        route: &route,
+        settings,
+        read_only: run.read_only,
+        now,
+        memo: RouteMemo::default(),
+    };
     let out = &mut *ctx.out;
     let (result, name) = match run.code {
         Code::Script(sha, script) => (engine.run(script, &run.keys, &run.argv, &mut cx, out, proto), *sha),
@@ -194,6 +202,8 @@ struct CallCx<'a, 'b> {
     read_only: bool,
     /// The script's time: keys expire as of its start, as in Redis, however long it runs.
     now: u64,
+    /// Keys routed so far, kept from one call to the next (the states and route stay put).
+    memo: RouteMemo,
 }
 
 impl Host for CallCx<'_, '_> {
@@ -235,7 +245,10 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
         Handler::Shard(f) => {
             let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, out, cx.now, cx.settings);
             ex.no_block = true;
-            run_guarded(&mut ex, f, &req, spec)
+            std::mem::swap(&mut ex.memo, &mut cx.memo);
+            let failed = run_guarded(&mut ex, f, &req, spec);
+            std::mem::swap(&mut ex.memo, &mut cx.memo);
+            failed
         }
         // Commands that touch no shard run here; none of them waits on anything, and one
         // that would is refused rather than awaited while the script holds every shard.
