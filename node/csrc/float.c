@@ -12,6 +12,19 @@
 
 /* Redis's string2d: 1 on success. */
 int shoal_string2d(const char *s, size_t slen, double *dp) {
+    /* A plain decimal integer of up to 15 digits is exact as a double: the value strtod would
+     * give, without its cost (~400 instructions a call; scores are mostly such integers). */
+    if (slen > 0 && slen <= 16) {
+        size_t i = s[0] == '-' ? 1 : 0;
+        unsigned long long v = 0;
+        if (i < slen) {
+            for (; i < slen && s[i] >= '0' && s[i] <= '9'; i++) v = v * 10 + (unsigned)(s[i] - '0');
+            if (i == slen && slen - (s[0] == '-') <= 15) {
+                *dp = s[0] == '-' ? -(double)v : (double)v;
+                return 1;
+            }
+        }
+    }
     char stackbuf[128];
     char *buf = slen < sizeof(stackbuf) ? stackbuf : malloc(slen + 1);
     char *eptr;

@@ -213,6 +213,15 @@ const LIBRARY_SCRIPTS: &[&str] = &[
     "cjson.encode = nil",
     "bit.x = 1",
     "return {type(cjson.null), type(cmsgpack.pack), type(struct.unpack), type(bit.band)}",
+    // Number conversion (plain integers take a shortcut past strtod in Shoal's Lua and in
+    // its score parser): the same values and the same refusals as Redis's.
+    "local out = {} for _, s in ipairs({'0', '-0', '007', '-12', '123456789012345', '-123456789012345', \
+     '1234567890123456', '99999999999999999999', '1e3', ' 12', '12 ', '0x10', '-', '', '+5', '1.5', '--1', '12a', '-007'}) \
+     do out[#out+1] = tostring(tonumber(s)) end return {out, tostring('-0' * 1), tostring('41' + 1), tostring(1/tonumber('-0'))}",
+    // (Not a negative zero as a score: a small sorted set in redis-server stores it as 0.)
+    "redis.call('del', 'zn') redis.call('zadd', 'zn', '00', 'a', '007', 'b', '123456789012345', 'c', '-1234567890123456', 'd', \
+     '99999999999999999999', 'e', '1e3', 'f', '-12', 'g') return {redis.call('zrange', 'zn', 0, -1, 'withscores'), \
+     redis.pcall('zadd', 'zn', '12a', 'h'), redis.pcall('zadd', 'zn', '-', 'h'), redis.pcall('zadd', 'zn', '', 'h')}",
 ];
 
 #[test]

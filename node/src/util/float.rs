@@ -91,4 +91,32 @@ mod tests {
         assert_eq!(string2d(b""), None);
         assert_eq!(string2d(b"1\x002"), None);
     }
+
+    #[test]
+    fn string2d_integers_are_exactly_what_strtod_gives() {
+        // Up to 15 digits take a shortcut past strtod; around the limit, the sign, zero and
+        // leading zeros, the value must be the correctly rounded one (Rust's parse).
+        for s in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "007",
+            "-007",
+            "123456789012345",
+            "-123456789012345",
+            "999999999999999",
+            "1234567890123456",
+            "-9999999999999999",
+            "99999999999999999999",
+            "9007199254740993",
+        ] {
+            let want: f64 = s.parse().unwrap();
+            assert_eq!(string2d(s.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{s}");
+        }
+        for s in ["-", "--1", "12a", "1-", "+", ""] {
+            assert_eq!(string2d(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(string2d(b"+5"), Some(5.0));
+    }
 }

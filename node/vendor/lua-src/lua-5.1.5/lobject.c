@@ -89,6 +89,20 @@ int luaO_rawequalObj (const TValue *t1, const TValue *t2) {
 
 int luaO_str2d (const char *s, lua_Number *result) {
   char *endptr;
+  /* Shoal: a plain decimal integer of up to 15 digits (what scripts mostly convert: ARGV
+  ** timestamps, counts, limits) is exact as a double, so it is converted here; strtod,
+  ** which gives the same value, costs some 400 instructions a call. */
+  {
+    const char *p = s;
+    int neg = 0, n = 0;
+    unsigned long long v = 0;
+    if (*p == '-') { neg = 1; p++; }
+    while (n < 16 && *p >= '0' && *p <= '9') { v = v * 10 + (unsigned)(*p - '0'); p++; n++; }
+    if (*p == '\0' && n > 0 && n <= 15) {
+      *result = neg ? -cast_num(v) : cast_num(v);
+      return 1;
+    }
+  }
   *result = lua_str2number(s, &endptr);
   if (endptr == s) return 0;  /* conversion failed */
   if (*endptr == 'x' || *endptr == 'X')  /* maybe an hexadecimal constant? */
