@@ -63,7 +63,7 @@ run() {
   esac
 }
 
-# Each workload runs on both servers back to back, so a pair is measured within seconds of
+# Each workload runs on every server back to back, so a pair is measured within seconds of
 # itself: the machine's speed drifts by more than the difference measured over minutes.
 for round in $(seq "$ROUNDS"); do
   case $((round % 3)) in

@@ -5,8 +5,8 @@ pub const SLOT_COUNT: u16 = 16384;
 
 /// Slicing-by-8 tables: `TABLES[k][b]` is the CRC of byte `b` followed by `k` zero bytes, so
 /// eight bytes are folded in with eight independent lookups instead of a chain of eight. Every
-/// key a node touches is routed through this (twice or more per command with several shards),
-/// and a byte at a time it cost ~7 cycles a byte on one dependency chain.
+/// key a node with several shards touches is routed through this, and a byte at a time it cost
+/// ~7 cycles a byte on one dependency chain.
 const fn crc16_tables() -> [[u16; 256]; 8] {
     let mut t = [[0u16; 256]; 8];
     let mut i = 0;
