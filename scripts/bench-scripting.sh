@@ -25,9 +25,7 @@ SHOAL1_PORT=${SHOAL1_PORT:-16396}
 # shellcheck source=scripts/lib/bench-common.sh
 . scripts/lib/bench-common.sh
 start_servers "$REDIS_PORT" "$SHOAL_PORT"
-target/release/shoal --port "$SHOAL1_PORT" --bind 127.0.0.1 --data-dir "$OUT/shoal1-data" --log-level warn --save= --threads 1 &
-echo $! > "$OUT/shoal1.pid"
-for _ in $(seq 100); do redis-cli -p "$SHOAL1_PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
+start_shoal "$SHOAL1_PORT" shoal1 --threads 1
 
 FIVE='redis.call("INCR", KEYS[1]) redis.call("SET", KEYS[2], ARGV[1]) redis.call("GET", KEYS[2]) redis.call("EXPIRE", KEYS[1], 100) return redis.call("EXISTS", KEYS[1])'
 ONE='return 1'

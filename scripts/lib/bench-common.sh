@@ -13,19 +13,31 @@ start_servers() {
   redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" --logfile "$OUT/redis.log" ${REDIS_ARGS:-} &
   echo $! > "$OUT/redis.pid"
   # shellcheck disable=SC2086
-  # No snapshots on either side (Redis runs with --save ""): a save would land in a measurement.
-  target/release/shoal --port "$2" --bind 127.0.0.1 --data-dir "$OUT/shoal-data" --log-level warn --save= ${SHOAL_ARGS:-} &
-  echo $! > "$OUT/shoal.pid"
-  local p
-  for p in "$1" "$2"; do
-    for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
-  done
+  start_shoal "$2" shoal ${SHOAL_ARGS:-}
+  wait_ready "$1"
 }
 
-# stop_servers: stops both (so the next start_servers measures from a fresh process).
+# start_shoal PORT NAME [ARGS...]: one more Shoal (release build) on 127.0.0.1, its data and
+# pid file under NAME, stopped with the others; returns once it answers.
+start_shoal() {
+  local port=$1 name=$2
+  shift 2
+  # No snapshots on either side (Redis runs with --save ""): a save would land in a measurement.
+  target/release/shoal --port "$port" --bind 127.0.0.1 --data-dir "$OUT/$name-data" --log-level warn --save= "$@" &
+  echo $! > "$OUT/$name.pid"
+  wait_ready "$port"
+}
+
+# wait_ready PORT: until a server answers PING there (at most ~10 s).
+wait_ready() {
+  for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# stop_servers: stops every server started (so the next start_servers measures from a fresh
+# process).
 stop_servers() {
   local f
-  for f in "$OUT/redis.pid" "$OUT/shoal.pid"; do
+  for f in "$OUT"/*.pid; do
     [ -f "$f" ] || continue
     kill "$(cat "$f")" 2>/dev/null || true
     while kill -0 "$(cat "$f")" 2>/dev/null; do sleep 0.1; done
