@@ -13,7 +13,7 @@
 #
 # Rounds rotate which server goes first; docs/BENCHMARKS.md gets the medians and the median
 # ratio of the pairs ("bench-scripting"). Environment: ROUNDS (default 3), JOBS (default
-# 20000).
+# 20000), KEEP_RESULTS (a file to copy the raw results to, to pool the pairs of several runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,6 +81,9 @@ for round in $(seq "$ROUNDS"); do
   done
   echo "round $round/$ROUNDS done" >&2
 done
+if [ -n "${KEEP_RESULTS:-}" ]; then
+  cp "$OUT/results.csv" "$KEEP_RESULTS"
+fi
 
 {
   echo "redis-server $(redis_version) and Shoal (release build, default shards) on the same $(nproc)-core" \

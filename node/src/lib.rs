@@ -20,5 +20,6 @@ pub mod slowlog;
 pub mod tracking;
 pub mod util;
 
-/// The Redis version whose behaviour Shoal matches; clients gate features on it.
-pub const REDIS_VERSION: &str = "7.0.15";
+/// The Redis version whose behaviour Shoal matches; clients gate features on it. It is the
+/// version the command metadata was generated from, so the two cannot drift apart.
+pub const REDIS_VERSION: &str = cmd::redis_meta::REDIS_VERSION;
