@@ -362,6 +362,15 @@ fn functions_answer_as_redis_does() {
         &["FUNCTION", "LOAD", "#!lua name=other\nlocal x = 1"],
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.call('ping')"],
         &["FUNCTION", "LOAD", "#!lua name=other\nfoo = 1"],
+        // While it loads, a library sees `redis` and nothing else (Redis 7.0's library API)...
+        &["FUNCTION", "LOAD", "#!lua name=other\nlocal f = string.format"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nlocal f = pairs"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nlocal f = redis.setresp"],
+        // ... but its functions, and helpers it made while loading, see every global when run.
+        &["FUNCTION", "LOAD", "#!lua name=versioned\nlocal v = redis.REDIS_VERSION .. redis.REDIS_VERSION_NUM\n\
+            local function up(s) return string.upper(s) .. type(v) end\n\
+            redis.register_function('up', function(keys, args) return up(args[1]) end)"],
+        &["FCALL", "up", "0", "abc"],
         &["FUNCTION", "LOAD", "#!lua name=other\nreturn +"],
         &["FUNCTION", "LOAD", "#!lua name=other\nwhile true do end"],
         &["FUNCTION", "LOAD", "#!lua name=other foo=bar\n"],

@@ -292,10 +292,12 @@ local function register(...)
   registered[#registered + 1] = { name = name, callback = callback, flags = list, description = description }
 end
 
--- Anything else a library reaches for while loading fails as a missing global does.
+-- While a library loads, its globals are `redis` alone, with only these (as Redis 7.0's
+-- library API): anything else it reaches for fails as a missing global does.
 local loading_api = {
   register_function = register, log = redis.log,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
 }
 local loading_redis = {}
 for k, v in pairs(loading_api) do
@@ -309,10 +311,30 @@ setmetatable(loading_redis, {
 })
 loading_redis = readonly(loading_redis)
 
--- `fenv.redis` while a library loads.
-local function set_function_redis(r)
+-- Empties `fenv` down to `redis` for a library's loading, and returns what it held. The
+-- library's code and every function it makes keep `fenv` as their environment, so what it
+-- registers sees all of it again once `restore_fenv` puts it back (as Redis swaps the globals'
+-- __index between its library API and the full one).
+local function narrow_fenv()
   readonly(fenv, false)
-  fenv.redis = r
+  local held = {}
+  for k, v in pairs(fenv) do
+    held[k] = v
+  end
+  for k in pairs(held) do
+    fenv[k] = nil
+  end
+  fenv.redis = loading_redis
+  readonly(fenv)
+  return held
+end
+
+local function restore_fenv(held)
+  readonly(fenv, false)
+  fenv.redis = nil
+  for k, v in pairs(held) do
+    fenv[k] = v
+  end
   readonly(fenv)
 end
 
@@ -321,9 +343,9 @@ local function load_library(f)
   setfenv(f, fenv)
   active_env = fenv
   registered = {}
-  set_function_redis(loading_redis)
+  local held = narrow_fenv()
   local ok, err = xpcall(f, handler)
-  set_function_redis(function_redis)
+  restore_fenv(held)
   local r = registered
   registered = nil
   if not ok then
