@@ -78,6 +78,18 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return type(print)", "0"],
     &["EVAL", "return collectgarbage('count') > 0", "0"],
     &["EVAL", "local co = coroutine.wrap(function() return redis.call('ping') end) return co()", "0"],
+    // Shoal writes some of Redis's C functions in Lua; a coroutine still cannot be made of them.
+    &["EVAL", "local co = coroutine.wrap(loadstring) return co('return 1')", "0"],
+    &["EVAL", "return coroutine.create(pcall)", "0"],
+    &["EVAL", "return coroutine.create(type)", "0"],
+    &["EVAL", "return {pcall(coroutine.create, load)}", "0"],
+    &["EVAL", "local co = coroutine.wrap(function(a) coroutine.yield(a + 1) return 7 end) return {co(1), co()}", "0"],
+    // load's reader may hand over numbers, as their string form.
+    &[
+        "EVAL",
+        "local i = 0 local f = load(function() i = i + 1 if i == 1 then return 'return ' elseif i == 2 then return 42.5 end end) return tostring(f())",
+        "0",
+    ],
     &["EVAL", "return {pcall(function() coroutine.x = 1 end)}", "0"],
     &["EVAL", "return redis.acl_check_cmd('set', 'k', 'v')", "0"],
     &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],

@@ -148,6 +148,9 @@ local visible = {
       local piece = reader()
       if piece == nil or piece == "" then
         break
+      elseif type(piece) == "number" then
+        -- Lua's reader takes numbers too, as their string form.
+        piece = tostring(piece)
       elseif type(piece) ~= "string" then
         return nil, "reader function must return a string"
       end

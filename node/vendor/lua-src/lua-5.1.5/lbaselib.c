@@ -577,6 +577,14 @@ static int luaB_cocreate (lua_State *L) {
   lua_State *NL = lua_newthread(L);
   luaL_argcheck(L, lua_isfunction(L, 1) && !lua_iscfunction(L, 1), 1,
     "Lua function expected");
+  /* Shoal: functions of its scripts' prelude (chunk "=shoal") stand in for what are C
+     functions in Redis, and are refused as those are. */
+  {
+    lua_Debug ar;
+    lua_pushvalue(L, 1);
+    lua_getinfo(L, ">S", &ar);
+    luaL_argcheck(L, strcmp(ar.source, "=shoal") != 0, 1, "Lua function expected");
+  }
   lua_pushvalue(L, 1);  /* move function to top */
   lua_xmove(L, NL, 1);  /* move function from L to NL */
   return 1;
