@@ -314,46 +314,29 @@ setmetatable(loading_redis, {
 })
 loading_redis = readonly(loading_redis)
 
--- Empties `fenv` down to `redis` for a library's loading, and returns what it held. The
--- library's code and every function it makes keep `fenv` as their environment, so what it
--- registers sees all of it again once `restore_fenv` puts it back (as Redis swaps the globals'
--- __index between its library API and the full one).
-local function narrow_fenv()
-  readonly(fenv, false)
-  local held = {}
-  for k, v in pairs(fenv) do
-    held[k] = v
-  end
-  for k in pairs(held) do
-    fenv[k] = nil
-  end
-  fenv.redis = loading_redis
-  readonly(fenv)
-  return held
-end
-
-local function restore_fenv(held)
-  readonly(fenv, false)
-  fenv.redis = nil
-  for k, v in pairs(held) do
-    fenv[k] = v
-  end
-  readonly(fenv)
-end
+-- What a library's globals fall back on while it loads: `redis` alone.
+local loading_globals = readonly(setmetatable({ redis = loading_redis }, readonly({ __index = missing_global })))
 
 -- Runs a library's compiled code; returns its registered functions, or false and the error.
+-- The library gets globals of its own, empty, that fall back on `loading_globals` while it
+-- loads and on the functions' globals once it has loaded (as Redis swaps its globals' __index
+-- between the library API and the full one): what it registers, and every helper it made,
+-- keeps them as its environment. Nothing shared changes, so a load that fails anywhere (the
+-- time limit may strike at any instruction) leaves nothing behind.
 local function load_library(f)
-  setfenv(f, fenv)
-  active_env = fenv
+  local globals = readonly(setmetatable({}, readonly({ __index = loading_globals })))
+  setfenv(f, globals)
+  active_env = globals
   registered = {}
-  local held = narrow_fenv()
   local ok, err = xpcall(f, handler)
-  restore_fenv(held)
   local r = registered
   registered = nil
   if not ok then
     return false, err
   end
+  readonly(globals, false)
+  setmetatable(globals, readonly({ __index = fenv }))
+  readonly(globals)
   return r
 end
 
