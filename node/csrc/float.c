@@ -105,3 +105,10 @@ size_t shoal_human_double(double d, char *out) {
     int l = ld2string_human(out, 64, (long double)d);
     return l < 0 ? 0 : (size_t)l;
 }
+
+/* A double as Redis 7.0 passes a Lua number to a command ("%.17g"): the length written to
+ * `out`, which must hold 32 bytes. */
+size_t shoal_g17(double d, char *out) {
+    int l = snprintf(out, 32, "%.17g", d);
+    return l < 0 ? 0 : (size_t)l;
+}

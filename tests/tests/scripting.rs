@@ -84,6 +84,13 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return coroutine.create(type)", "0"],
     &["EVAL", "return {pcall(coroutine.create, load)}", "0"],
     &["EVAL", "local co = coroutine.wrap(function(a) coroutine.yield(a + 1) return 7 end) return {co(1), co()}", "0"],
+    // Numbers reach commands as Redis 7.0 prints them ("%.17g").
+    &[
+        "EVAL",
+        "local t = {} for i, v in ipairs({0.1, 1e20, 1e9, -0.0, 1/0, -1/0, 1.5, 123456789012345678, 2^53, -7, 3.14159}) do \
+         redis.call('set', 'num', v) t[i] = redis.call('get', 'num') end return t",
+        "0",
+    ],
     // load's reader may hand over numbers, as their string form.
     &[
         "EVAL",

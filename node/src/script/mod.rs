@@ -1051,13 +1051,14 @@ fn command_request(
     Ok(argv.finish())
 }
 
-/// A number argument as Redis passes it: integral values as integers (`1e9` is 1000000000),
-/// others in their shortest form.
+/// A number argument as Redis 7.0 passes it: `%.17g` (`0.1` is 0.10000000000000001, `1e20`
+/// is 1e+20), which prints an integral value below 1e17 as the integer, done here without
+/// the C library for the common case.
 fn number_arg(n: f64) -> String {
-    if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.2e18 {
+    if n.fract() == 0.0 && n.abs() < 1e17 && !(n == 0.0 && n.is_sign_negative()) {
         (n as i64).to_string()
     } else {
-        format!("{n}")
+        crate::util::float::g17(n)
     }
 }
 

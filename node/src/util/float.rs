@@ -6,6 +6,7 @@ use std::os::raw::{c_char, c_int};
 extern "C" {
     fn shoal_string2d(s: *const c_char, slen: usize, dp: *mut f64) -> c_int;
     fn shoal_human_double(d: f64, out: *mut c_char) -> usize;
+    fn shoal_g17(d: f64, out: *mut c_char) -> usize;
     fn shoal_incrbyfloat(
         cur: *const c_char,
         curlen: usize,
@@ -32,6 +33,15 @@ pub fn human_double(d: f64) -> String {
     // SAFETY: the shim writes at most 64 bytes into `buf` and returns how many.
     let n = unsafe { shoal_human_double(d, buf.as_mut_ptr() as *mut c_char) };
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A double as C's `%.17g` prints it (`0.10000000000000001`, `1e+20`, `-nan`): how Redis 7.0
+/// passes a script's numbers to commands.
+pub fn g17(d: f64) -> String {
+    let mut buf = [0u8; 32];
+    // SAFETY: the shim writes at most 32 bytes into `buf` and returns how many.
+    let n = unsafe { shoal_g17(d, buf.as_mut_ptr() as *mut c_char) };
+    String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +78,16 @@ pub fn incr_by_float(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, Inc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn g17_prints_as_c_does() {
+        assert_eq!(g17(0.1), "0.10000000000000001");
+        assert_eq!(g17(1e20), "1e+20");
+        assert_eq!(g17(123456789012345678.0), "1.2345678901234568e+17");
+        assert_eq!(g17(-0.0), "-0");
+        assert_eq!(g17(f64::NEG_INFINITY), "-inf");
+        assert_eq!(g17(1.5), "1.5");
+    }
 
     #[test]
     fn incrbyfloat_prints_like_redis() {
