@@ -84,6 +84,22 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return coroutine.create(type)", "0"],
     &["EVAL", "return {pcall(coroutine.create, load)}", "0"],
     &["EVAL", "local co = coroutine.wrap(function(a) coroutine.yield(a + 1) return 7 end) return {co(1), co()}", "0"],
+    // Commands that visit every shard run from scripts, over keys in every shard.
+    &[
+        "EVAL",
+        "for i = 1, 40 do redis.call('set', 'kp:' .. i, i) end local k = redis.call('keys', 'kp:1*') table.sort(k) return k",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local seen, cursor = {}, '0' repeat local r = redis.call('scan', cursor, 'match', 'kp:*', 'count', 7) \
+         cursor = r[1] for _, k in ipairs(r[2]) do seen[#seen + 1] = k end until cursor == '0' \
+         table.sort(seen) return {#seen, seen[1], seen[#seen]}",
+        "0",
+    ],
+    &["EVAL", "return {redis.call('dbsize') == #redis.call('keys', '*'), redis.call('exists', redis.call('randomkey'))}", "0"],
+    &["EVAL", "local n = 0 for _, k in ipairs(redis.call('keys', ARGV[1])) do n = n + redis.call('del', k) end return n", "0", "kp:*"],
+    &["EVAL", "return redis.call('keys', 'kp:*')", "0"],
     // Numbers reach commands as Redis 7.0 prints them ("%.17g").
     &[
         "EVAL",

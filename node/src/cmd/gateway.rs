@@ -4,6 +4,7 @@
 use super::table::{CommandSpec, Gw};
 use crate::gateway::session::Session;
 use crate::node::Node;
+use crate::shard::ShardState;
 use bytes::BytesMut;
 use shoal_proto::{reply, Request};
 use std::sync::Arc;
@@ -14,6 +15,25 @@ pub struct GwCtx<'a> {
     pub out: &'a mut BytesMut,
     pub spec: &'static CommandSpec,
     pub failed: bool,
+    /// Every shard, when the caller already holds them all (a script): commands that visit
+    /// each shard visit these instead of asking the shards' actors, which wait for them.
+    pub held: Option<&'a mut (dyn HeldShards + 'a)>,
+}
+
+/// Every shard's state, held by the caller for the length of a command.
+pub trait HeldShards: Send {
+    fn count(&self) -> usize;
+    fn shard(&mut self, i: usize) -> &mut ShardState;
+}
+
+impl HeldShards for Vec<&mut ShardState> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn shard(&mut self, i: usize) -> &mut ShardState {
+        &mut *self[i]
+    }
 }
 
 impl<'a> GwCtx<'a> {
@@ -26,6 +46,30 @@ impl<'a> GwCtx<'a> {
                 self.err(busy);
                 None
             }
+        }
+    }
+
+    /// `f` on every shard, in shard order: on the held shards, or through their actors.
+    pub async fn each_shard<T, F>(&mut self, f: F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut ShardState) -> T + Send + Sync + Clone + 'static,
+    {
+        match &mut self.held {
+            Some(held) => (0..held.count()).map(|i| f(held.shard(i))).collect(),
+            None => self.node.broadcast(f).await,
+        }
+    }
+
+    /// `f` on shard `shard`: held, or through its actor.
+    pub async fn one_shard<T, F>(&mut self, shard: usize, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ShardState) -> T + Send + 'static,
+    {
+        match &mut self.held {
+            Some(held) => f(held.shard(shard)),
+            None => self.node.broadcast_one(shard, f).await,
         }
     }
 

@@ -179,7 +179,8 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
 }
 
 async fn run_gateway(ctx: &mut GwCtx<'_>, g: Gw, spec: &'static CommandSpec, req: &Request) -> bool {
-    let mut inner = GwCtx { node: ctx.node, session: &mut *ctx.session, out: &mut *ctx.out, spec, failed: false };
+    let mut inner =
+        GwCtx { node: ctx.node, session: &mut *ctx.session, out: &mut *ctx.out, spec, failed: false, held: None };
     Box::pin(gateway::execute(g, &mut inner, req)).await;
     inner.failed
 }

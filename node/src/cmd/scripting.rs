@@ -250,11 +250,22 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
             std::mem::swap(&mut ex.memo, &mut cx.memo);
             failed
         }
-        // Commands that touch no shard run here; none of them waits on anything, and one
-        // that would is refused rather than awaited while the script holds every shard.
-        Handler::Gateway(g) if super::multi::runs_under_lease(g) || matches!(g, Gw::Publish | Gw::SPublish) => {
+        // Commands that touch no shard run here, and those that visit every shard visit the
+        // ones the script holds; none of them waits on anything, and one that would is
+        // refused rather than awaited while the script holds every shard.
+        Handler::Gateway(g)
+            if super::multi::runs_under_lease(g)
+                || matches!(g, Gw::Publish | Gw::SPublish | Gw::Keys | Gw::Scan | Gw::DbSize | Gw::RandomKey) =>
+        {
             let client_proto = std::mem::replace(&mut cx.session.proto, proto);
-            let mut gw = GwCtx { node: cx.node, session: &mut *cx.session, out, spec, failed: false };
+            let mut gw = GwCtx {
+                node: cx.node,
+                session: &mut *cx.session,
+                out,
+                spec,
+                failed: false,
+                held: Some(&mut *cx.states),
+            };
             let done = Box::pin(super::gateway::execute(g, &mut gw, &req)).now_or_never().is_some();
             let failed = gw.failed;
             cx.session.proto = client_proto;

@@ -19,7 +19,7 @@ const SCAN_SHARD_BITS: u32 = 10;
 
 pub async fn dbsize(ctx: &mut GwCtx<'_>) {
     let db = ctx.session.db;
-    let n: usize = ctx.node.broadcast(move |st| st.dbs[db].len()).await.into_iter().sum();
+    let n: usize = ctx.each_shard(move |st| st.dbs[db].len()).await.into_iter().sum();
     reply::integer(ctx.out, n as i64);
 }
 
@@ -118,8 +118,7 @@ pub async fn keys(ctx: &mut GwCtx<'_>, req: &Request) {
     let pattern = req.arg(1).to_vec();
     let db = ctx.session.db;
     let parts = ctx
-        .node
-        .broadcast(move |st| {
+        .each_shard(move |st| {
             let now = now_ms();
             let all = pattern == b"*";
             st.dbs[db]
@@ -167,8 +166,7 @@ pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
         (0, Vec::new())
     } else {
         let (inner_next, keys) = ctx
-            .node
-            .broadcast_one(shard as usize, move |st| {
+            .one_shard(shard as usize, move |st| {
                 let now = now_ms();
                 let mut found = Vec::new();
                 let mut cur = inner;
@@ -216,8 +214,7 @@ pub async fn scan(ctx: &mut GwCtx<'_>, req: &Request) {
 pub async fn randomkey(ctx: &mut GwCtx<'_>) {
     let db = ctx.session.db;
     let picks = ctx
-        .node
-        .broadcast(move |st| {
+        .each_shard(move |st| {
             let now = now_ms();
             let mut rng = rand::thread_rng();
             for _ in 0..100 {

@@ -720,7 +720,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let suppress = if g == Gw::ClientReply { false } else { self.suppress_next() };
         let started = Instant::now();
         let mark = self.wbuf.len();
-        let mut ctx = GwCtx { node: &self.node, session: &mut self.session, out: &mut self.wbuf, spec, failed: false };
+        let mut ctx = GwCtx {
+            node: &self.node,
+            session: &mut self.session,
+            out: &mut self.wbuf,
+            spec,
+            failed: false,
+            held: None,
+        };
         // Boxed: the gateway's futures are large, and would otherwise be moved into place as
         // part of every command's future.
         Box::pin(gateway::execute(g, &mut ctx, &req)).await;
