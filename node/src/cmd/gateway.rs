@@ -20,6 +20,12 @@ pub struct GwCtx<'a> {
     pub held: Option<&'a mut (dyn HeldShards + 'a)>,
 }
 
+/// Gateway commands that reach the shards only through `GwCtx::each_shard`/`one_shard`, so
+/// run over held shards when given them.
+pub fn runs_on_held_shards(g: Gw) -> bool {
+    matches!(g, Gw::Keys | Gw::Scan | Gw::DbSize | Gw::RandomKey)
+}
+
 /// Every shard's state, held by the caller for the length of a command.
 pub trait HeldShards: Send {
     fn count(&self) -> usize;

@@ -255,7 +255,8 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
         // refused rather than awaited while the script holds every shard.
         Handler::Gateway(g)
             if super::multi::runs_under_lease(g)
-                || matches!(g, Gw::Publish | Gw::SPublish | Gw::Keys | Gw::Scan | Gw::DbSize | Gw::RandomKey) =>
+                || super::gateway::runs_on_held_shards(g)
+                || matches!(g, Gw::Publish | Gw::SPublish) =>
         {
             let client_proto = std::mem::replace(&mut cx.session.proto, proto);
             let mut gw = GwCtx {

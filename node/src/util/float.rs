@@ -29,18 +29,20 @@ pub fn string2d(s: &[u8]) -> Option<f64> {
 
 /// A double as Redis prints coordinates (`%.17Lf` of the long double, trailing zeros cut).
 pub fn human_double(d: f64) -> String {
-    let mut buf = [0u8; 64];
-    // SAFETY: the shim writes at most 64 bytes into `buf` and returns how many.
-    let n = unsafe { shoal_human_double(d, buf.as_mut_ptr() as *mut c_char) };
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    printed(d, shoal_human_double)
 }
 
 /// A double as C's `%.17g` prints it (`0.10000000000000001`, `1e+20`, `-nan`): how Redis 7.0
 /// passes a script's numbers to commands.
 pub fn g17(d: f64) -> String {
-    let mut buf = [0u8; 32];
-    // SAFETY: the shim writes at most 32 bytes into `buf` and returns how many.
-    let n = unsafe { shoal_g17(d, buf.as_mut_ptr() as *mut c_char) };
+    printed(d, shoal_g17)
+}
+
+/// `d` as a shim that prints into 64 bytes (or fewer) prints it.
+fn printed(d: f64, shim: unsafe extern "C" fn(f64, *mut c_char) -> usize) -> String {
+    let mut buf = [0u8; 64];
+    // SAFETY: the shims write at most 64 bytes into `buf` and return how many.
+    let n = unsafe { shim(d, buf.as_mut_ptr() as *mut c_char) };
     String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()
 }
 
