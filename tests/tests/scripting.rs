@@ -4,6 +4,8 @@
 
 use shoal_proto::Frame;
 use shoal_tests::{arr, bulk, err, ok, wait_until, Raw, RedisServer, Server};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 
 /// Scripts (with their keys and arguments) whose replies must be redis-server's, byte for byte.
 const SCRIPTS: &[&[&str]] = &[
@@ -113,6 +115,30 @@ const SCRIPTS: &[&[&str]] = &[
         "local i = 0 local f = load(function() i = i + 1 if i == 1 then return 'return ' elseif i == 2 then return 42.5 end end) return tostring(f())",
         "0",
     ],
+    // Redis's pcall: the status's slot is taken before the call (a bare pcall() calls it),
+    // an error table is caught as its text.
+    &["EVAL", "return {pcall()}", "0"],
+    &["EVAL", "return {xpcall(1)}", "0"],
+    &["EVAL", "return {pcall(error, {err='X y'}), pcall(error, {err=5})}", "0"],
+    &["EVAL", "return {pcall(error, {err={}})}", "0"],
+    &["EVAL", "return {select('#', pcall(error, {})), pcall(error, setmetatable({}, {__index={err='m'}}))}", "0"],
+    // Deep recursion through C: Lua's C-call limit, reached with every level's results
+    // piling up, and cjson at its own limit 190 C calls down.
+    &["EVAL", "local function f(n) return pcall(f, n+1) end local r = {f(1)} return {r[#r-1], r[#r]}", "0"],
+    &[
+        "EVAL",
+        "local function f(n) return xpcall(function() return f(n+1) end, function(e) return e end) end \
+         local r = {f(1)} return {r[#r-1], r[#r]}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local function f(n) if n == 0 then return cjson.decode(string.rep('[', 1100)) end return pcall(f, n-1) end \
+         local r = {f(190)} return r[#r]",
+        "0",
+    ],
+    &["EVAL", "return string.find(string.rep('a', 5000), string.rep('a?', 5000) .. '$')", "0"],
+    &["EVAL", "local t = {} local c = t for i = 1, 100 do c[1] = {i} c = c[1] end return t", "0"],
     &["EVAL", "return {pcall(function() coroutine.x = 1 end)}", "0"],
     &["EVAL", "return redis.acl_check_cmd('set', 'k', 'v')", "0"],
     &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
@@ -692,6 +718,44 @@ fn commands_waiting_for_a_script_get_busy_once_it_turns_busy() {
         assert_eq!(get.cmd(&["GET", "k"]), Frame::Null);
         assert_eq!(eval.cmd(&["EVAL", "return 1", "0"]), Frame::Integer(1));
     }
+}
+
+/// A table nested past Lua's stack (here a cycle) is written down to where redis-server
+/// stops, ~8,000 levels, where an error takes its place; the connection goes on.
+#[test]
+fn a_cyclic_reply_stops_where_redis_stops() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let levels = |addr: std::net::SocketAddr| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let script: &[u8] = b"local a = {} local b = {a} a[1] = b return a";
+        stream.write_all(&Raw::encode(&[b"EVAL", script, b"0"])).unwrap();
+        stream.write_all(&Raw::encode(&[b"PING"])).unwrap();
+        let mut lines = BufReader::new(stream).lines().map(Result::unwrap);
+        let arrays = lines.by_ref().take_while(|l| l == "*1").count();
+        assert_eq!(lines.next().as_deref(), Some("+PONG"), "after {arrays} levels");
+        arrays
+    };
+    let theirs = levels(([127, 0, 0, 1], redis.port).into());
+    assert!(theirs > 7000, "redis-server nested {theirs} levels");
+    assert_eq!(levels(s.addr()), theirs);
+}
+
+/// A pattern nesting deeper than a thread's stack would hold fails with Lua 5.2's words
+/// instead (redis-server crashes on these), and the node goes on.
+#[test]
+fn a_pattern_too_deep_for_the_stack_is_refused() {
+    let s = Server::start();
+    let mut c = s.raw();
+    for call in ["string.find(s, p)", "string.match(s, p)", "string.gsub(s, p, '')", "string.gmatch(s, p)()"] {
+        let script = format!("local s, p = string.rep('a', 300000), string.rep('a?', 300000) return {call}");
+        let reply = c.cmd(&["EVAL", &script, "0"]);
+        assert!(
+            matches!(&reply, Frame::Error(e) if e.starts_with(b"ERR user_script:1: pattern too complex")),
+            "{call}: {reply:?}"
+        );
+    }
+    assert_eq!(c.cmd(&["PING"]), simple_pong());
 }
 
 fn simple_pong() -> Frame {

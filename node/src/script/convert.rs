@@ -6,7 +6,7 @@ use mlua::{ffi, lua_State};
 use shoal_proto::{reply, Protocol, Token};
 use std::ffi::CStr;
 
-/// Tables nested deeper than this are cut off (a script can build a cyclic table).
+/// Command replies nested deeper than this are not taken apart (none nests near this deep).
 const MAX_DEPTH: usize = 64;
 
 /// Pushes the reply at the front of `buf`, as the command wrote it, as Redis's rules make it
@@ -126,26 +126,27 @@ unsafe fn push_single(state: *mut lua_State, key: &CStr, push_value: impl FnOnce
 /// `state` is a Lua state with a value on top. A Lua error (out of memory) raised here
 /// unwinds through these frames, which hold only references and numbers.
 pub unsafe fn write_reply(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, script_resp3: bool) {
-    write_top(state, out, proto, script_resp3, 0);
+    write_top(state, out, proto, script_resp3);
 }
 
-unsafe fn write_top(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool, depth: usize) {
+unsafe fn write_top(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool) {
+    // Each nested table holds one more slot of the Lua stack, so a deep (or cyclic) table
+    // stops where Lua's stack does (~8,000 levels), with Redis's error, where Redis stops.
+    if ffi::lua_checkstack(state, 4) == 0 {
+        return reply::error(out, b"ERR reached lua stack limit");
+    }
     match ffi::lua_type(state, -1) {
         ffi::LUA_TSTRING => reply::bulk(out, bytes_at(state, -1)),
         ffi::LUA_TNUMBER => reply::integer(out, ffi::lua_tonumber(state, -1) as i64),
         ffi::LUA_TBOOLEAN if resp3 => reply::boolean(out, proto, ffi::lua_toboolean(state, -1) != 0),
         ffi::LUA_TBOOLEAN if ffi::lua_toboolean(state, -1) != 0 => reply::integer(out, 1),
-        ffi::LUA_TTABLE if depth < MAX_DEPTH => {
-            ffi::luaL_checkstack(state, 4, c"reply nested too deep".as_ptr());
-            write_table(state, out, proto, resp3, depth);
-        }
-        ffi::LUA_TTABLE => reply::error(out, b"ERR reached lua stack limit"),
+        ffi::LUA_TTABLE => write_table(state, out, proto, resp3),
         _ => reply::null(out, proto),
     }
 }
 
 /// A table on top of the stack, checked for Redis's special fields in Redis's order.
-unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool, depth: usize) {
+unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool) {
     if field(state, c"err") == ffi::LUA_TSTRING {
         reply::error(out, bytes_at(state, -1));
     } else if pop_then(state, c"ok") == ffi::LUA_TSTRING {
@@ -162,9 +163,9 @@ unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol
             // Stack: table, map, key, value. The key is written from a copy: the next
             // lua_next needs it as it was.
             ffi::lua_pushvalue(state, -2);
-            write_top(state, out, proto, resp3, depth + 1);
+            write_top(state, out, proto, resp3);
             ffi::lua_settop(state, -2);
-            write_top(state, out, proto, resp3, depth + 1);
+            write_top(state, out, proto, resp3);
             ffi::lua_settop(state, -2);
         }
     } else if pop_then(state, c"set") == ffi::LUA_TTABLE {
@@ -173,7 +174,7 @@ unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol
         while ffi::lua_next(state, -2) != 0 {
             ffi::lua_settop(state, -2);
             ffi::lua_pushvalue(state, -1);
-            write_top(state, out, proto, resp3, depth + 1);
+            write_top(state, out, proto, resp3);
             ffi::lua_settop(state, -2);
         }
     } else {
@@ -190,7 +191,7 @@ unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol
         reply::array_len(out, n);
         for i in 1..=n {
             ffi::lua_rawgeti(state, -1, i as i64);
-            write_top(state, out, proto, resp3, depth + 1);
+            write_top(state, out, proto, resp3);
             ffi::lua_settop(state, -2);
         }
         return;

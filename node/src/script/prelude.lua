@@ -5,8 +5,8 @@
 local internal = ...
 
 local dbg = debug
-local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv =
-  error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv
+local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, select =
+  error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, select
 local load_string = loadstring
 local sfind, ssub, sgsub, tconcat = string.find, string.sub, string.gsub, table.concat
 
@@ -60,18 +60,23 @@ local function raised(e)
   return e
 end
 
--- What a script's pcall catches from redis.call: the error's text, as in Redis 7.0.
+-- What a script's pcall catches: an error table's text (redis.call's, or one the script
+-- raised), as in Redis 7.0.
 local function caught(ok, ...)
   if ok then
     return true, ...
   end
-  local e = ...
-  if type(e) == "userdata" and internal.raised ~= nil then
-    e = raised(e).err
-  else
-    e = raised(e)
+  local e = raised((...))
+  if type(e) ~= "table" then
+    return false, e
   end
-  return false, e
+  -- Redis reads the field as lua_getfield does (metamethods too) and, when it is no text,
+  -- leaves it on the stack: one result more.
+  local text = e.err
+  if type(text) == "string" or type(text) == "number" then
+    return false, text
+  end
+  return false, e, text
 end
 
 function redis.error_reply(e)
@@ -163,9 +168,22 @@ local visible = {
   coroutine = readonly(coroutine), redis = readonly(redis),
   bit = readonly(internal.bit), struct = readonly(internal.struct),
   cmsgpack = readonly(internal.cmsgpack), cjson = readonly(internal.cjson),
-  pcall = function(f, ...) return caught(pcall(f, ...)) end,
+  -- (Redis's pcall takes the status's slot before the call: a bare pcall() calls `true`.)
+  pcall = function(...)
+    if select("#", ...) == 0 then
+      return caught(pcall(true))
+    end
+    return caught(pcall(...))
+  end,
   -- ... while an xpcall handler gets the error table itself.
-  xpcall = function(f, h) return xpcall(f, function(e) return h(raised(e)) end) end,
+  xpcall = function(f, ...)
+    if select("#", ...) == 0 then
+      -- Lua's own words, at the caller's line (from here it would name the prelude's).
+      error("bad argument #2 to 'xpcall' (value expected)", 2)
+    end
+    local h = ...
+    return xpcall(f, function(e) return h(raised(e)) end)
+  end,
 }
 
 -- Redis's error handler: every error becomes a table with its message and where the script

@@ -374,9 +374,16 @@ static int luaB_select (lua_State *L) {
 static int luaB_pcall (lua_State *L) {
   int status;
   luaL_checkany(L, 1);
-  status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-  lua_pushboolean(L, (status == 0));
+  /* Shoal: the status's slot is taken before the call, as Lua 5.2 does: the results may
+     fill the frame to its top, and a push after them breaks the API's rules (debug builds
+     assert on it; Lua 5.1 relied on the stack's spare slots). */
+  lua_pushboolean(L, 1);
   lua_insert(L, 1);
+  status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+  if (status != 0) {
+    lua_pushboolean(L, 0);
+    lua_replace(L, 1);
+  }
   return lua_gettop(L);  /* return status + all results */
 }
 
@@ -385,10 +392,16 @@ static int luaB_xpcall (lua_State *L) {
   int status;
   luaL_checkany(L, 2);
   lua_settop(L, 2);
-  lua_insert(L, 1);  /* put error function under function to be called */
-  status = lua_pcall(L, 0, LUA_MULTRET, 1);
-  lua_pushboolean(L, (status == 0));
-  lua_replace(L, 1);
+  /* Shoal: the status's slot first, as in luaB_pcall. */
+  lua_pushboolean(L, 1);
+  lua_insert(L, 1);
+  lua_insert(L, 2);  /* put error function under function to be called */
+  status = lua_pcall(L, 0, LUA_MULTRET, 2);
+  lua_remove(L, 2);
+  if (status != 0) {
+    lua_pushboolean(L, 0);
+    lua_replace(L, 1);
+  }
   return lua_gettop(L);  /* return status + all results */
 }
 

@@ -172,6 +172,7 @@ typedef struct MatchState {
   const char *src_end;  /* end (`\0') of source string */
   lua_State *L;
   int level;  /* total number of captures (finished or unfinished) */
+  int depth;  /* Shoal: nesting of match calls now (see MAXMATCHDEPTH) */
   struct {
     const char *init;
     ptrdiff_t len;
@@ -362,7 +363,25 @@ static const char *match_capture (MatchState *ms, const char *s, int l) {
 }
 
 
+/* Shoal: how deep match may recurse (each `?' that matched, `*', `+', `-' and capture
+   nests one call). Lua 5.1 has no limit, so a long enough pattern overflows the C stack and
+   takes the server down (Redis's too); Lua 5.2 stops at 200 with the same message. This
+   limit is far above any pattern a script writes by hand and far below what the stack of a
+   script's thread holds. */
+#define MAXMATCHDEPTH 10000
+
+static const char *do_match (MatchState *ms, const char *s, const char *p);
+
 static const char *match (MatchState *ms, const char *s, const char *p) {
+  const char *res;
+  if (++ms->depth > MAXMATCHDEPTH)
+    luaL_error(ms->L, "pattern too complex");
+  res = do_match(ms, s, p);
+  ms->depth--;
+  return res;
+}
+
+static const char *do_match (MatchState *ms, const char *s, const char *p) {
   init: /* using goto's to optimize tail recursion */
   switch (*p) {
     case '(': {  /* start capture */
@@ -519,6 +538,7 @@ static int str_find_aux (lua_State *L, int find) {
     do {
       const char *res;
       ms.level = 0;
+      ms.depth = 0;
       if ((res=match(&ms, s1, p)) != NULL) {
         if (find) {
           lua_pushinteger(L, s1-s+1);  /* start */
@@ -559,6 +579,7 @@ static int gmatch_aux (lua_State *L) {
        src++) {
     const char *e;
     ms.level = 0;
+    ms.depth = 0;
     if ((e = match(&ms, src, p)) != NULL) {
       lua_Integer newstart = e-s;
       if (e == src) newstart++;  /* empty match? go at least one position */
@@ -661,6 +682,7 @@ static int str_gsub (lua_State *L) {
   while (n < max_s) {
     const char *e;
     ms.level = 0;
+    ms.depth = 0;
     e = match(&ms, src, p);
     if (e) {
       n++;
