@@ -29,7 +29,7 @@ pub enum ServerError {
     Load(#[from] crate::persist::load::LoadError),
     #[error("cannot start the Lua VM: {0}")]
     Scripts(#[from] crate::script::ScriptError),
-    #[error("cannot load the kept function libraries: {0}")]
+    #[error("function libraries: {0}")]
     Functions(String),
     #[error(transparent)]
     Backup(#[from] crate::persist::backup::BackupError),
@@ -200,13 +200,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let slowlog = Arc::new(crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len));
     let scripts = crate::script::Scripts::new()?;
     scripts.set_busy_after_ms(config.busy_reply_threshold);
-    match crate::cmd::functions::load_kept(
+    let kept = crate::cmd::functions::load_kept(
         &mut scripts.engine().await.expect("no script runs before the node starts"),
         &config.data_dir,
-    ) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(libraries = n, "function libraries loaded"),
-        Err(e) => return Err(ServerError::Functions(e)),
+    )
+    .map_err(ServerError::Functions)?;
+    if let Some(n) = kept.as_ref().map(Vec::len).filter(|&n| n > 0) {
+        tracing::info!(libraries = n, "function libraries loaded");
     }
     memory.start_sampler();
     let mut states: Vec<Box<ShardState>> =
@@ -231,13 +231,22 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         (None, None) => None,
     };
     // Reading and decoding large files is disk and CPU work: off the runtime's threads.
-    let (c, w, r) = (config.clone(), wal.clone(), route.clone());
+    let (c, w, r, k) = (config.clone(), wal.clone(), route.clone(), kept.clone());
     let (s, loaded) = tokio::task::spawn_blocking(move || {
-        crate::persist::load::startup(&c, import, &w, &mut states, &r, settings).map(|l| (states, l))
+        crate::persist::load::startup(&c, import, &w, &mut states, &r, settings, k.as_deref()).map(|l| (states, l))
     })
     .await
     .map_err(|e| ServerError::Shard { shard: 0, message: format!("start-up load panicked: {e}") })??;
     states = s;
+    if kept.is_none() && !loaded.functions.is_empty() {
+        // A node that keeps no libraries of its own takes the loaded file's (a Redis RDB, a
+        // backup restored at start-up).
+        let n = loaded.functions.len();
+        crate::cmd::functions::replace_all(&scripts, &config.data_dir, loaded.functions)
+            .await
+            .map_err(ServerError::Functions)?;
+        tracing::info!(libraries = n, "function libraries loaded from the rdb file");
+    }
     for (i, mut state) in states.into_iter().enumerate() {
         if wal.is_on() {
             state.changes.set_wal(Some(wal.clone()));

@@ -364,11 +364,19 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_loading(None)
+    }
+
+    /// A redis-server that starts from `dump` (an RDB file's bytes), when there is one.
+    pub fn start_loading(dump: Option<&[u8]>) -> RedisServer {
         for _attempt in 0..5 {
             let port = free_port();
             let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("redis dir");
+            if let Some(dump) = dump {
+                std::fs::write(dir.join("dump.rdb"), dump).expect("write dump.rdb");
+            }
             let mut child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
                 .arg(&dir)
@@ -383,6 +391,10 @@ impl RedisServer {
             let _ = std::fs::remove_dir_all(&dir);
         }
         panic!("could not start redis-server");
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(([127, 0, 0, 1], self.port).into())
     }
 
     pub fn redis(&self) -> redis::Connection {

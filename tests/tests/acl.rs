@@ -392,7 +392,7 @@ fn read_and_write_key_patterns_follow_each_keys_use_as_in_redis() {
     let redis = shoal_tests::RedisServer::start();
     let s = Server::start();
     let mut mine = s.raw();
-    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut theirs = redis.raw();
     let rules = ["u", "on", "nopass", "%R~r:*", "%W~w:*", "~rw:*", "+@all"];
     setuser(&mut mine, &rules);
     setuser(&mut theirs, &rules);

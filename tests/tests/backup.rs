@@ -106,6 +106,35 @@ fn local_backups_are_encrypted_kept_by_count_and_restore_every_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A backup carries the function libraries: BACKUP RESTORE puts back the ones it was taken
+/// with (and they outlive a restart), and a fresh node restored from it has them.
+#[test]
+fn backups_carry_function_libraries() {
+    let dir = fresh_dir("functions");
+    let url = dir.join("store").display().to_string();
+    let args = ["--backup-url", &url];
+    let lib =
+        |name: &str| format!("#!lua name={name}\nredis.register_function('{name}', function() return '{name}' end)");
+    let fcall = |s: &Server, name: &str| redis::cmd("FCALL").arg(name).arg(0).query::<String>(&mut s.redis());
+    let mut a = Server::start_in(&dir.join("a"), &args);
+    let mut c = a.redis();
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(lib("first")).query(&mut c).unwrap();
+    let id = backup_now(&mut c);
+    let _: () = redis::cmd("FUNCTION").arg("FLUSH").query(&mut c).unwrap();
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(lib("second")).query(&mut c).unwrap();
+    let _: redis::Value = redis::cmd("BACKUP").arg("RESTORE").arg(&id).query(&mut c).unwrap();
+    assert_eq!(fcall(&a, "first").unwrap(), "first");
+    assert!(fcall(&a, "second").is_err(), "the restored libraries replace the node's");
+    a.signal_and_wait(libc::SIGKILL);
+    let a = Server::start_in(&dir.join("a"), &args);
+    assert_eq!(fcall(&a, "first").unwrap(), "first");
+
+    let b = Server::start_in(&dir.join("b"), &[&args[..], &["--restore-from", &id]].concat());
+    assert_eq!(fcall(&b, "first").unwrap(), "first");
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn retention_by_age_deletes_old_backups() {
     let dir = fresh_dir("age");

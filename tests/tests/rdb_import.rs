@@ -3,7 +3,8 @@
 //! and contents.
 
 use redis::Commands;
-use shoal_tests::{describe_key, populate_every_type, RedisServer, Server};
+use shoal_proto::Frame;
+use shoal_tests::{bulk, describe_key, fresh_dir, populate_every_type, RedisServer, Server};
 
 #[test]
 fn a_redis_dump_imports_key_by_key() {
@@ -99,5 +100,42 @@ fn debug_reload_nosave_loads_a_redis_dump_into_a_running_node() {
         ["saved-then-reloaded", "after-reload", "here-before"].iter().map(|k| c.exists(k).unwrap()).collect();
     assert_eq!(back, vec![true, true, false]);
     drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Function libraries travel in RDB files both ways, where Redis puts them: a Redis dump's load
+/// into a node that keeps none of its own (and it keeps them from then on), and Shoal's
+/// snapshot loads into redis-server with its libraries.
+#[test]
+fn function_libraries_travel_in_rdb_files_both_ways() {
+    let lib = |name: &str| {
+        format!("#!lua name={name}\nredis.register_function('{name}', function(keys) return redis.call('get', keys[1]) end)")
+    };
+    let redis = RedisServer::start();
+    let mut r = redis.raw();
+    assert_eq!(r.cmd(&["FUNCTION", "LOAD", &lib("from_redis")]), bulk("from_redis"));
+    r.cmd(&["SET", "k", "v"]);
+    r.cmd(&["SAVE"]);
+    let rdb = redis.dir.join("dump.rdb");
+
+    let dir = fresh_dir("rdb-functions");
+    let import = ["--import-rdb", rdb.to_str().unwrap()];
+    let s = Server::start_in(&dir, &import);
+    assert_eq!(s.raw().cmd(&["FCALL", "from_redis", "1", "k"]), bulk("v"));
+    assert_eq!(s.raw().cmd(&["FUNCTION", "LOAD", &lib("from_shoal")]), bulk("from_shoal"));
+    assert_eq!(s.raw().cmd(&["FUNCTION", "DELETE", "from_redis"]), shoal_tests::ok());
+    s.raw().cmd(&["SAVE"]);
+    drop(s);
+    // Its own libraries now win over a loaded file's.
+    let s = Server::start_in(&dir, &import);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["FCALL", "from_shoal", "1", "k"]), bulk("v"));
+    assert_eq!(c.cmd(&["FCALL", "from_redis", "1", "k"]), shoal_tests::err("ERR Function not found"));
+    drop(s);
+
+    let back = RedisServer::start_loading(Some(&std::fs::read(dir.join("dump.rdb")).unwrap()));
+    let mut r = back.raw();
+    assert_eq!(r.cmd(&["FCALL", "from_shoal", "1", "k"]), bulk("v"));
+    assert!(matches!(r.cmd(&["FUNCTION", "LIST"]), Frame::Array(libs) if libs.len() == 1));
     let _ = std::fs::remove_dir_all(&dir);
 }

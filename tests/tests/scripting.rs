@@ -301,7 +301,7 @@ fn scripts_answer_as_redis_does() {
 
 /// A connection to redis-server and one to Shoal, both speaking RESP `proto`.
 fn both(redis: &RedisServer, s: &Server, proto: &str) -> (Raw, Raw) {
-    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut theirs = redis.raw();
     let mut mine = s.raw();
     theirs.cmd(&["HELLO", proto]);
     mine.cmd(&["HELLO", proto]);
@@ -357,7 +357,7 @@ fn typed_returns_answer_as_redis_does() {
 fn acl_check_cmd_answers_for_the_scripts_user() {
     let redis = RedisServer::start();
     let s = Server::start();
-    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut theirs = redis.raw();
     let mut mine = s.raw();
     let check = "return {redis.acl_check_cmd('set', 'k1', 'v'), redis.acl_check_cmd('get', 'k1'), \
                  redis.acl_check_cmd('get', 'other'), redis.acl_check_cmd('config', 'get', 'x')}";
@@ -387,7 +387,7 @@ fn acl_check_cmd_answers_for_the_scripts_user() {
 fn functions_answer_as_redis_does() {
     let redis = RedisServer::start();
     let s = Server::start();
-    let mut theirs = Raw::connect(([127, 0, 0, 1], redis.port).into());
+    let mut theirs = redis.raw();
     let mut mine = s.raw();
     let lib = "#!lua name=mylib\n\
         redis.register_function('setter', function(keys, args) return redis.call('set', keys[1], args[1]) end)\n\

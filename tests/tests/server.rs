@@ -309,7 +309,7 @@ fn commands_by_name(r: &mut shoal_tests::Raw) -> std::collections::BTreeMap<Stri
 fn command_info_is_redis_own_for_every_shared_command() {
     let redis = shoal_tests::RedisServer::start();
     let s = Server::start();
-    let theirs = commands_by_name(&mut shoal_tests::Raw::connect(([127, 0, 0, 1], redis.port).into()));
+    let theirs = commands_by_name(&mut redis.raw());
     let ours = commands_by_name(&mut s.raw());
     let mut compared = 0;
     for (name, mine) in &ours {

@@ -274,6 +274,28 @@ fn bgrewriteaof_starts_the_log_from_a_new_base_and_drops_the_old_segments() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The log's base carries the function libraries, as Redis's AOF preamble does: a data
+/// directory that lost `functions.rdb` gets them back from the log.
+#[test]
+fn the_logs_base_carries_the_function_libraries() {
+    let dir = fresh_dir("rewrite-functions");
+    let mut s = Server::start_in(&dir, &ALWAYS);
+    let mut c = s.redis();
+    let lib = "#!lua name=logged\nredis.register_function('logged', function() return 'from the base' end)";
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(lib).query(&mut c).unwrap();
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    wait_rewritten(&s, 1);
+    s.signal_and_wait(libc::SIGKILL);
+    std::fs::remove_file(dir.join("functions.rdb")).unwrap();
+
+    let s = Server::start_in(&dir, &ALWAYS);
+    let reply: String = redis::cmd("FCALL").arg("logged").arg(0).query(&mut s.redis()).unwrap();
+    assert_eq!(reply, "from the base");
+    assert!(dir.join("functions.rdb").exists(), "the node keeps them again");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_log_rotates_segments_and_rewrites_itself_as_it_grows() {
     let dir = fresh_dir("grow");

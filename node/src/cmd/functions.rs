@@ -2,12 +2,14 @@
 //! the scripts, in `cmd::scripting`.)
 //!
 //! Libraries are node state, kept in `functions.rdb` in the data directory (FUNCTION DUMP's
-//! payload) and loaded from it at start-up, so they outlive restarts as in Redis.
+//! payload), written with every change and loaded from it at start-up, so they outlive
+//! restarts as in Redis. Snapshots and backups carry them too, as Redis's RDB files do
+//! (`persist::snapshot`, `persist::load`).
 
 use super::gateway::GwCtx;
 use crate::node::Node;
 use crate::persist::dump::{dump_functions, restore_functions};
-use crate::script::Engine;
+use crate::script::{Engine, Scripts};
 use crate::util::glob::glob_match;
 use shoal_proto::{reply, Request};
 use std::path::{Path, PathBuf};
@@ -17,36 +19,52 @@ pub fn libraries_file(data_dir: &Path) -> PathBuf {
     data_dir.join("functions.rdb")
 }
 
-/// Loads the libraries a node kept (start-up): how many, or why the file is unusable.
-pub fn load_kept(engine: &mut Engine, data_dir: &Path) -> Result<usize, String> {
+/// Loads the libraries a node kept (start-up): their code, None without the file, or why the
+/// file is unusable.
+pub fn load_kept(engine: &mut Engine, data_dir: &Path) -> Result<Option<Vec<Vec<u8>>>, String> {
     let path = libraries_file(data_dir);
     let payload = match std::fs::read(&path) {
         Ok(p) => p,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     let codes = restore_functions(&payload).map_err(|e| format!("{}: {e}", path.display()))?;
     for code in &codes {
         engine.load_library(code, true)?;
     }
-    Ok(codes.len())
+    Ok(Some(codes))
 }
 
-/// Writes the libraries to the data directory, off the runtime's threads; replied to only
-/// once they are there.
-async fn keep(node: &Node, codes: Vec<Vec<u8>>) -> Result<(), String> {
-    let path = libraries_file(&node.config.data_dir);
-    let write = move || -> std::io::Result<()> {
-        let tmp = path.with_extension("rdb.tmp");
-        std::fs::write(&tmp, dump_functions(&codes))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    match tokio::task::spawn_blocking(write).await {
+/// Writes the libraries to the data directory, replacing what was there (blocking).
+fn write_kept(data_dir: &Path, codes: &[Vec<u8>]) -> std::io::Result<()> {
+    let path = libraries_file(data_dir);
+    let tmp = path.with_extension("rdb.tmp");
+    std::fs::write(&tmp, dump_functions(codes))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// Writes the libraries to the data directory, off the runtime's threads.
+async fn store(data_dir: PathBuf, codes: Vec<Vec<u8>>) -> Result<(), String> {
+    match tokio::task::spawn_blocking(move || write_kept(&data_dir, &codes)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("ERR cannot keep the function libraries: {e}")),
-        Err(e) => Err(format!("ERR cannot keep the function libraries: {e}")),
+        Ok(Err(e)) => Err(format!("cannot keep the function libraries: {e}")),
+        Err(e) => Err(format!("cannot keep the function libraries: {e}")),
     }
+}
+
+/// Writes the libraries to the data directory; replied to only once they are there.
+async fn keep(node: &Node, codes: Vec<Vec<u8>>) -> Result<(), String> {
+    store(node.config.data_dir.clone(), codes).await.map_err(|e| format!("ERR {e}"))
+}
+
+/// Replaces every library with those in `codes` (a loaded snapshot's), all or nothing, and
+/// keeps them.
+pub async fn replace_all(scripts: &Scripts, data_dir: &Path, codes: Vec<Vec<u8>>) -> Result<(), String> {
+    let mut engine = scripts.engine().await.map_err(str::to_string)?;
+    engine.restore_libraries(&codes, true, false).map_err(|e| e.trim_start_matches("ERR ").to_string())?;
+    drop(engine);
+    store(data_dir.to_path_buf(), codes).await
 }
 
 /// Replies OK (or `done`) once the libraries are kept, or with why they could not be.
@@ -176,17 +194,7 @@ pub async fn restore(ctx: &mut GwCtx<'_>, req: &Request) {
         Err(e) => return ctx.err(&format!("ERR {e}")),
     };
     let Some(mut engine) = ctx.engine().await else { return };
-    let before = engine.library_codes();
-    if policy == Policy::Flush {
-        engine.flush_functions();
-    }
-    // All or nothing: on any failure the libraries go back to what they were.
-    let failed = codes.iter().find_map(|code| engine.load_library(code, policy == Policy::Replace).err());
-    if let Some(e) = failed {
-        engine.flush_functions();
-        for code in &before {
-            let _ = engine.load_library(code, true);
-        }
+    if let Err(e) = engine.restore_libraries(&codes, policy == Policy::Flush, policy == Policy::Replace) {
         return ctx.err(&e);
     }
     let kept = engine.library_codes();

@@ -378,15 +378,21 @@ const RDB_OPCODE_FUNCTION2: u8 = 0xF5;
 /// the RDB version and a CRC-64, so libraries move between Redis and Shoal.
 pub fn dump_functions(codes: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    for code in codes {
-        out.push(RDB_OPCODE_FUNCTION2);
-        put_len(&mut out, code.len() as u64);
-        out.extend_from_slice(code);
-    }
+    put_functions(&mut out, codes);
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Each library's code after its opcode: a FUNCTION DUMP payload's body, and what an RDB file
+/// holds ahead of its databases.
+pub fn put_functions(out: &mut Vec<u8>, codes: &[Vec<u8>]) {
+    for code in codes {
+        out.push(RDB_OPCODE_FUNCTION2);
+        put_len(out, code.len() as u64);
+        out.extend_from_slice(code);
+    }
 }
 
 /// The libraries' code in a FUNCTION DUMP payload (Redis's, compressed or not, or ours).

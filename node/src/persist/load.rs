@@ -18,7 +18,7 @@ use crate::shard::ShardState;
 use crate::slots::SlotRoute;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -30,16 +30,18 @@ pub enum LoadError {
     Wal(#[from] WalError),
 }
 
-/// What the start-up load found.
+/// What a load found.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub keys: u64,
+    /// Keys skipped as expired.
     pub expired: u64,
+    /// The function libraries' code the file held.
+    pub functions: Vec<Vec<u8>>,
 }
 
-/// Loads an RDB file (Redis's, or a Shoal snapshot) into the shard states; returns the keys
-/// loaded and the keys skipped as expired.
-pub fn load_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) -> Result<(u64, u64), LoadError> {
+/// Loads an RDB file (Redis's, or a Shoal snapshot) into the shard states.
+pub fn load_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let now = crate::util::now_ms();
     let databases = states[0].dbs.len();
@@ -64,22 +66,24 @@ pub fn load_rdb(path: &Path, states: &mut [Box<ShardState>], route: &SlotRoute) 
     if let Some(db) = bad_db {
         return Err(LoadError::Db { path: path.into(), db, databases });
     }
-    if summary.skipped_functions > 0 {
-        warn!(path = %path.display(), libraries = summary.skipped_functions, "function libraries in the rdb file were not loaded");
-    }
     info!(
         path = %path.display(),
         rdb_version = summary.version,
         keys = summary.keys - expired,
         expired_skipped = expired,
+        libraries = summary.functions.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded rdb file"
     );
-    Ok((summary.keys - expired, expired))
+    Ok(Loaded { keys: summary.keys - expired, expired, functions: summary.functions })
 }
 
 /// Loads what the node starts with (see the module doc) and, with `appendonly yes`, starts
 /// the write-ahead log's writer where the log continues.
+///
+/// `kept` is the function libraries the node keeps in `functions.rdb`, when it has that file:
+/// they are the node's, being written with every change, and a loaded file's are left. A node
+/// without the file takes the loaded file's; `Loaded::functions` is what the node ends with.
 pub fn startup(
     config: &Config,
     import: Option<PathBuf>,
@@ -87,6 +91,7 @@ pub fn startup(
     states: &mut [Box<ShardState>],
     route: &SlotRoute,
     settings: ExecSettings,
+    kept: Option<&[Vec<u8>]>,
 ) -> Result<Loaded, LoadError> {
     let snapshot = config.data_dir.join(super::snapshot::FILE_NAME);
     if config.appendonly && import.is_none() && recover::exists(&wal.dir) {
@@ -95,18 +100,36 @@ pub fn startup(
         wal::remove_older_than(&wal.dir, r.base);
         wal.note_base(r.base, file_len(&wal.dir.join(wal::format::base_name(r.base))));
         wal.start(r.end)?;
-        return Ok(Loaded { keys, expired: 0 });
+        return Ok(Loaded { keys, expired: 0, functions: prefer_kept(r.functions, kept) });
     }
     let mut loaded = Loaded::default();
     if let Some(path) = import.or_else(|| snapshot.exists().then_some(snapshot)) {
-        (loaded.keys, loaded.expired) = load_rdb(&path, states, route)?;
+        loaded = load_rdb(&path, states, route)?;
     }
+    loaded.functions = prefer_kept(std::mem::take(&mut loaded.functions), kept);
     if config.appendonly {
         let states: Vec<&ShardState> = states.iter().map(|s| &**s).collect();
         let at = wal::fresh_offset(&wal.dir);
-        wal::start_log_with_base(wal, &states, at)?;
+        wal::start_log_with_base(wal, &states, &loaded.functions, at)?;
     }
     Ok(loaded)
+}
+
+/// The libraries a node starts with: those it keeps, if it keeps any file of them, else the
+/// loaded file's.
+fn prefer_kept(loaded: Vec<Vec<u8>>, kept: Option<&[Vec<u8>]>) -> Vec<Vec<u8>> {
+    match kept {
+        Some(kept) => {
+            if !loaded.is_empty() && loaded != kept {
+                info!(
+                    libraries = loaded.len(),
+                    "function libraries in the loaded file differ from functions.rdb's, which are kept"
+                );
+            }
+            kept.to_vec()
+        }
+        None => loaded,
+    }
 }
 
 fn file_len(path: &Path) -> u64 {

@@ -67,8 +67,8 @@ pub struct RdbKey {
 pub struct RdbSummary {
     pub version: u32,
     pub keys: u64,
-    /// Function libraries present in the file, which Shoal does not load yet.
-    pub skipped_functions: u64,
+    /// The function libraries' code.
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Reads the RDB file at `path`, handing every key to `sink`.
@@ -138,10 +138,7 @@ fn parse(data: &[u8], enc: &Encodings, mut sink: impl FnMut(RdbKey)) -> Result<R
             OP_IDLE => {
                 r.len().ok().and_then(|l| l.ok()).ok_or_else(|| bad("bad IDLE"))?;
             }
-            OP_FUNCTION2 => {
-                r.string().map_err(|_| bad("bad function library"))?;
-                summary.skipped_functions += 1;
-            }
+            OP_FUNCTION2 => summary.functions.push(r.string().map_err(|_| bad("bad function library"))?),
             OP_FUNCTION | OP_MODULE_AUX => return Err(bad("modules and pre-7.0 functions are not supported")),
             ty => {
                 let key = r.string().map_err(|_| bad("bad key"))?;

@@ -207,21 +207,23 @@ fn aux(out: &mut Vec<u8>, key: &str, value: &str) {
     put_string(out, value.as_bytes());
 }
 
-/// The RDB magic, version and the AUX fields Redis writes.
-fn header(buf: &mut Vec<u8>, now: u64) {
+/// The RDB magic, version and the AUX fields Redis writes, then the function libraries, where
+/// Redis puts them.
+fn header(buf: &mut Vec<u8>, now: u64, functions: &[Vec<u8>]) {
     buf.extend_from_slice(format!("REDIS{:04}", super::dump::RDB_VERSION).as_bytes());
     aux(buf, "redis-ver", crate::REDIS_VERSION);
     aux(buf, "redis-bits", "64");
     aux(buf, "ctime", &(now / 1000).to_string());
     aux(buf, "shoal-ver", env!("CARGO_PKG_VERSION"));
+    super::dump::put_functions(buf, functions);
 }
 
-/// Writes the keys of `states` as one RDB file to `w`; keys already expired at `now` are left
-/// out, as Redis does.
-pub fn write_rdb(states: &[&ShardState], now: u64, w: impl Write) -> std::io::Result<Saved> {
+/// Writes the keys of `states` and the function libraries as one RDB file to `w`; keys
+/// already expired at `now` are left out, as Redis does.
+pub fn write_rdb(states: &[&ShardState], functions: &[Vec<u8>], now: u64, w: impl Write) -> std::io::Result<Saved> {
     let mut w = Checksummed { inner: w, crc: 0, written: 0 };
     let mut buf = Vec::with_capacity(64 * 1024);
-    header(&mut buf, now);
+    header(&mut buf, now, functions);
     let mut keys = 0u64;
     let databases = states.first().map_or(0, |s| s.dbs.len());
     for db in 0..databases {
@@ -297,12 +299,15 @@ pub async fn save(node: &Node) -> Result<Saved, SnapshotError> {
     let path = node.config.data_dir.join(FILE_NAME);
     let mut leases = node.lease_all().await;
     let dirty: u64 = leases.iter_mut().map(|l| l.state().changes.dirty).sum();
+    let functions = node.scripts.library_codes();
     let p = path.clone();
     // Writing a file is blocking work: off the runtime's threads, with the shards held.
     let result = tokio::task::spawn_blocking(move || {
         let now = crate::util::now_ms();
         let states: Vec<&ShardState> = leases.iter_mut().map(|l| &*l.state()).collect();
-        let r = write_atomically(&p, |f| write_rdb(&states, now, std::io::BufWriter::with_capacity(1 << 20, f)));
+        let r = write_atomically(&p, |f| {
+            write_rdb(&states, &functions, now, std::io::BufWriter::with_capacity(1 << 20, f))
+        });
         drop(states);
         drop(leases);
         r
@@ -369,6 +374,7 @@ pub async fn background(node: &Node, purpose: Purpose) -> Result<Started, Snapsh
         }
     };
     let log_offset = node.wal.appended();
+    let functions = node.scripts.library_codes();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     drop(tx);
     saves.current_keys.store(0, Relaxed);
@@ -380,7 +386,7 @@ pub async fn background(node: &Node, purpose: Purpose) -> Result<Started, Snapsh
     let p = path.clone();
     let spawned = std::thread::Builder::new().name("shoal-bgsave".into()).spawn(move || {
         let started = Instant::now();
-        let result = write_atomically(&p, |f| receive(f, &rx, shards, now, &pending, &saves));
+        let result = write_atomically(&p, |f| receive(f, &rx, shards, now, &functions, &pending, &saves));
         if result.is_err() {
             // Shards still walking stop at their next step and drop their senders.
             abort.store(true, Relaxed);
@@ -415,12 +421,13 @@ fn receive(
     rx: &std::sync::mpsc::Receiver<Chunk>,
     shards: usize,
     now: u64,
+    functions: &[Vec<u8>],
     pending: &AtomicU64,
     saves: &SaveState,
 ) -> std::io::Result<Saved> {
     let mut w = Checksummed { inner: std::io::BufWriter::with_capacity(1 << 20, f), crc: 0, written: 0 };
     let mut buf = Vec::new();
-    header(&mut buf, now);
+    header(&mut buf, now, functions);
     w.write_all(&buf)?;
     let (mut done, mut keys) = (0, 0u64);
     let mut logged = Instant::now();

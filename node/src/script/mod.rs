@@ -93,6 +93,8 @@ struct Watch {
     /// Libraries and functions loaded, for FUNCTION STATS while the engine is busy.
     libraries: AtomicU64,
     functions: AtomicU64,
+    /// Every library's code, for snapshots, which do not wait for a running script.
+    codes: parking_lot::Mutex<Arc<Vec<Vec<u8>>>>,
     /// The VM's size and what is cached in it, for INFO while the engine is busy.
     vm_bytes: AtomicU64,
     scripts: AtomicU64,
@@ -223,6 +225,11 @@ impl Scripts {
     /// Libraries and functions loaded.
     pub fn counts(&self) -> (usize, usize) {
         (self.watch.libraries.load(Relaxed) as usize, self.watch.functions.load(Relaxed) as usize)
+    }
+
+    /// Every library's code, as of the last change to them.
+    pub fn library_codes(&self) -> Arc<Vec<Vec<u8>>> {
+        self.watch.codes.lock().clone()
     }
 
     /// The VM's size and what is cached in it, as of the last script run or load.
@@ -721,7 +728,7 @@ impl Engine {
             self.functions.insert(f.clone(), name.clone());
         }
         self.libraries.insert(name.clone(), Library { name: name.clone(), code: code.to_vec(), functions });
-        self.publish();
+        self.publish_libraries();
         Ok(name)
     }
 
@@ -737,20 +744,46 @@ impl Engine {
         w.library_bytes.store(self.libraries.values().map(|l| l.code.len() as u64).sum(), Relaxed);
     }
 
+    /// `publish`, and the libraries' code.
+    fn publish_libraries(&self) {
+        *self.watch.codes.lock() = Arc::new(self.library_codes());
+        self.publish();
+    }
+
     /// FUNCTION DELETE: false if there is no such library.
     pub fn delete_library(&mut self, name: &str) -> bool {
         let Some(lib) = self.libraries.remove(name) else { return false };
         for f in lib.functions.keys() {
             self.functions.remove(f);
         }
-        self.publish();
+        self.publish_libraries();
         true
     }
 
     pub fn flush_functions(&mut self) {
         self.libraries.clear();
         self.functions.clear();
-        self.publish();
+        self.publish_libraries();
+    }
+
+    /// Loads the libraries `codes` holds (FUNCTION RESTORE, a restored snapshot), after
+    /// dropping every library first with `flush`, over libraries of the same name with
+    /// `replace`. All or nothing: on a failure the libraries are what they were, and the error
+    /// is returned.
+    pub fn restore_libraries(&mut self, codes: &[Vec<u8>], flush: bool, replace: bool) -> Result<(), String> {
+        let before = self.library_codes();
+        if flush {
+            self.flush_functions();
+        }
+        let failed = codes.iter().find_map(|code| self.load_library(code, replace).err());
+        if let Some(e) = failed {
+            self.flush_functions();
+            for code in &before {
+                let _ = self.load_library(code, true);
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     pub fn libraries(&self) -> impl Iterator<Item = &Library> {

@@ -1,5 +1,5 @@
 //! BACKUP RESTORE (and DEBUG RELOAD): replaces all data of a running node with a backup's
-//! (or an RDB file's).
+//! (or an RDB file's), function libraries included.
 //!
 //! The backup is downloaded, decrypted and parsed into fresh shard states first, so a bad
 //! backup leaves the node as it was. Then every shard is held while its databases are swapped
@@ -49,11 +49,19 @@ pub async fn replace_with_rdb(node: &Arc<Node>, rdb: &Path) -> Result<(), Backup
     let staged = tokio::task::spawn_blocking(move || {
         let mut states: Vec<Box<ShardState>> =
             (0..shards).map(|i| Box::new(ShardState::new(i, databases, table().stat_slots()))).collect();
-        crate::persist::load::load_rdb(&path, &mut states, &route).map(|_| states)
+        crate::persist::load::load_rdb(&path, &mut states, &route).map(|l| (states, l.functions))
     })
     .await
     .map_err(|e| BackupError::Load(e.to_string()))?
     .map_err(|e| BackupError::Load(e.to_string()))?;
+    let (staged, functions) = staged;
+    // The file's function libraries replace the node's, all or nothing, before any data does.
+    // A file without any (an older Shoal's backup) leaves them.
+    if !functions.is_empty() {
+        crate::cmd::functions::replace_all(&node.scripts, &node.config.data_dir, functions)
+            .await
+            .map_err(|e| BackupError::Load(format!("function libraries: {e}")))?;
+    }
 
     // No background snapshot may walk the databases about to be replaced: wait for one under
     // way, and keep others from starting.

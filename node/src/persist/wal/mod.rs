@@ -358,11 +358,16 @@ pub fn fresh_offset(dir: &Path) -> u64 {
 
 /// Starts a new log at offset `at` from the dataset in `states` (at start-up, before clients):
 /// the base first, then the manifest naming it, then the writer.
-pub fn start_log_with_base(wal: &Arc<Wal>, states: &[&crate::shard::ShardState], at: u64) -> Result<(), WalError> {
+pub fn start_log_with_base(
+    wal: &Arc<Wal>,
+    states: &[&crate::shard::ShardState],
+    functions: &[Vec<u8>],
+    at: u64,
+) -> Result<(), WalError> {
     let path = wal.dir.join(format::base_name(at));
     let now = crate::util::now_ms();
     let saved = crate::persist::snapshot::write_atomically(&path, |f| {
-        crate::persist::snapshot::write_rdb(states, now, std::io::BufWriter::with_capacity(1 << 20, f))
+        crate::persist::snapshot::write_rdb(states, functions, now, std::io::BufWriter::with_capacity(1 << 20, f))
     })
     .map_err(|e| WalError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
     write_manifest(&wal.dir, at)?;

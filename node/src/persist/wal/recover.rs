@@ -31,6 +31,8 @@ pub struct Recovered {
     /// Replayed records that answered with an error (logged).
     pub failed: u64,
     pub keys_from_base: u64,
+    /// The function libraries' code the base held.
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Whether `dir` holds a log to recover from.
@@ -69,9 +71,10 @@ pub fn recover(
     let started = std::time::Instant::now();
     let base = manifest_base(dir)?;
     let base_path = dir.join(format::base_name(base));
-    let (keys, _) = crate::persist::load::load_rdb(&base_path, states, route)
+    let loaded = crate::persist::load::load_rdb(&base_path, states, route)
         .map_err(|e| WalError::Layout { dir: dir.into(), what: e.to_string() })?;
-    let mut r = Recovered { base, end: base, keys_from_base: keys, ..Recovered::default() };
+    let mut r =
+        Recovered { base, end: base, keys_from_base: loaded.keys, functions: loaded.functions, ..Recovered::default() };
     let segs = segments(dir, base)?;
     let now = crate::util::now_ms();
     let mut out = BytesMut::new();
