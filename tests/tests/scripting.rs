@@ -102,6 +102,28 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return {redis.call('dbsize') == #redis.call('keys', '*'), redis.call('exists', redis.call('randomkey'))}", "0"],
     &["EVAL", "local n = 0 for _, k in ipairs(redis.call('keys', ARGV[1])) do n = n + redis.call('del', k) end return n", "0", "kp:*"],
     &["EVAL", "return redis.call('keys', 'kp:*')", "0"],
+    // ... and so do the ones that empty, swap or describe databases.
+    &[
+        "EVAL",
+        "redis.call('select', 9) redis.call('set', 'f1', 1) redis.call('set', 'f2', 2) local n = redis.call('dbsize') \
+         return {n, redis.call('flushdb'), redis.call('dbsize'), redis.call('flushdb', 'async'), redis.pcall('flushdb', 'x')}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "redis.call('select', 10) redis.call('set', 'sw', 'a') redis.call('swapdb', 10, 11) local x = redis.call('exists', 'sw') \
+         redis.call('select', 11) return {x, redis.call('get', 'sw'), redis.pcall('swapdb', 11, 99)}",
+        "0",
+    ],
+    &["EVAL", "return {type(redis.call('info')), string.find(redis.call('info', 'keyspace'), '# Keyspace', 1, true)}", "0"],
+    &[
+        "EVAL",
+        "return {type(redis.call('lastsave')), type(redis.call('memory', 'stats')), type(redis.call('memory', 'doctor')), \
+         redis.call('memory', 'purge'), type(redis.call('memory', 'malloc-stats'))}",
+        "0",
+    ],
+    &["EVAL", "redis.call('select', 11) return {redis.call('flushall'), redis.call('dbsize')}", "0"],
+    &["DBSIZE"],
     // Numbers reach commands as Redis 7.0 prints them ("%.17g").
     &[
         "EVAL",
@@ -756,6 +778,17 @@ fn a_pattern_too_deep_for_the_stack_is_refused() {
         );
     }
     assert_eq!(c.cmd(&["PING"]), simple_pong());
+}
+
+/// CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT (which redis-server answers only in cluster
+/// mode) run from scripts over the shard the slot lives in, as scripts hold it.
+#[test]
+fn slot_key_commands_run_from_scripts() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut c = s.raw();
+    let script = "redis.call('set', 'x', 1) return {redis.call('cluster', 'countkeysinslot', 16287), \
+                  redis.call('cluster', 'getkeysinslot', 16287, 5), redis.call('cluster', 'countkeysinslot', 0)}";
+    assert_eq!(c.cmd(&["EVAL", script, "0"]), arr(vec![Frame::Integer(1), arr(vec![bulk("x")]), Frame::Integer(0)]));
 }
 
 fn simple_pong() -> Frame {

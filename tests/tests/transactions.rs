@@ -149,6 +149,46 @@ fn a_transaction_across_shards_is_never_seen_half_done() {
     assert_eq!(setup.cmd(&["GET", "d"]), bulk("300"));
 }
 
+/// Commands that visit every shard (DBSIZE, KEYS, FLUSHDB) run inside the transaction too:
+/// another client's writes never land between the transaction's own.
+#[test]
+fn commands_over_every_shard_stay_inside_the_transaction() {
+    let s = Server::start_with(&["--shards", "4"]);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let mut other = s.raw();
+            while !stop.load(Ordering::SeqCst) {
+                assert!(matches!(other.cmd(&["DEL", "a", "b", "c"]), Frame::Integer(_)));
+                assert_eq!(other.cmd(&["SET", "c", "1"]), ok());
+            }
+        });
+        let mut t = s.raw();
+        let seen: Vec<Frame> = (0..300)
+            .filter_map(|_| {
+                t.cmd(&["MULTI"]);
+                for cmd in [&["FLUSHDB"][..], &["SET", "a", "1"], &["SET", "b", "1"], &["DBSIZE"], &["KEYS", "*"]] {
+                    t.cmd(cmd);
+                }
+                let Frame::Array(mut replies) = t.cmd(&["EXEC"]) else { return Some(err("no EXEC array")) };
+                if let Some(Frame::Array(keys)) = replies.get_mut(4) {
+                    keys.sort_by_key(|k| format!("{k:?}"));
+                }
+                let inside = arr(vec![ok(), ok(), ok(), int(2), arr(vec![bulk("a"), bulk("b")])]);
+                (arr(replies.clone()) != inside).then(|| arr(replies))
+            })
+            .collect();
+        // (Asserted once the other client stops: a panic here would leave it running.)
+        stop.store(true, Ordering::SeqCst);
+        assert!(
+            seen.is_empty(),
+            "another client's write landed inside {} transactions: {:?}",
+            seen.len(),
+            seen.first()
+        );
+    });
+}
+
 #[test]
 fn a_push_inside_a_transaction_wakes_a_blocked_client() {
     let s = Server::start();

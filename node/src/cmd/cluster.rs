@@ -95,8 +95,7 @@ pub async fn countkeysinslot(ctx: &mut GwCtx<'_>, req: &Request) {
     let shard = ctx.node.route.shard_of_slot(slot);
     let db = ctx.session.db;
     let n = ctx
-        .node
-        .broadcast_one(shard, move |st| st.dbs[db].dict().iter().filter(|e| key_hash_slot(e.key()) == slot).count())
+        .one_shard(shard, move |st| st.dbs[db].dict().iter().filter(|e| key_hash_slot(e.key()) == slot).count())
         .await;
     reply::integer(ctx.out, n as i64);
 }
@@ -112,8 +111,7 @@ pub async fn getkeysinslot(ctx: &mut GwCtx<'_>, req: &Request) {
     let shard = ctx.node.route.shard_of_slot(slot);
     let db = ctx.session.db;
     let keys = ctx
-        .node
-        .broadcast_one(shard, move |st| {
+        .one_shard(shard, move |st| {
             st.dbs[db]
                 .dict()
                 .iter()

@@ -20,10 +20,30 @@ pub struct GwCtx<'a> {
     pub held: Option<&'a mut (dyn HeldShards + 'a)>,
 }
 
-/// Gateway commands that reach the shards only through `GwCtx::each_shard`/`one_shard`, so
-/// run over held shards when given them.
+/// Gateway commands that reach the shards only through `GwCtx::each_shard`/`one_shard`/
+/// `all_shards`, so run over held shards when given them.
 pub fn runs_on_held_shards(g: Gw) -> bool {
-    matches!(g, Gw::Keys | Gw::Scan | Gw::DbSize | Gw::RandomKey)
+    matches!(
+        g,
+        Gw::Keys
+            | Gw::Scan
+            | Gw::DbSize
+            | Gw::RandomKey
+            | Gw::FlushDb
+            | Gw::FlushAll
+            | Gw::SwapDb
+            | Gw::Info
+            | Gw::MemoryStats
+            | Gw::ClusterCountKeysInSlot
+            | Gw::ClusterGetKeysInSlot
+    )
+}
+
+/// `f` on every shard, all of them leased for its length.
+pub async fn with_all_leased<T>(node: &Node, f: impl FnOnce(&mut dyn HeldShards) -> T) -> T {
+    let mut leases = node.lease_all().await;
+    let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+    f(&mut states)
 }
 
 /// Every shard's state, held by the caller for the length of a command.
@@ -64,6 +84,15 @@ impl<'a> GwCtx<'a> {
         match &mut self.held {
             Some(held) => (0..held.count()).map(|i| f(held.shard(i))).collect(),
             None => self.node.broadcast(f).await,
+        }
+    }
+
+    /// `f` on every shard at once, atomically across them: the held shards, or all of them
+    /// leased.
+    pub async fn all_shards<T>(&mut self, f: impl FnOnce(&mut dyn HeldShards) -> T) -> T {
+        match &mut self.held {
+            Some(held) => f(&mut **held),
+            None => with_all_leased(self.node, f).await,
         }
     }
 

@@ -3,6 +3,7 @@
 use super::gateway::GwCtx;
 use crate::node::{called_commands, Node};
 use crate::shard::stats::ShardStats;
+use crate::shard::ShardState;
 use crate::util::{bytes_human, now_ms, now_us};
 use shoal_proto::Request;
 use std::fmt::Write;
@@ -69,20 +70,34 @@ fn aof_fields(node: &Node, rewriting: bool) -> String {
     s
 }
 
+/// One shard's share of a `Snapshot`: its statistics, each database's (keys, keys with an
+/// expiry, average TTL), its changes since the last save, its tables' overhead.
+type ShardPart = (ShardStats, Vec<(u64, u64, u64)>, u64, u64);
+
+fn shard_part(st: &mut ShardState) -> ShardPart {
+    let now = now_ms();
+    let dbs = st.dbs.iter().map(|d| (d.len() as u64, d.expires_len() as u64, d.avg_ttl(now))).collect();
+    let overhead: usize = st.dbs.iter().map(|d| d.overhead_bytes()).sum();
+    (st.stats.clone(), dbs, st.changes.dirty, overhead as u64)
+}
+
+/// The node's figures, asking every shard's actor (metrics).
 pub async fn snapshot(node: &Node) -> Snapshot {
-    let parts = node
-        .broadcast(|st| {
-            let now = now_ms();
-            let dbs: Vec<(u64, u64, u64)> =
-                st.dbs.iter().map(|d| (d.len() as u64, d.expires_len() as u64, d.avg_ttl(now))).collect();
-            let overhead: usize = st.dbs.iter().map(|d| d.overhead_bytes()).sum();
-            (st.stats.clone(), dbs, st.changes.dirty, overhead as u64)
-        })
-        .await;
+    let parts = node.broadcast(shard_part).await;
+    summarize(node, &parts)
+}
+
+/// The node's figures for a command, over the shards it holds if it holds them (a script).
+pub async fn snapshot_for(ctx: &mut GwCtx<'_>) -> Snapshot {
+    let parts = ctx.each_shard(shard_part).await;
+    summarize(ctx.node, &parts)
+}
+
+fn summarize(node: &Node, parts: &[ShardPart]) -> Snapshot {
     let mut stats = ShardStats::new(super::table::table().stat_slots());
     let mut dbs = vec![DbFigures::default(); node.config.databases];
     let (mut dirty, mut overhead) = (0, 0);
-    for (s, d, dy, ov) in &parts {
+    for (s, d, dy, ov) in parts {
         stats.merge(s);
         for (agg, (k, e, ttl)) in dbs.iter_mut().zip(d) {
             agg.keys += k;
@@ -135,7 +150,7 @@ pub async fn info(ctx: &mut GwCtx<'_>, req: &Request) {
     if wanted.iter().any(|w| w == "all" || w == "everything") {
         wanted.extend(DEFAULT.iter().chain(ALL_EXTRA).map(|s| s.to_string()));
     }
-    let snap = snapshot(ctx.node).await;
+    let snap = snapshot_for(ctx).await;
     let text = render(ctx.node, &snap, &wanted);
     ctx.text(&text);
 }

@@ -2,7 +2,7 @@
 
 use super::exec::Exec;
 use super::gateway::GwCtx;
-use super::info::{rss_bytes, snapshot};
+use super::info::{rss_bytes, snapshot_for};
 use crate::memory::AllocatorStats;
 use shoal_proto::{reply, Request};
 
@@ -34,7 +34,7 @@ pub fn usage(ctx: &mut Exec<'_, '_>, req: &Request) {
 }
 
 pub async fn stats(ctx: &mut GwCtx<'_>) {
-    let snap = snapshot(ctx.node).await;
+    let snap = snapshot_for(ctx).await;
     let a = ctx.node.memory.sample();
     let rss = rss_bytes();
     let keys: u64 = snap.dbs.iter().map(|d| d.keys).sum();

@@ -106,6 +106,10 @@ pub fn runs_under_lease(g: Gw) -> bool {
             | Gw::ClusterShards
             | Gw::ClusterNodes
             | Gw::Help
+            | Gw::LastSave
+            | Gw::MemoryDoctor
+            | Gw::MemoryMallocStats
+            | Gw::MemoryPurge
     )
 }
 
@@ -122,7 +126,8 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
     let route = ctx.node.route.clone();
     let mut shards: Vec<usize> = ctx.session.watched.iter().map(|(s, _, _)| *s).collect();
     for (spec, req) in &queued {
-        if matches!(spec.handler, Handler::Shard(_)) && spec.needs_all_shards(req) {
+        let held_gateway = matches!(spec.handler, Handler::Gateway(g) if gateway::runs_on_held_shards(g));
+        if held_gateway || matches!(spec.handler, Handler::Shard(_)) && spec.needs_all_shards(req) {
             shards.extend(0..ctx.node.shards.len());
         } else if matches!(spec.handler, Handler::Shard(_)) {
             let mut keys = spec.keys_of(req).peekable();
@@ -151,12 +156,18 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
                 ex.no_block = true;
                 run_guarded(&mut ex, f, &req, spec)
             }
+            // Every shard is leased for these (above): they run over them, inside the
+            // transaction.
+            Handler::Gateway(g) if gateway::runs_on_held_shards(g) => {
+                let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+                run_gateway(ctx, g, spec, &req, Some(&mut states)).await
+            }
             Handler::Gateway(g) => {
                 let relet = !runs_under_lease(g) && !leases.is_empty();
                 if relet {
                     drop(std::mem::take(&mut leases));
                 }
-                let failed = run_gateway(ctx, g, spec, &req).await;
+                let failed = run_gateway(ctx, g, spec, &req, None).await;
                 if relet {
                     leases = ctx.node.lease(&shards).await;
                 }
@@ -178,9 +189,14 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
     unwatch_all(ctx);
 }
 
-async fn run_gateway(ctx: &mut GwCtx<'_>, g: Gw, spec: &'static CommandSpec, req: &Request) -> bool {
-    let mut inner =
-        GwCtx { node: ctx.node, session: &mut *ctx.session, out: &mut *ctx.out, spec, failed: false, held: None };
+async fn run_gateway<'a>(
+    ctx: &'a mut GwCtx<'_>,
+    g: Gw,
+    spec: &'static CommandSpec,
+    req: &Request,
+    held: Option<&'a mut (dyn gateway::HeldShards + 'a)>,
+) -> bool {
+    let mut inner = GwCtx { node: ctx.node, session: &mut *ctx.session, out: &mut *ctx.out, spec, failed: false, held };
     Box::pin(gateway::execute(g, &mut inner, req)).await;
     inner.failed
 }

@@ -3,7 +3,7 @@
 
 use super::args::{self, is};
 use super::exec::{DB_OUT_OF_RANGE, NO_SUCH_KEY};
-use super::gateway::GwCtx;
+use super::gateway::{GwCtx, HeldShards};
 use crate::argv;
 use crate::shard::db::Db;
 use crate::shard::ShardState;
@@ -35,30 +35,39 @@ async fn drop_off_thread(dbs: Vec<Db>) {
 /// shards; the old contents are freed off the runtime's threads (in the background with
 /// `asynchronous`).
 pub async fn flush_dbs(node: &crate::node::Node, db: Option<usize>, asynchronous: bool) {
+    let taken = super::gateway::with_all_leased(node, |shards| take_dbs(shards, db)).await;
+    dispose(node, taken, asynchronous).await;
+}
+
+/// Empties `db` (every database with `None`) on `shards`, recording the change; returns what
+/// they held.
+fn take_dbs(shards: &mut dyn HeldShards, db: Option<usize>) -> Vec<Db> {
     let mut taken = Vec::new();
-    {
-        let mut leases = node.lease_all().await;
-        let now = now_ms();
-        for l in leases.iter_mut() {
-            let st = l.state();
-            match db {
-                None => {
-                    for d in 0..st.dbs.len() {
-                        st.touch_all_watched(d, None, now);
-                    }
-                    for d in st.dbs.iter_mut() {
-                        taken.push(d.take());
-                    }
-                    st.changes.emit_node_wide(0, || argv!["FLUSHALL"]);
+    let now = now_ms();
+    for i in 0..shards.count() {
+        let st = shards.shard(i);
+        match db {
+            None => {
+                for d in 0..st.dbs.len() {
+                    st.touch_all_watched(d, None, now);
                 }
-                Some(db) => {
-                    st.touch_all_watched(db, None, now);
-                    taken.push(st.dbs[db].take());
-                    st.changes.emit_node_wide(db, || argv!["FLUSHDB"]);
+                for d in st.dbs.iter_mut() {
+                    taken.push(d.take());
                 }
+                st.changes.emit_node_wide(0, || argv!["FLUSHALL"]);
+            }
+            Some(db) => {
+                st.touch_all_watched(db, None, now);
+                taken.push(st.dbs[db].take());
+                st.changes.emit_node_wide(db, || argv!["FLUSHDB"]);
             }
         }
     }
+    taken
+}
+
+/// What follows emptying databases: tracking clients are told, and the old contents freed.
+async fn dispose(node: &crate::node::Node, taken: Vec<Db>, asynchronous: bool) {
     if node.tracking.is_active() {
         node.tracking.invalidate_all();
     }
@@ -77,7 +86,10 @@ pub async fn flush(ctx: &mut GwCtx<'_>, req: &Request, all: bool) {
         _ => return ctx.syntax(),
     };
     let db = if all { None } else { Some(ctx.session.db) };
-    flush_dbs(ctx.node, db, asynchronous).await;
+    let taken = ctx.all_shards(|shards| take_dbs(shards, db)).await;
+    // A script holds every shard and cannot wait: what it emptied is freed behind it.
+    let asynchronous = asynchronous || ctx.held.is_some();
+    dispose(ctx.node, taken, asynchronous).await;
     reply::ok(ctx.out);
 }
 
@@ -101,16 +113,17 @@ fn db_arg(ctx: &mut GwCtx<'_>, arg: &[u8], which: &str) -> Option<usize> {
 pub async fn swapdb(ctx: &mut GwCtx<'_>, req: &Request) {
     let Some(a) = db_arg(ctx, req.arg(1), "first") else { return };
     let Some(b) = db_arg(ctx, req.arg(2), "second") else { return };
-    let mut leases = ctx.node.lease_all().await;
-    let now = now_ms();
-    for l in leases.iter_mut() {
-        let st = l.state();
-        st.touch_all_watched(a, Some(b), now);
-        st.touch_all_watched(b, Some(a), now);
-        st.dbs.swap(a, b);
-        st.changes.emit_node_wide(0, || argv!["SWAPDB", a.to_string(), b.to_string()]);
-    }
-    drop(leases);
+    ctx.all_shards(|shards| {
+        let now = now_ms();
+        for i in 0..shards.count() {
+            let st = shards.shard(i);
+            st.touch_all_watched(a, Some(b), now);
+            st.touch_all_watched(b, Some(a), now);
+            st.dbs.swap(a, b);
+            st.changes.emit_node_wide(0, || argv!["SWAPDB", a.to_string(), b.to_string()]);
+        }
+    })
+    .await;
     reply::ok(ctx.out);
 }
 
