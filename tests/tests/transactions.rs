@@ -149,44 +149,92 @@ fn a_transaction_across_shards_is_never_seen_half_done() {
     assert_eq!(setup.cmd(&["GET", "d"]), bulk("300"));
 }
 
-/// Commands that visit every shard (DBSIZE, KEYS, FLUSHDB) run inside the transaction too:
-/// another client's writes never land between the transaction's own.
+/// Commands that visit every shard (DBSIZE, KEYS, FLUSHDB) and scripts run inside the
+/// transaction too: another client's writes never land between the transaction's own.
 #[test]
-fn commands_over_every_shard_stay_inside_the_transaction() {
+fn commands_over_every_shard_and_scripts_stay_inside_the_transaction() {
     let s = Server::start_with(&["--shards", "4"]);
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|sc| {
-        sc.spawn(|| {
-            let mut other = s.raw();
-            while !stop.load(Ordering::SeqCst) {
-                assert!(matches!(other.cmd(&["DEL", "a", "b", "c"]), Frame::Integer(_)));
-                assert_eq!(other.cmd(&["SET", "c", "1"]), ok());
-            }
+    let lib = "#!lua name=t\nredis.register_function('get_a', function() return redis.call('get', 'a') end)";
+    assert_eq!(s.raw().cmd(&["FUNCTION", "LOAD", lib]), bulk("t"));
+    let get_b = "return redis.call('get', 'b')";
+    let Frame::Bulk(sha) = s.raw().cmd(&["SCRIPT", "LOAD", get_b]) else { panic!("SCRIPT LOAD answers a SHA1") };
+    let sha = String::from_utf8(sha.to_vec()).unwrap();
+    let transactions: [(&[&[&str]], Frame); 2] = [
+        (
+            &[&["FLUSHDB"], &["SET", "a", "1"], &["SET", "b", "1"], &["DBSIZE"], &["KEYS", "c"]],
+            arr(vec![ok(), ok(), ok(), int(2), arr(vec![])]),
+        ),
+        (
+            &[
+                &["SET", "a", "1"],
+                &["SET", "b", "2"],
+                &["FCALL", "get_a", "0"],
+                &["EVALSHA", &sha, "0"],
+                &["EVAL", get_b, "0"],
+            ],
+            arr(vec![ok(), ok(), bulk("1"), bulk("2"), bulk("2")]),
+        ),
+    ];
+    for (cmds, inside) in transactions {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                let mut other = s.raw();
+                while !stop.load(Ordering::SeqCst) {
+                    assert!(matches!(other.cmd(&["DEL", "a", "b", "c"]), Frame::Integer(_)));
+                    assert_eq!(other.cmd(&["SET", "c", "1"]), ok());
+                }
+            });
+            let mut t = s.raw();
+            let seen: Vec<Frame> = (0..300)
+                .filter_map(|_| {
+                    t.cmd(&["MULTI"]);
+                    for cmd in cmds {
+                        t.cmd(cmd);
+                    }
+                    let replies = t.cmd(&["EXEC"]);
+                    (replies != inside).then_some(replies)
+                })
+                .collect();
+            // (Asserted once the other client stops: a panic here would leave it running.)
+            stop.store(true, Ordering::SeqCst);
+            assert!(seen.is_empty(), "another client's write landed inside {} of {cmds:?}: {:?}", seen.len(), seen[0]);
         });
-        let mut t = s.raw();
-        let seen: Vec<Frame> = (0..300)
-            .filter_map(|_| {
-                t.cmd(&["MULTI"]);
-                for cmd in [&["FLUSHDB"][..], &["SET", "a", "1"], &["SET", "b", "1"], &["DBSIZE"], &["KEYS", "*"]] {
-                    t.cmd(cmd);
-                }
-                let Frame::Array(mut replies) = t.cmd(&["EXEC"]) else { return Some(err("no EXEC array")) };
-                if let Some(Frame::Array(keys)) = replies.get_mut(4) {
-                    keys.sort_by_key(|k| format!("{k:?}"));
-                }
-                let inside = arr(vec![ok(), ok(), ok(), int(2), arr(vec![bulk("a"), bulk("b")])]);
-                (arr(replies.clone()) != inside).then(|| arr(replies))
-            })
-            .collect();
-        // (Asserted once the other client stops: a panic here would leave it running.)
-        stop.store(true, Ordering::SeqCst);
-        assert!(
-            seen.is_empty(),
-            "another client's write landed inside {} transactions: {:?}",
-            seen.len(),
-            seen.first()
-        );
-    });
+    }
+}
+
+/// SCRIPT and FUNCTION commands in a transaction with scripts: each sees what came before.
+#[test]
+fn script_management_inside_a_transaction_runs_in_order() {
+    let s = Server::start();
+    let mut t = s.raw();
+    let code = "return 'loaded'";
+    let sha = "b534286061d4b9e4026607613b95c06c06015ae8";
+    let lib = "#!lua name=m\nredis.register_function('m', function() return 'm' end)";
+    t.cmd(&["MULTI"]);
+    for cmd in [
+        &["EVAL", "return 1", "0"][..],
+        &["SCRIPT", "LOAD", code],
+        &["EVALSHA", sha, "0"],
+        &["FUNCTION", "LOAD", lib],
+        &["FCALL", "m", "0"],
+        &["SCRIPT", "FLUSH"],
+        &["EVALSHA", sha, "0"],
+    ] {
+        assert_eq!(t.cmd(cmd), queued());
+    }
+    assert_eq!(
+        t.cmd(&["EXEC"]),
+        arr(vec![
+            int(1),
+            bulk(sha),
+            bulk("loaded"),
+            bulk("m"),
+            bulk("m"),
+            ok(),
+            err("NOSCRIPT No matching script. Please use EVAL.")
+        ])
+    );
 }
 
 #[test]

@@ -255,16 +255,13 @@ async fn run(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::Multi => super::multi::multi(ctx),
         Gw::Exec => super::multi::exec(ctx).await,
         Gw::Monitor => super::monitor::monitor(ctx),
-        Gw::Eval => super::scripting::eval(ctx, req, false, false).await,
-        Gw::EvalSha => super::scripting::eval(ctx, req, true, false).await,
-        Gw::EvalRo => super::scripting::eval(ctx, req, false, true).await,
-        Gw::EvalShaRo => super::scripting::eval(ctx, req, true, true).await,
+        Gw::Eval | Gw::EvalSha | Gw::EvalRo | Gw::EvalShaRo | Gw::FCall | Gw::FCallRo => {
+            super::scripting::run_script(ctx, g, req).await
+        }
         Gw::ScriptLoad => super::scripting::script_load(ctx, req).await,
         Gw::ScriptExists => super::scripting::script_exists(ctx, req).await,
         Gw::ScriptFlush => super::scripting::script_flush(ctx, req).await,
         Gw::ScriptKill => super::scripting::kill(ctx, false),
-        Gw::FCall => super::scripting::fcall(ctx, req, false).await,
-        Gw::FCallRo => super::scripting::fcall(ctx, req, true).await,
         Gw::FunctionLoad => super::functions::load(ctx, req).await,
         Gw::FunctionList => super::functions::list(ctx, req).await,
         Gw::FunctionDelete => super::functions::delete(ctx, req).await,

@@ -9,6 +9,7 @@
 
 use super::exec::Exec;
 use super::gateway::{self, GwCtx};
+use super::scripting;
 use super::table::{CommandSpec, Gw, Handler};
 use crate::shard::watch::WatchFlag;
 use crate::shard::{run_guarded, serve_blocked, Lease, RunFn, ShardMsg, ShardState};
@@ -123,10 +124,13 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
         unwatch_all(ctx);
         return ctx.err(&format!("EXECABORT Transaction discarded because of: {}", crate::memory::OOM_ERROR));
     }
-    let route = ctx.node.route.clone();
+    let node: &Arc<crate::node::Node> = ctx.node;
+    let route = node.route.clone();
     let mut shards: Vec<usize> = ctx.session.watched.iter().map(|(s, _, _)| *s).collect();
+    let script = |spec: &CommandSpec| matches!(spec.handler, Handler::Gateway(g) if scripting::runs_a_script(g));
     for (spec, req) in &queued {
-        let held_gateway = matches!(spec.handler, Handler::Gateway(g) if gateway::runs_on_held_shards(g));
+        let held_gateway =
+            matches!(spec.handler, Handler::Gateway(g) if gateway::runs_on_held_shards(g)) || script(spec);
         if held_gateway || matches!(spec.handler, Handler::Shard(_)) && spec.needs_all_shards(req) {
             shards.extend(0..ctx.node.shards.len());
         } else if matches!(spec.handler, Handler::Shard(_)) {
@@ -137,9 +141,22 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
             shards.extend(keys.map(|i| route.shard_of_key(req.arg(i))));
         }
     }
+    // Scripts in the transaction run inside it, holding the engine from before the shards
+    // are leased to the end: in the order scripts take them, so neither waits on the other.
+    let mut engine = None;
+    if queued.iter().any(|(spec, _)| script(spec)) {
+        match node.scripts.engine().await {
+            Ok(e) => engine = Some(e),
+            Err(busy) => {
+                unwatch_all(ctx);
+                return ctx.err(busy);
+            }
+        }
+    }
     let mut leases = if shards.is_empty() { Default::default() } else { ctx.node.lease(&shards).await };
     if watch_failed(ctx, &mut leases) {
         drop(leases);
+        drop(engine);
         unwatch_all(ctx);
         return reply::null_array(ctx.out, ctx.session.proto);
     }
@@ -162,10 +179,27 @@ pub async fn exec(ctx: &mut GwCtx<'_>) {
                 let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
                 run_gateway(ctx, g, spec, &req, Some(&mut states)).await
             }
+            Handler::Gateway(g) if scripting::runs_a_script(g) && engine.is_some() => {
+                let mut states: Vec<&mut ShardState> = leases.iter_mut().map(|l| l.state()).collect();
+                let engine = engine.as_mut().expect("checked above");
+                let mut inner = GwCtx {
+                    node: ctx.node,
+                    session: &mut *ctx.session,
+                    out: &mut *ctx.out,
+                    spec,
+                    failed: false,
+                    held: None,
+                };
+                scripting::run_holding(&mut inner, g, &req, engine, &mut states);
+                inner.failed
+            }
             Handler::Gateway(g) => {
                 let relet = !runs_under_lease(g) && !leases.is_empty();
                 if relet {
                     drop(std::mem::take(&mut leases));
+                    // The command may want the engine (SCRIPT, FUNCTION): the transaction is
+                    // split here anyway, and its later scripts take the engine themselves.
+                    engine = None;
                 }
                 let failed = run_gateway(ctx, g, spec, &req, None).await;
                 if relet {

@@ -23,52 +23,95 @@ use shoal_proto::{reply, Protocol, Request};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// EVAL / EVALSHA (`by_sha`), and their read-only forms.
-pub async fn eval(ctx: &mut GwCtx<'_>, req: &Request, by_sha: bool, read_only: bool) {
+/// Whether `g` runs a script or a function.
+pub fn runs_a_script(g: Gw) -> bool {
+    matches!(g, Gw::Eval | Gw::EvalSha | Gw::EvalRo | Gw::EvalShaRo | Gw::FCall | Gw::FCallRo)
+}
+
+/// EVAL, EVALSHA, FCALL and their read-only forms (`runs_a_script`).
+pub async fn run_script(ctx: &mut GwCtx<'_>, g: Gw, req: &Request) {
     let Some(numkeys) = numkeys(ctx, req) else { return };
-    run_held(ctx, |ctx, engine, states| {
-        let (loaded, mut lower);
-        let sha = if by_sha {
-            // Any case is accepted; the cache is by lowercase hex, and no other string names
-            // a script.
-            let arg = req.arg(1);
-            lower = [0u8; 40];
-            if arg.len() != lower.len() || !arg.is_ascii() {
-                return ctx.err(NOSCRIPT);
-            }
-            lower.copy_from_slice(arg);
-            lower.make_ascii_lowercase();
-            std::str::from_utf8(&lower).expect("ASCII is UTF-8")
-        } else {
-            loaded = match engine.load(req.arg(1)) {
-                Ok(sha) => sha,
-                Err(e) => return ctx.err(&e.to_string()),
-            };
-            loaded.as_str()
+    run_held(ctx, |ctx, engine, states| holding(ctx, g, req, numkeys, engine, states)).await;
+}
+
+/// `run_script` with the engine and every shard already held (inside a transaction).
+pub fn run_holding(ctx: &mut GwCtx<'_>, g: Gw, req: &Request, engine: &mut Engine, states: &mut Vec<&mut ShardState>) {
+    let Some(numkeys) = numkeys(ctx, req) else { return };
+    holding(ctx, g, req, numkeys, engine, states)
+}
+
+fn holding(
+    ctx: &mut GwCtx<'_>,
+    g: Gw,
+    req: &Request,
+    numkeys: usize,
+    engine: &mut Engine,
+    states: &mut Vec<&mut ShardState>,
+) {
+    match g {
+        Gw::Eval => eval(ctx, req, numkeys, false, false, engine, states),
+        Gw::EvalSha => eval(ctx, req, numkeys, true, false, engine, states),
+        Gw::EvalRo => eval(ctx, req, numkeys, false, true, engine, states),
+        Gw::EvalShaRo => eval(ctx, req, numkeys, true, true, engine, states),
+        Gw::FCall => fcall(ctx, req, numkeys, false, engine, states),
+        Gw::FCallRo => fcall(ctx, req, numkeys, true, engine, states),
+        _ => unreachable!("{g:?} runs no script"),
+    }
+}
+
+/// EVAL / EVALSHA (`by_sha`), and their read-only forms.
+fn eval(
+    ctx: &mut GwCtx<'_>,
+    req: &Request,
+    numkeys: usize,
+    by_sha: bool,
+    read_only: bool,
+    engine: &mut Engine,
+    states: &mut Vec<&mut ShardState>,
+) {
+    let (loaded, mut lower);
+    let sha = if by_sha {
+        // Any case is accepted; the cache is by lowercase hex, and no other string names a
+        // script.
+        let arg = req.arg(1);
+        lower = [0u8; 40];
+        if arg.len() != lower.len() || !arg.is_ascii() {
+            return ctx.err(NOSCRIPT);
+        }
+        lower.copy_from_slice(arg);
+        lower.make_ascii_lowercase();
+        std::str::from_utf8(&lower).expect("ASCII is UTF-8")
+    } else {
+        loaded = match engine.load(req.arg(1)) {
+            Ok(sha) => sha,
+            Err(e) => return ctx.err(&e.to_string()),
         };
-        let Some(script) = engine.get(sha) else { return ctx.err(NOSCRIPT) };
-        let read_only = read_only || script.flags.no_writes;
-        run_code(ctx, engine, &Run::new(&Code::Script(sha, script), req, numkeys, read_only), states);
-    })
-    .await;
+        loaded.as_str()
+    };
+    let Some(script) = engine.get(sha) else { return ctx.err(NOSCRIPT) };
+    let read_only = read_only || script.flags.no_writes;
+    run_code(ctx, engine, &Run::new(&Code::Script(sha, script), req, numkeys, read_only), states);
 }
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 /// FCALL / FCALL_RO.
-pub async fn fcall(ctx: &mut GwCtx<'_>, req: &Request, read_only: bool) {
-    let Some(numkeys) = numkeys(ctx, req) else { return };
-    run_held(ctx, |ctx, engine, states| {
-        let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
-            return ctx.err("ERR Function not found");
-        };
-        if read_only && !func.no_writes() {
-            return ctx.err("ERR Can not execute a script with write flag using *_ro command.");
-        }
-        let read_only = read_only || func.no_writes();
-        run_code(ctx, engine, &Run::new(&Code::Function(func), req, numkeys, read_only), states);
-    })
-    .await;
+fn fcall(
+    ctx: &mut GwCtx<'_>,
+    req: &Request,
+    numkeys: usize,
+    read_only: bool,
+    engine: &mut Engine,
+    states: &mut Vec<&mut ShardState>,
+) {
+    let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
+        return ctx.err("ERR Function not found");
+    };
+    if read_only && !func.no_writes() {
+        return ctx.err("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    let read_only = read_only || func.no_writes();
+    run_code(ctx, engine, &Run::new(&Code::Function(func), req, numkeys, read_only), states);
 }
 
 /// Runs `run` holding the engine and every shard, so it is atomic over any key it touches.
