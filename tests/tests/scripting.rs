@@ -58,6 +58,15 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "redis.setresp(3) redis.call('sadd', 'st', 'a') return redis.call('smembers', 'st').set.a", "0"],
     &["EVAL", "redis.setresp(3) return cjson.encode(redis.call('hgetall', 'nosuchhash'))", "0"],
     &["EVAL", "redis.setresp(3) return redis.pcall('incr', 'z')", "0"],
+    // The Rust functions of `redis` check their arguments as Redis's C functions do: by
+    // count, then with Lua's conversions.
+    &["EVAL", "return {redis.sha1hex(nil), redis.sha1hex({}), redis.sha1hex(1.5), pcall(redis.sha1hex, 1, 2)}", "0"],
+    &["EVAL", "return redis.sha1hex()", "0"],
+    &["EVAL", "return {redis.setresp(2.9), redis.setresp('2'), pcall(redis.setresp, 3, nil)}", "0"],
+    &["EVAL", "return redis.setresp()", "0"],
+    &["EVAL", "return {redis.set_repl(2.9), redis.set_repl('3'), pcall(redis.set_repl, -1), pcall(redis.set_repl, 4)}", "0"],
+    &["EVAL", "return redis.set_repl()", "0"],
+    &["EVAL", "return {redis.log('1', 'x'), redis.log(1.9, nil, 'x'), pcall(redis.log, 7, 'x'), pcall(redis.log, 'a', 'x')}", "0"],
     &["EVAL", "return redis.log(1)", "0"],
     &["EVAL", "redis.log(redis.LOG_WARNING, 'from a script') return 1", "0"],
     &["EVAL", "return redis.set_repl(9)", "0"],
@@ -161,6 +170,12 @@ const SCRIPTS: &[&[&str]] = &[
     ],
     &["EVAL", "return string.find(string.rep('a', 5000), string.rep('a?', 5000) .. '$')", "0"],
     &["EVAL", "local t = {} local c = t for i = 1, 100 do c[1] = {i} c = c[1] end return t", "0"],
+    // loadstring and load are Lua in Shoal, C in Redis: a tail call keeps the script's line,
+    // and bad arguments get luaL's words, naming the function as the script called it.
+    &["EVAL", "return loadstring()", "0"],
+    &["EVAL", "local f = loadstring return f({})", "0"],
+    &["EVAL", "return load(nil)", "0"],
+    &["EVAL", "return {pcall(load, 5), loadstring('return 1', {})}", "0"],
     &["EVAL", "return {pcall(function() coroutine.x = 1 end)}", "0"],
     &["EVAL", "return redis.acl_check_cmd('set', 'k', 'v')", "0"],
     &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],

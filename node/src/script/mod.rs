@@ -6,6 +6,7 @@ mod combine;
 mod convert;
 mod libs;
 mod readonly;
+mod stand_in;
 
 pub use combine::Handed;
 
@@ -520,47 +521,75 @@ impl Engine {
         internal.raw_set("version", crate::REDIS_VERSION)?;
         internal.raw_set("version_num", version_num(crate::REDIS_VERSION))?;
         let inner = internal.clone();
+        // These check their arguments as Redis's C functions do: by count, then with Lua's
+        // own conversions (lua_tonumber, lua_tolstring), numbers truncated to C ints.
         internal.set(
             "sha1hex",
-            lua.create_function(move |lua, s: Value| match s {
-                Value::String(s) => lua.create_string(sha1hex(&s.as_bytes())),
-                Value::Integer(_) | Value::Number(_) => {
-                    lua.create_string(sha1hex(s.to_string().unwrap_or_default().as_bytes()))
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                if args.len() != 1 {
+                    return Err(fail(&inner, "wrong number of arguments"));
                 }
-                _ => Err(fail(&inner, "wrong number of arguments")),
+                // What is no string hashes as the empty string.
+                let s = lua.coerce_string(args[0].clone())?;
+                lua.create_string(sha1hex(&s.map(|s| s.as_bytes().to_vec()).unwrap_or_default()))
             })?,
         )?;
         let inner = internal.clone();
         internal.set(
             "log",
-            lua.create_function(move |_, args: Variadic<Value>| match args.first() {
-                Some(Value::Integer(_) | Value::Number(_)) if args.len() >= 2 => log(&args),
-                _ if args.len() < 2 => Err(fail(&inner, "redis.log() requires two arguments or more.")),
-                _ => Err(fail(&inner, "First argument must be a number (log level).")),
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                if args.len() < 2 {
+                    return Err(fail(&inner, "redis.log() requires two arguments or more."));
+                }
+                let Some(level) = lua.coerce_number(args[0].clone())? else {
+                    return Err(fail(&inner, "First argument must be a number (log level)."));
+                };
+                if !(0..=3).contains(&(level as i64)) {
+                    return Err(fail(&inner, "Invalid debug level."));
+                }
+                log(lua, level as i64, &args[1..])
             })?,
         )?;
         let current = Arc::new(Current::default());
         let (inner, cur) = (internal.clone(), current.clone());
         internal.set(
             "setresp",
-            lua.create_function(move |_, v: Value| match number(&v) {
-                Some(n) if n == 2.0 || n == 3.0 => {
-                    cur.resp3.store(n == 3.0, Relaxed);
-                    Ok(())
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                if args.len() != 1 {
+                    return Err(fail(&inner, "redis.setresp() requires one argument."));
                 }
-                _ => Err(fail(&inner, "RESP version must be 2 or 3.")),
+                match lua.coerce_number(args[0].clone())?.map(|n| n as i64) {
+                    Some(n @ (2 | 3)) => {
+                        cur.resp3.store(n == 3, Relaxed);
+                        Ok(())
+                    }
+                    _ => Err(fail(&inner, "RESP version must be 2 or 3.")),
+                }
             })?,
         )?;
         let inner = internal.clone();
         internal.set(
             "set_repl",
-            lua.create_function(move |_, v: Value| match number(&v) {
-                Some(n) if (0.0..=3.0).contains(&n) => Ok(()),
-                _ => Err(fail(&inner, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")),
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                if args.len() != 1 {
+                    // (Redis's words, though it takes one.)
+                    return Err(fail(&inner, "redis.set_repl() requires two arguments."));
+                }
+                let flags = lua.coerce_number(args[0].clone())?.unwrap_or(0.0) as i64;
+                if flags & !3 != 0 {
+                    return Err(fail(
+                        &inner,
+                        "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                    ));
+                }
+                Ok(())
             })?,
         )?;
         libs::install(&lua, &internal)?;
         readonly::install(&lua, &internal)?;
+        stand_in::install(&lua, &internal)?;
+        internal.raw_set("takes_string", stand_in::Takes::String as i64)?;
+        internal.raw_set("takes_reader", stand_in::Takes::Reader as i64)?;
         internal.set(
             "error_text",
             lua.create_function(|_, e: Value| {
@@ -1122,10 +1151,19 @@ fn fail(internal: &Table, msg: &str) -> mlua::Error {
 }
 
 /// `redis.log(level, ...)`: the message goes to the node's log at the matching level.
-fn log(args: &[Value]) -> mlua::Result<()> {
-    let level = number(&args[0]).unwrap_or(0.0) as i64;
-    let msg: Vec<String> = args[1..].iter().map(|v| v.to_string().unwrap_or_default()).collect();
-    let msg = msg.join(" ");
+/// redis.log: the message is the arguments that are strings or numbers, joined by spaces as
+/// Redis glues them (a space before each but the first argument's place).
+fn log(lua: &Lua, level: i64, args: &[Value]) -> mlua::Result<()> {
+    let mut msg = Vec::new();
+    for (j, v) in args.iter().enumerate() {
+        if let Some(s) = lua.coerce_string(v.clone())? {
+            if j != 0 {
+                msg.push(b' ');
+            }
+            msg.extend_from_slice(&s.as_bytes());
+        }
+    }
+    let msg = String::from_utf8_lossy(&msg);
     match level {
         0 => tracing::debug!(target: "shoal_node::script", %msg, "script log"),
         1 | 2 => tracing::info!(target: "shoal_node::script", %msg, "script log"),

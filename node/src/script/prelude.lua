@@ -142,12 +142,10 @@ local visible = {
   select = select, tonumber = tonumber,
   tostring = tostring, type = type, unpack = unpack,
   getmetatable = getmetatable, setmetatable = setmetatable,
-  loadstring = load_chunk,
+  -- (Both called as C functions, with their arguments checked there: see stand_in.rs.)
+  loadstring = internal.as_c_function(load_chunk, internal.takes_string),
   -- load's reader is drained first, so the chunk is checked and placed as loadstring's is.
-  load = function(reader, name)
-    if type(reader) ~= "function" then
-      error("bad argument #1 to 'load' (function expected, got " .. type(reader) .. ")", 2)
-    end
+  load = internal.as_c_function(function(reader, name)
     local parts = {}
     while true do
       local piece = reader()
@@ -162,7 +160,7 @@ local visible = {
       parts[#parts + 1] = piece
     end
     return load_chunk(tconcat(parts), name or "=(load)")
-  end,
+  end, internal.takes_reader),
   collectgarbage = collectgarbage, gcinfo = gcinfo, _VERSION = _VERSION,
   string = readonly(string), table = readonly(table), math = readonly(math),
   coroutine = readonly(coroutine), redis = readonly(redis),
