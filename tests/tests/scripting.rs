@@ -58,6 +58,12 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "redis.setresp(3) redis.call('sadd', 'st', 'a') return redis.call('smembers', 'st').set.a", "0"],
     &["EVAL", "redis.setresp(3) return cjson.encode(redis.call('hgetall', 'nosuchhash'))", "0"],
     &["EVAL", "redis.setresp(3) return redis.pcall('incr', 'z')", "0"],
+    // Numbers past the integer range, and NaN, reply as Redis's C cast makes them on x86-64.
+    &["EVAL", "return {0/0, 2^63, -2^63, 2^63 - 1024, 1e300, -1e300, math.huge, -0.9, 9.9}", "0"],
+    &["EVAL", "return cjson.decode('1e400')", "0"],
+    // A script may not block, and says so for XREAD (in MULTI, BLOCK reads at once).
+    &["EVAL", "return redis.call('xread', 'BLOCK', 0, 'STREAMS', 's', '$')", "0"],
+    &["EVAL", "return redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', 'x', 'STREAMS', 's', '>')", "0"],
     // The Rust functions of `redis` check their arguments as Redis's C functions do: by
     // count, then with Lua's conversions.
     &["EVAL", "return {redis.sha1hex(nil), redis.sha1hex({}), redis.sha1hex(1.5), pcall(redis.sha1hex, 1, 2)}", "0"],

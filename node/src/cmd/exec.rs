@@ -91,6 +91,8 @@ pub struct Exec<'a, 'b> {
     pub failed: bool,
     /// Blocking commands answer at once instead of waiting (inside MULTI and scripts).
     pub no_block: bool,
+    /// The command is a script's `redis.call`.
+    pub in_script: bool,
     /// Set by a blocking command that registered a wait.
     pub block: Option<super::blocking::BlockReq>,
     /// The command running, for keyspace notifications: its name and first key.
@@ -124,6 +126,7 @@ impl<'a, 'b> Exec<'a, 'b> {
             settings,
             failed: false,
             no_block: false,
+            in_script: false,
             block: None,
             cmd: None,
             last_event: None,

@@ -288,6 +288,7 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
         Handler::Shard(f) => {
             let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, out, cx.now, cx.settings);
             ex.no_block = true;
+            ex.in_script = true;
             std::mem::swap(&mut ex.memo, &mut cx.memo);
             let failed = run_guarded(&mut ex, f, &req, spec);
             std::mem::swap(&mut ex.memo, &mut cx.memo);

@@ -456,6 +456,12 @@ fn parse_read(ctx: &mut Exec<'_, '_>, req: &Request, xreadgroup: bool) -> Option
         let more = req.len() - i - 1;
         let a = req.arg(i);
         if is(a, "BLOCK") && more > 0 {
+            if ctx.in_script {
+                // Redis's words, with the command's name as the script wrote it.
+                let cmd = String::from_utf8_lossy(req.arg(0));
+                ctx.err(&format!("ERR {cmd} command is not allowed with BLOCK option from scripts"));
+                return None;
+            }
             i += 1;
             match args::int(req.arg(i)) {
                 None => {
