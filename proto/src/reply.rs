@@ -53,7 +53,12 @@ pub fn ok(buf: &mut BytesMut) {
 /// An error line. `msg` carries its code (`ERR ...`, `WRONGTYPE ...`); a leading `-` is
 /// accepted and CR/LF are replaced with spaces so a reply can never break the framing.
 pub fn error(buf: &mut BytesMut, msg: &[u8]) {
-    let msg = msg.strip_prefix(b"-").unwrap_or(msg);
+    error_as_is(buf, msg.strip_prefix(b"-").unwrap_or(msg));
+}
+
+/// An error reply of `msg` whatever it starts with (a script's `{err="-X"}` replies `--X`, as
+/// in Redis); line breaks become spaces.
+pub fn error_as_is(buf: &mut BytesMut, msg: &[u8]) {
     buf.reserve(msg.len() + 3);
     buf.put_u8(b'-');
     for &c in msg {

@@ -42,6 +42,9 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return redis.error_reply('oops')", "0"],
     &["EVAL", "return redis.error_reply(1)", "0"],
     &["EVAL", "return {err = 'CODE raw'}", "0"],
+    // An error table's text is written as it is: a leading dash doubles, as in Redis.
+    &["EVAL", "return {1, {err = '-X y'}}", "0"],
+    &["EVAL", "error({err = '-X'})", "0"],
     &["EVAL", "return {ok = 'raw'}", "0"],
     &["EVAL", "error('boom')", "0"],
     &["EVAL", "error({err = 'MYCODE custom'})", "0"],

@@ -110,6 +110,16 @@ impl<'a> GwCtx<'a> {
 
     pub fn err(&mut self, msg: &str) {
         reply::error(self.out, msg.as_bytes());
+        self.note_error(msg);
+    }
+
+    /// `err`, keeping a leading `-` of `msg` (a script's error table's text, as Redis writes it).
+    pub fn err_as_is(&mut self, msg: &str) {
+        reply::error_as_is(self.out, msg.as_bytes());
+        self.note_error(msg);
+    }
+
+    fn note_error(&mut self, msg: &str) {
         self.failed = true;
         self.node.stats.record_error(msg.trim_start_matches('-').split(' ').next().unwrap_or("ERR"));
     }

@@ -215,7 +215,7 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
     ctx.session.db = db;
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => ctx.err(&script_error(name, &error)),
+        Ok(Err(error)) => ctx.err_as_is(&script_error(name, &error)),
         Err(e) => ctx.err(&format!("ERR {e}")),
     }
     // Clients blocked on keys the script pushed to are served after it, as in Redis, as of

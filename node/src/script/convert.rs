@@ -148,7 +148,7 @@ unsafe fn write_top(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, 
 /// A table on top of the stack, checked for Redis's special fields in Redis's order.
 unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool) {
     if field(state, c"err") == ffi::LUA_TSTRING {
-        reply::error(out, bytes_at(state, -1));
+        reply::error_as_is(out, bytes_at(state, -1));
     } else if pop_then(state, c"ok") == ffi::LUA_TSTRING {
         reply::simple(out, &no_line_breaks(bytes_at(state, -1)));
     } else if pop_then(state, c"double") == ffi::LUA_TNUMBER {
