@@ -490,6 +490,18 @@ fn functions_answer_as_redis_does() {
         &["FUNCTION", "DELETE", "nope"],
         &["FUNCTION", "DELETE", "one"],
         &["FCALL", "one", "0"],
+        // register_function reads its arguments as Redis does: keys and flag names in any
+        // case, numbers where a string is wanted, flags listed once each in Redis's order.
+        &["FUNCTION", "LOAD", "#!lua NAME=flagged\nredis.register_function{FUNCTION_NAME='fl', Callback=function() return 1 end, \
+            flags={'ALLOW-OOM', 'no-writes', 'no-writes'}, description=5.5}\nredis.register_function(77, function() return 7 end)"],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "flagged"],
+        &["FCALL", "77", "0"],
+        &["FUNCTION", "DELETE", "flagged"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function(5)"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function{[1]=5}"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function{function_name='x', callback=function() end, flags={5}}"],
+        &["FUNCTION", "LOAD", "#!lua name=other name=again\n"],
+        &["FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME"],
         &["FUNCTION", "KILL"],
         &["FUNCTION", "RESTORE", "bogus"],
         &["FUNCTION", "FLUSH", "BOGUS"],

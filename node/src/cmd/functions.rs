@@ -124,8 +124,11 @@ pub async fn list(ctx: &mut GwCtx<'_>, req: &Request) {
         let a = req.arg(i);
         if a.eq_ignore_ascii_case(b"withcode") && !with_code {
             with_code = true;
-        } else if a.eq_ignore_ascii_case(b"libraryname") && pattern.is_none() && i + 1 < req.len() {
+        } else if a.eq_ignore_ascii_case(b"libraryname") && pattern.is_none() {
             i += 1;
+            if i == req.len() {
+                return ctx.err("ERR library name argument was not given");
+            }
             pattern = Some(req.arg(i));
         } else {
             return ctx.err(&format!("ERR Unknown argument {}", String::from_utf8_lossy(a)));
@@ -157,8 +160,9 @@ pub async fn list(ctx: &mut GwCtx<'_>, req: &Request) {
             }
             reply::bulk(out, b"flags");
             reply::set_len(out, proto, f.flags.len());
+            // (Status replies, as Redis writes them.)
             for flag in &f.flags {
-                reply::bulk(out, flag.as_bytes());
+                reply::simple(out, flag.as_bytes());
             }
         }
         if with_code {

@@ -472,8 +472,11 @@ fn library_shebang(code: &[u8]) -> Result<(String, Vec<u8>), String> {
     }
     let mut name = None;
     for part in parts {
-        match part.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
+        match part.get(..5).filter(|p| p.eq_ignore_ascii_case("name=")) {
+            Some(_) if name.is_some() => {
+                return Err("ERR Invalid metadata value, name argument was given multiple times".into())
+            }
+            Some(_) => name = Some(part[5..].to_string()),
             None => return Err(format!("ERR Invalid metadata value given: {part}")),
         }
     }

@@ -8,7 +8,7 @@ local dbg = debug
 local error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, select =
   error, type, tostring, rawget, rawset, setmetatable, pcall, xpcall, setfenv, select
 local load_string = loadstring
-local sfind, ssub, sgsub, tconcat = string.find, string.sub, string.gsub, table.concat
+local sfind, ssub, sgsub, slower, tconcat = string.find, string.sub, string.gsub, string.lower, table.concat
 
 -- Tables a script may read but not change are marked read-only in place, as Redis marks
 -- them (Shoal's Lua carries Redis's patch): every write fails "Attempt to modify a readonly
@@ -258,41 +258,69 @@ local function fail(msg)
   error({ err = "ERR " .. msg })
 end
 
-local known_flags = {
-  ["no-writes"] = true, ["allow-oom"] = true, ["allow-stale"] = true,
-  ["no-cluster"] = true, ["allow-cross-slot-keys"] = true,
-}
+-- The flags a function may declare, in the order Redis lists them.
+local flag_order = { "no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys" }
+local known_flags = {}
+for i, f in ipairs(flag_order) do known_flags[f] = i end
 
+-- What Redis's lua_isstring accepts, and reads as lua_tostring does.
+local function text(v)
+  local t = type(v)
+  if t == "string" or t == "number" then return tostring(v) end
+end
+
+-- A function's flags as Redis reads them: names in any case, each once, listed in Redis's order.
+local function read_flags(flags)
+  local seen, i = {}, 1
+  while flags[i] ~= nil do
+    local f = text(flags[i])
+    local at = f and known_flags[slower(f)]
+    if not at then fail("unknown flag given") end
+    seen[at] = true
+    i = i + 1
+  end
+  local list = {}
+  for at, f in ipairs(flag_order) do
+    if seen[at] then list[#list + 1] = f end
+  end
+  return list
+end
+
+-- redis.register_function: its arguments checked in Redis's order, with its words.
 local function register(...)
   local name, callback, flags, description
   local n = select("#", ...)
-  if n == 1 and type((...)) == "table" then
-    for k, v in pairs((...)) do
-      if k == "function_name" then
-        name = v
-      elseif k == "callback" then
+  if n == 1 then
+    local args = ...
+    if type(args) ~= "table" then
+      fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
+    end
+    for k, v in pairs(args) do
+      local key = type(k) == "string" and slower(k)
+      if not text(k) then
+        fail("named argument key given to redis.register_function is not a string")
+      elseif key == "function_name" then
+        name = text(v) or fail("function_name argument given to redis.register_function must be a string")
+      elseif key == "description" then
+        description = text(v) or fail("description argument given to redis.register_function must be a string")
+      elseif key == "callback" then
+        if type(v) ~= "function" then fail("callback argument given to redis.register_function must be a function") end
         callback = v
-      elseif k == "flags" then
-        flags = v
-      elseif k == "description" then
-        description = v
+      elseif key == "flags" then
+        if type(v) ~= "table" then
+          fail("flags argument to redis.register_function must be a table representing function flags")
+        end
+        flags = read_flags(v)
       else
         fail("unknown argument given to redis.register_function")
       end
     end
     if name == nil then fail("redis.register_function must get a function name argument") end
     if callback == nil then fail("redis.register_function must get a callback argument") end
-    if type(name) ~= "string" then fail("function_name argument given to redis.register_function must be a string") end
-    if type(callback) ~= "function" then fail("callback argument given to redis.register_function must be a function") end
-    if description ~= nil and type(description) ~= "string" then
-      fail("description argument given to redis.register_function must be a string")
-    end
-    if flags ~= nil and type(flags) ~= "table" then
-      fail("flags argument to redis.register_function must be a table representing function flags")
-    end
   elseif n == 2 then
-    name, callback = ...
-    if type(name) ~= "string" then fail("first argument to redis.register_function must be a string") end
+    local first
+    first, callback = ...
+    name = text(first) or fail("first argument to redis.register_function must be a string")
     if type(callback) ~= "function" then fail("second argument to redis.register_function must be a function") end
   else
     fail("wrong number of arguments to redis.register_function")
@@ -300,11 +328,7 @@ local function register(...)
   if not sfind(name, "^[%w_]+$") then
     fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
   end
-  local list = {}
-  for _, f in ipairs(flags or {}) do
-    if type(f) ~= "string" or not known_flags[f] then fail("unknown flag given") end
-    list[#list + 1] = f
-  end
+  local list = flags or {}
   for _, r in ipairs(registered) do
     if r.name == name then fail("Function already exists in the library") end
   end
