@@ -232,6 +232,9 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 's')", "0"],
     &["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
     &["EVAL", "#!python\nreturn 1", "0"],
+    &["EVAL", "#!lua name=x\nreturn 1", "0"],
+    &["SCRIPT", "DEBUG", "NO"],
+    &["SCRIPT", "DEBUG", "MAYBE"],
     // The sandbox: no way out, no way to change what the next script sees.
     &["EVAL", "return x", "0"],
     &["EVAL", "x = 1", "0"],
@@ -493,10 +496,12 @@ fn functions_answer_as_redis_does() {
         // register_function reads its arguments as Redis does: keys and flag names in any
         // case, numbers where a string is wanted, flags listed once each in Redis's order.
         &["FUNCTION", "LOAD", "#!lua NAME=flagged\nredis.register_function{FUNCTION_NAME='fl', Callback=function() return 1 end, \
-            flags={'ALLOW-OOM', 'no-writes', 'no-writes'}, description=5.5}\nredis.register_function(77, function() return 7 end)"],
+            flags={'ALLOW-OOM', 'no-writes', 'no-writes'}, description=5.5}"],
         &["FUNCTION", "LIST", "LIBRARYNAME", "flagged"],
+        &["FUNCTION", "LOAD", "#!lua name=numbered\nredis.register_function(77, function() return 7 end)"],
         &["FCALL", "77", "0"],
         &["FUNCTION", "DELETE", "flagged"],
+        &["FUNCTION", "DELETE", "numbered"],
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function(5)"],
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function{[1]=5}"],
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function{function_name='x', callback=function() end, flags={5}}"],

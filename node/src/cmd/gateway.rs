@@ -272,6 +272,7 @@ async fn run(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::ScriptExists => super::scripting::script_exists(ctx, req).await,
         Gw::ScriptFlush => super::scripting::script_flush(ctx, req).await,
         Gw::ScriptKill => super::scripting::kill(ctx, false),
+        Gw::ScriptDebug => super::scripting::debug(ctx, req),
         Gw::FunctionLoad => super::functions::load(ctx, req).await,
         Gw::FunctionList => super::functions::list(ctx, req).await,
         Gw::FunctionDelete => super::functions::delete(ctx, req).await,

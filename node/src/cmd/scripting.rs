@@ -377,6 +377,19 @@ pub async fn script_flush(ctx: &mut GwCtx<'_>, req: &Request) {
 }
 
 /// SCRIPT KILL (`function` false) and FUNCTION KILL.
+/// SCRIPT DEBUG: Redis's Lua debugger (LDB) is not there; NO, the mode every script runs in,
+/// is accepted.
+pub fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
+    let mode = req.arg(2);
+    if mode.eq_ignore_ascii_case(b"no") {
+        reply::ok(ctx.out);
+    } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
+        ctx.err("ERR Shoal has no Lua debugger: scripts run as with SCRIPT DEBUG NO");
+    } else {
+        ctx.err("ERR Use SCRIPT DEBUG YES/SYNC/NO");
+    }
+}
+
 pub fn kill(ctx: &mut GwCtx<'_>, function: bool) {
     match ctx.node.scripts.kill(function) {
         KillOutcome::OtherKind(busy) => ctx.err(busy),

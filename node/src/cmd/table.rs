@@ -157,6 +157,7 @@ pub enum Gw {
     ScriptExists,
     ScriptFlush,
     ScriptKill,
+    ScriptDebug,
 }
 
 #[derive(Clone, Copy)]
@@ -707,6 +708,7 @@ fn declare() -> Vec<CommandSpec> {
             c("stats", 2, "noscript allow_busy", NOKEY, "@slow @scripting", "scripting", "7.0.0", "Returns information about a function during execution.", G(Gw::FunctionStats)),
         ]),
         container("script", "scripting", "2.6.0", "A container for Lua scripts management commands.", vec![
+            c("debug", 3, "noscript", NOKEY, "@slow @scripting", "scripting", "3.2.0", "Sets the debug mode of server-side Lua scripts.", G(Gw::ScriptDebug)),
             c("exists", -3, "noscript", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", G(Gw::ScriptExists)),
             c("flush", -2, "noscript", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", G(Gw::ScriptFlush)),
             c("kill", 2, "noscript allow_busy", NOKEY, "@slow @scripting", "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", G(Gw::ScriptKill)),

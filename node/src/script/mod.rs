@@ -351,6 +351,8 @@ pub enum ScriptError {
     Engine(String),
     #[error("ERR Unexpected flag in script shebang: {0}")]
     Flag(String),
+    #[error("ERR Unknown lua shebang option: {0}")]
+    Option(String),
     #[error("ERR {0}")]
     Vm(#[from] mlua::Error),
     /// A library that no longer loads into a fresh VM (its text is Redis's reply).
@@ -443,7 +445,7 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), ScriptError> {
     }
     for part in parts {
         let Some(list) = part.strip_prefix("flags=") else {
-            return Err(ScriptError::Flag(part.to_string()));
+            return Err(ScriptError::Option(part.to_string()));
         };
         flags.declared = true;
         for flag in list.split(',').filter(|f| !f.is_empty()) {
@@ -1186,6 +1188,7 @@ mod tests {
         assert_eq!(code, b"\nreturn 1");
         assert!(matches!(shebang(b"#!python\n"), Err(ScriptError::Engine(e)) if e == "#!python"));
         assert!(matches!(shebang(b"#!lua flags=fast\n"), Err(ScriptError::Flag(f)) if f == "fast"));
+        assert!(matches!(shebang(b"#!lua name=x\n"), Err(ScriptError::Option(o)) if o == "name=x"));
         assert_eq!(shebang(b"return 1").unwrap().0, ScriptFlags::default());
     }
 
