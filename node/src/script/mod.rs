@@ -1145,6 +1145,17 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
+/// Puts the C function `f` in `table` as `name`.
+fn set_c_function(lua: &Lua, table: &Table, name: &str, f: ffi::lua_CFunction) -> mlua::Result<()> {
+    // SAFETY: pushes one C function on the stack exec_raw gave it, and leaves only that.
+    let f: Function = unsafe {
+        lua.exec_raw((), |state| {
+            ffi::lua_pushcfunction(state, f);
+        })?
+    };
+    table.raw_set(name, f)
+}
+
 /// Raises `ERR <msg>` from a Rust function of the `redis` library: the table waits in
 /// `internal.raised` for the prelude's handler, and Lua sees the marker.
 fn fail(internal: &Table, msg: &str) -> mlua::Error {

@@ -14,13 +14,7 @@ extern "C-unwind" {
 
 /// Puts `set_readonly(t [, on])` in `internal`, for the prelude to protect what scripts see.
 pub fn install(lua: &Lua, internal: &Table) -> mlua::Result<()> {
-    // SAFETY: pushes one C function on the stack exec_raw gave it, and leaves only that.
-    let f: mlua::Function = unsafe {
-        lua.exec_raw((), |state| {
-            ffi::lua_pushcfunction(state, set_readonly_fn);
-        })?
-    };
-    internal.raw_set("set_readonly", f)
+    super::set_c_function(lua, internal, "set_readonly", set_readonly_fn)
 }
 
 /// `set_readonly(t [, on])`: marks `t` read-only (`on` absent or true) or writable; returns it.

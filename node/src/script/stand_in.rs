@@ -8,7 +8,7 @@
 //! Not for pcall and xpcall: the extra C call would count against Lua's limit of nested C
 //! calls, so recursion through pcall would stop at half Redis's depth.
 
-use mlua::{ffi, Function, Lua, Table};
+use mlua::{ffi, Lua, Table};
 use std::os::raw::c_int;
 use std::ptr;
 
@@ -24,13 +24,7 @@ pub enum Takes {
 
 /// Puts `as_c_function(f, takes)` in `internal`, for the prelude to wrap its stand-ins.
 pub fn install(lua: &Lua, internal: &Table) -> mlua::Result<()> {
-    // SAFETY: pushes one C function on the stack exec_raw gave it, and leaves only that.
-    let f: Function = unsafe {
-        lua.exec_raw((), |state| {
-            ffi::lua_pushcfunction(state, wrap);
-        })?
-    };
-    internal.raw_set("as_c_function", f)
+    super::set_c_function(lua, internal, "as_c_function", wrap)
 }
 
 /// `as_c_function(f, takes)`: a C closure calling `f` after checking `takes`' arguments.
