@@ -292,6 +292,9 @@ const LIBRARY_SCRIPTS: &[&str] = &[
     "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2, 1)}",
     "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 5)}",
     "return cmsgpack.unpack('\\205')",
+    // NaN packs as a double, uint 64 reads as a signed integer, bin 8/16/32 are not read.
+    "return {cmsgpack.pack(0/0):len(), cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\255')}",
+    "return {pcall(cmsgpack.unpack, '\\196\\3abc'), pcall(cmsgpack.unpack, '\\197\\0\\1a')}",
     "return cmsgpack.unpack('\\193')",
     "return cmsgpack.pack()",
     "return {cmsgpack.unpack_one('\\1', 5)}",
@@ -318,6 +321,12 @@ const LIBRARY_SCRIPTS: &[&str] = &[
     "return {pcall(cjson.decode, '{')}",
     "return {cjson.decode('-1.5e2'), cjson.decode('  true '), cjson.decode('\"x\"'), cjson.decode('0.25')}",
     "return cjson.decode(string.rep('[', 1100))",
+    // Numbers JSON forbids are read by strtod, as lua_cjson reads them (decode_invalid_numbers
+    // is on), and refused with it off.
+    "return cjson.decode('[+1, 0x1F, 007, 1e5, -0x10, 0x1p3]')",
+    "return {cjson.decode('infinity') == math.huge, cjson.decode('-Inf') == -math.huge, cjson.decode('nan(123)') ~= 0}",
+    "return {pcall(cjson.decode, '+'), pcall(cjson.decode, '0x'), pcall(cjson.decode, '-'), pcall(cjson.decode, '1e+')}",
+    "local c = cjson.new() c.decode_invalid_numbers(false) return {pcall(c.decode, '0x10'), pcall(c.decode, '+1'), pcall(c.decode, '-inf'), c.decode('0.5')}",
     "return cjson.encode(cjson.decode('[1.5,\"x\",{\"k\":[true]},[],{}]'))",
     "local t = {} local c = t for i=1,1100 do c[1] = {} c = c[1] end return cjson.encode(t)",
     "cjson.encode = nil",

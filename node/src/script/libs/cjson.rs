@@ -239,9 +239,18 @@ impl Decoder<'_> {
                 return Ok(Token { kind, at, value });
             }
         }
-        if c == b'-' || c.is_ascii_digit() || (self.cfg.decode_invalid && matches!(c | 0x20, b'i' | b'n')) {
-            return match self.number() {
-                Some(n) => Ok(Token { kind: Kind::Num, at, value: Value::Number(n) }),
+        // As lua_cjson decides: numbers JSON forbids (hex, a leading `+` or zero, inf, nan) go
+        // to strtod only with decode_invalid_numbers, and then whatever strtod reads is taken.
+        let invalid = is_invalid_number(&self.s[at..]);
+        if c == b'-' || c.is_ascii_digit() || (self.cfg.decode_invalid && invalid) {
+            if !self.cfg.decode_invalid && invalid {
+                return tok(Kind::Error("invalid number"));
+            }
+            return match strtod(&self.s[at..]) {
+                Some((n, used)) => {
+                    self.at += used;
+                    Ok(Token { kind: Kind::Num, at, value: Value::Number(n) })
+                }
                 None => tok(Kind::Error("invalid number")),
             };
         }
@@ -306,52 +315,6 @@ impl Decoder<'_> {
             return char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00));
         }
         char::from_u32(hi)
-    }
-
-    /// The longest number `strtod` would read here.
-    fn number(&mut self) -> Option<f64> {
-        let rest = &self.s[self.at..];
-        let text = std::str::from_utf8(&rest[..rest.len().min(64)]).unwrap_or("");
-        let mut end = 0;
-        let b = text.as_bytes();
-        if b.first() == Some(&b'-') {
-            end = 1;
-        }
-        let lower = text[end..].to_ascii_lowercase();
-        for word in ["infinity", "inf", "nan"] {
-            if self.cfg.decode_invalid && lower.starts_with(word) {
-                self.at += end + word.len();
-                let n = if word == "nan" { f64::NAN } else { f64::INFINITY };
-                return Some(if end == 1 { -n } else { n });
-            }
-        }
-        let digits = |b: &[u8], mut i: usize| {
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            i
-        };
-        let int_end = digits(b, end);
-        let mut stop = int_end;
-        if b.get(stop) == Some(&b'.') {
-            stop = digits(b, stop + 1);
-        }
-        if stop == end || (stop == end + 1 && b.get(end) == Some(&b'.')) {
-            return None;
-        }
-        if matches!(b.get(stop), Some(b'e' | b'E')) {
-            let mut e = stop + 1;
-            if matches!(b.get(e), Some(b'+' | b'-')) {
-                e += 1;
-            }
-            let e_end = digits(b, e);
-            if e_end > e {
-                stop = e_end;
-            }
-        }
-        let n = text[..stop].parse::<f64>().ok()?;
-        self.at += stop;
-        Some(n)
     }
 
     fn fail(&self, expected: &str, t: &Token) -> mlua::Error {
@@ -555,4 +518,35 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
     Ok(t)
+}
+
+/// lua_cjson's `json_is_invalid_number`: whether `p` starts a number JSON does not allow.
+fn is_invalid_number(p: &[u8]) -> bool {
+    if p.first() == Some(&b'+') {
+        return true;
+    }
+    let p = p.strip_prefix(b"-").unwrap_or(p);
+    match p.first() {
+        Some(b'0') => p.get(1).is_some_and(|&c| c | 0x20 == b'x' || c.is_ascii_digit()),
+        Some(&c) if c <= b'9' => false,
+        None => false,
+        Some(_) => p.len() >= 3 && (p[..3].eq_ignore_ascii_case(b"inf") || p[..3].eq_ignore_ascii_case(b"nan")),
+    }
+}
+
+/// The C library's `strtod` at the front of `s`, as lua_cjson calls it: the number and how many
+/// bytes it took, or None if it took none.
+fn strtod(s: &[u8]) -> Option<(f64, usize)> {
+    // Only these can be part of what strtod reads (decimal, hex, inf, nan(...)); a copy of them
+    // is NUL-terminated for it, so a long document is not copied at every number.
+    let run = s
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-' | b'_' | b'(' | b')'))
+        .count();
+    let text = std::ffi::CString::new(&s[..run]).ok()?;
+    let mut end: *mut std::os::raw::c_char = std::ptr::null_mut();
+    // SAFETY: `text` is NUL-terminated and outlives the call; strtod sets `end` within it.
+    let n = unsafe { libc::strtod(text.as_ptr(), &mut end) };
+    let used = end as usize - text.as_ptr() as usize;
+    (used > 0).then_some((n, used))
 }

@@ -23,7 +23,7 @@ fn encode(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
 fn encode_number(out: &mut Vec<u8>, n: f64) {
     if n.is_finite() && (n as i64) as f64 == n {
         encode_int(out, n as i64);
-    } else if (n as f32) as f64 == n || n.is_nan() {
+    } else if (n as f32) as f64 == n {
         out.push(0xca);
         out.extend_from_slice(&(n as f32).to_be_bytes());
     } else {
@@ -172,22 +172,24 @@ impl<'a> Cursor<'a> {
             0xcc => Item::Number(self.uint(1)? as f64),
             0xcd => Item::Number(self.uint(2)? as f64),
             0xce => Item::Number(self.uint(4)? as f64),
-            0xcf => Item::Number(self.uint(8)? as f64),
+            // (Read as a signed 64-bit integer, as Redis's cmsgpack does.)
+            0xcf => Item::Number(self.uint(8)? as i64 as f64),
             0xd0 => Item::Number(self.uint(1)? as u8 as i8 as f64),
             0xd1 => Item::Number(self.uint(2)? as u16 as i16 as f64),
             0xd2 => Item::Number(self.uint(4)? as u32 as i32 as f64),
             0xd3 => Item::Number(self.uint(8)? as i64 as f64),
             0xca => Item::Number(f32::from_bits(self.uint(4)? as u32) as f64),
             0xcb => Item::Number(f64::from_bits(self.uint(8)?)),
-            0xc4 | 0xd9 => {
+            // (No bin 8/16/32, 0xc4-0xc6: Redis's cmsgpack predates them.)
+            0xd9 => {
                 let n = self.length(1)?;
                 Item::Bytes(self.take(n)?)
             }
-            0xc5 | 0xda => {
+            0xda => {
                 let n = self.length(2)?;
                 Item::Bytes(self.take(n)?)
             }
-            0xc6 | 0xdb => {
+            0xdb => {
                 let n = self.length(4)?;
                 Item::Bytes(self.take(n)?)
             }
