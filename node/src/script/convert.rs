@@ -1,6 +1,7 @@
 //! Redis's conversion rules between replies and Lua values: a command's reply as `redis.call`
 //! returns it, and a script's return value as the client receives it.
 
+use crate::util::float::c_long_long;
 use bytes::BytesMut;
 use mlua::{ffi, lua_State};
 use shoal_proto::{reply, Protocol, Token};
@@ -137,7 +138,7 @@ unsafe fn write_top(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, 
     }
     match ffi::lua_type(state, -1) {
         ffi::LUA_TSTRING => reply::bulk(out, bytes_at(state, -1)),
-        ffi::LUA_TNUMBER => reply::integer(out, c_integer(ffi::lua_tonumber(state, -1))),
+        ffi::LUA_TNUMBER => reply::integer(out, c_long_long(ffi::lua_tonumber(state, -1))),
         ffi::LUA_TBOOLEAN if resp3 => reply::boolean(out, proto, ffi::lua_toboolean(state, -1) != 0),
         ffi::LUA_TBOOLEAN if ffi::lua_toboolean(state, -1) != 0 => reply::integer(out, 1),
         ffi::LUA_TTABLE => write_table(state, out, proto, resp3),
@@ -251,18 +252,6 @@ unsafe fn bytes_at<'a>(state: *mut lua_State, index: i32) -> &'a [u8] {
     let mut len = 0;
     let p = ffi::lua_tolstring(state, index, &mut len);
     std::slice::from_raw_parts(p.cast(), len)
-}
-
-/// A Lua number as Redis makes it an integer reply, a C cast to `long long`: truncated, and on
-/// x86-64 (where Redis is compared) the "integer indefinite" value for NaN and anything out of
-/// range, which Rust's saturating `as` would make 0 or a bound.
-fn c_integer(n: f64) -> i64 {
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if (-LIMIT..LIMIT).contains(&n) {
-        n as i64
-    } else {
-        i64::MIN
-    }
 }
 
 /// Redis replaces line breaks in status replies and big numbers with spaces.

@@ -60,7 +60,8 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
             // Only a missing count means 8: nil is refused, as LuaBitOp refuses it.
             let mut n = if args.len() >= 2 { arg(lua, &args, 2)? } else { 8 };
             let digits: &[u8; 16] = if n < 0 {
-                n = n.wrapping_neg();
+                // (LuaBitOp negates an int; compiled, -INT_MIN comes out as a large count.)
+                n = n.saturating_neg();
                 b"0123456789ABCDEF"
             } else {
                 b"0123456789abcdef"

@@ -3,6 +3,7 @@
 //! `b/B` `h/H` `l/L` `T` `i/In` `cn` `s` `f` `d`).
 
 use super::{arg_error, check_bytes, check_number, error, function, opt_number};
+use crate::util::float::{c_long_long, c_unsigned_long_long};
 use mlua::{Lua, MultiValue, Table, Value};
 
 /// The widest integer a format may ask for, as in Redis's copy.
@@ -100,12 +101,18 @@ fn padding(len: usize, h: &Header, opt: u8, size: usize) -> usize {
     (size - (len & (size - 1))) & (size - 1)
 }
 
+/// Whether `opt` is one of lua_struct's letters.
+fn is_option(opt: u8) -> bool {
+    is_integer(opt) || matches!(opt, b'x' | b'f' | b'd' | b'c' | b's')
+}
+
 fn is_integer(opt: u8) -> bool {
     matches!(opt, b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I')
 }
 
 fn put_integer(out: &mut Vec<u8>, n: f64, little: bool, size: usize) {
-    let mut value: u64 = if n < 0.0 { n as i64 as u64 } else { n as u64 };
+    // lua_struct's casts: `(Uinttype)(Inttype)n` below zero, `(Uinttype)n` otherwise.
+    let mut value: u64 = if n < 0.0 { c_long_long(n) as u64 } else { c_unsigned_long_long(n) };
     let mut bytes = vec![0u8; size];
     for b in bytes.iter_mut() {
         *b = value as u8;
@@ -184,18 +191,20 @@ fn pack(lua: &Lua, mut args: MultiValue) -> mlua::Result<mlua::LuaString> {
 fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let fmt = check_bytes(&args, 1)?;
     let data = check_bytes(&args, 2)?;
-    let start = opt_number(lua, &args, 3, 1.0)? as i64;
-    if start < 1 {
+    // lua_struct takes the offset as a size_t: only 0 is refused as such, and a negative one
+    // wraps to past any data ("data string too short").
+    let start = c_long_long(opt_number(lua, &args, 3, 1.0)?);
+    if start == 0 {
         return Err(arg_error(3, "offset must be 1 or greater"));
     }
-    let mut pos = (start - 1) as usize;
+    let mut pos = (start as usize).wrapping_sub(1);
     let mut f = Format { fmt: &fmt, at: 0 };
     let mut h = Header::default();
     let mut out: Vec<Value> = Vec::new();
     let too_short = || arg_error(2, "data string too short");
     while let Some(opt) = f.next() {
         let mut size = f.size(opt)?;
-        pos += padding(pos, &h, opt, size);
+        pos = pos.checked_add(padding(pos, &h, opt, size)).ok_or_else(too_short)?;
         if pos.checked_add(size).is_none_or(|end| end > data.len()) {
             return Err(too_short());
         }
@@ -236,7 +245,7 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         }
         pos += size;
     }
-    out.push(Value::Number((pos + 1) as f64));
+    out.push(Value::Number(pos.wrapping_add(1) as isize as f64));
     Ok(MultiValue::from_iter(out))
 }
 
@@ -246,7 +255,9 @@ fn size(_: &Lua, args: MultiValue) -> mlua::Result<f64> {
     let mut h = Header::default();
     let mut pos = 0usize;
     while let Some(opt) = f.next() {
-        let size = f.size(opt)?;
+        // Letters and digits that name no option count for nothing here (lua_struct checks
+        // them only when packing and unpacking).
+        let size = if opt.is_ascii_alphanumeric() && !is_option(opt) { 0 } else { f.size(opt)? };
         pos += padding(pos, &h, opt, size);
         if opt == b's' {
             return Err(arg_error(1, "option 's' has no fixed size"));
