@@ -77,6 +77,31 @@ pub fn incr_by_float(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, Inc
     }
 }
 
+/// A C cast of a double to `long long` as x86-64 makes it (where Redis is compared): truncated,
+/// and the "integer indefinite" value, `i64::MIN`, for NaN and anything out of range, where
+/// Rust's saturating `as` would give 0 or a bound. Redis's integer replies of Lua numbers and
+/// its Lua libraries' integer conversions go through it.
+pub fn c_long_long(n: f64) -> i64 {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if (-LIMIT..LIMIT).contains(&n) {
+        n as i64
+    } else {
+        i64::MIN
+    }
+}
+
+/// A C cast of a double to `unsigned long long` as gcc compiles it for x86-64: values from 2^63
+/// on are converted less 2^63 with the top bit put back (2^64 and infinity become 0), the rest
+/// as `long long` (NaN becomes 2^63).
+pub fn c_unsigned_long_long(n: f64) -> u64 {
+    const TOP: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if n >= TOP {
+        c_long_long(n - TOP) as u64 ^ (1 << 63)
+    } else {
+        c_long_long(n) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,29 +166,16 @@ mod tests {
         }
         assert_eq!(string2d(b"+5"), Some(5.0));
     }
-}
 
-/// A C cast of a double to `long long` as x86-64 makes it (where Redis is compared): truncated,
-/// and the "integer indefinite" value, `i64::MIN`, for NaN and anything out of range, where
-/// Rust's saturating `as` would give 0 or a bound. Redis's integer replies of Lua numbers and
-/// its Lua libraries' integer conversions go through it.
-pub fn c_long_long(n: f64) -> i64 {
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if (-LIMIT..LIMIT).contains(&n) {
-        n as i64
-    } else {
-        i64::MIN
-    }
-}
-
-/// A C cast of a double to `unsigned long long` as gcc compiles it for x86-64: values from 2^63
-/// on are converted less 2^63 with the top bit put back (2^64 and infinity become 0), the rest
-/// as `long long` (NaN becomes 2^63).
-pub fn c_unsigned_long_long(n: f64) -> u64 {
-    const TOP: f64 = 9_223_372_036_854_775_808.0; // 2^63
-    if n >= TOP {
-        c_long_long(n - TOP) as u64 ^ (1 << 63)
-    } else {
-        c_long_long(n) as u64
+    #[test]
+    fn c_casts_are_x86_64s() {
+        assert_eq!(c_long_long(-2.9), -2);
+        assert_eq!(c_long_long(f64::NAN), i64::MIN);
+        assert_eq!(c_long_long(9.3e18), i64::MIN);
+        assert_eq!(c_long_long(-9.3e18), i64::MIN);
+        assert_eq!(c_unsigned_long_long(2f64.powi(64)), 0);
+        assert_eq!(c_unsigned_long_long(f64::INFINITY), 0);
+        assert_eq!(c_unsigned_long_long(f64::NAN), 1 << 63);
+        assert_eq!(c_unsigned_long_long(2f64.powi(63) + 2f64.powi(62)), 3 << 62);
     }
 }
