@@ -285,6 +285,7 @@ const LIBRARY_SCRIPTS: &[&str] = &[
     "return {struct.pack('I8', 2^64), struct.pack('I8', 0/0), struct.pack('i', 1/0), struct.pack('i8', -2^64), struct.pack('I8', 2^63 + 2^62)}",
     "return {struct.size('y'), struct.size('zzz'), {struct.unpack('', 'ab', -5)}, {pcall(struct.unpack, 'b', 'ab', -5)}}",
     "return {bit.tohex(-1, -2^31), bit.tohex(255, 2^31)}",
+    "return {pcall(struct.pack), pcall(struct.pack, 'i')}",
     "return cmsgpack.pack(1, -1, 127, 128, 200, -33, -200, 70000, -70000, 2^40, -2^40, 1.5, 0.1, 'abc', true, false, nil)",
     "return cmsgpack.pack({1,2,3}, {a=1}, {}, string.rep('x', 40), string.rep('y', 300), string.rep('z', 70000))",
     "return cmsgpack.pack({[1]=1, [3]=3}, {[0]=0}, {1, nil, 3})",

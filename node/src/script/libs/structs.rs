@@ -142,9 +142,9 @@ fn get_integer(data: &[u8], little: bool, signed: bool) -> f64 {
 }
 
 fn pack(lua: &Lua, mut args: MultiValue) -> mlua::Result<mlua::LuaString> {
-    // The C library pushes a nil after its arguments, so a missing one reads as nil.
-    args.push_back(Value::Nil);
     let fmt = check_bytes(&args, 1)?;
+    // The C library then pushes a nil after its arguments, so a missing value reads as nil.
+    args.push_back(Value::Nil);
     let mut f = Format { fmt: &fmt, at: 0 };
     let mut h = Header::default();
     let mut arg = 2;
