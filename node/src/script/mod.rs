@@ -1166,9 +1166,9 @@ fn fail(internal: &Table, msg: &str) -> mlua::Error {
     }
 }
 
-/// `redis.log(level, ...)`: the message goes to the node's log at the matching level.
-/// redis.log: the message is the arguments that are strings or numbers, joined by spaces as
-/// Redis glues them (a space before each but the first argument's place).
+/// `redis.log(level, ...)`: the message goes to the node's log at the matching level. It is
+/// the arguments that are strings or numbers, joined as Redis glues them (a space before each
+/// but the first argument's place).
 fn log(lua: &Lua, level: i64, args: &[Value]) -> mlua::Result<()> {
     let mut msg = Vec::new();
     for (j, v) in args.iter().enumerate() {

@@ -328,11 +328,10 @@ local function register(...)
   if not sfind(name, "^[%w_]+$") then
     fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
   end
-  local list = flags or {}
   for _, r in ipairs(registered) do
     if r.name == name then fail("Function already exists in the library") end
   end
-  registered[#registered + 1] = { name = name, callback = callback, flags = list, description = description }
+  registered[#registered + 1] = { name = name, callback = callback, flags = flags or {}, description = description }
 end
 
 -- While a library loads, its globals are `redis` alone, with only these (as Redis 7.0's

@@ -46,7 +46,7 @@ async fn replace_all(node: &Arc<Node>, which: &str) -> Result<Meta, BackupError>
 pub async fn replace_with_rdb(node: &Arc<Node>, rdb: &Path) -> Result<(), BackupError> {
     let (route, shards, databases) = (node.route.clone(), node.shards.len(), node.config.databases);
     let (path, rdb) = (rdb.to_path_buf(), rdb.to_path_buf());
-    let staged = tokio::task::spawn_blocking(move || {
+    let (staged, functions) = tokio::task::spawn_blocking(move || {
         let mut states: Vec<Box<ShardState>> =
             (0..shards).map(|i| Box::new(ShardState::new(i, databases, table().stat_slots()))).collect();
         crate::persist::load::load_rdb(&path, &mut states, &route).map(|l| (states, l.functions))
@@ -54,7 +54,6 @@ pub async fn replace_with_rdb(node: &Arc<Node>, rdb: &Path) -> Result<(), Backup
     .await
     .map_err(|e| BackupError::Load(e.to_string()))?
     .map_err(|e| BackupError::Load(e.to_string()))?;
-    let (staged, functions) = staged;
     // The file's function libraries replace the node's, all or nothing, before any data does.
     // A file without any (an older Shoal's backup) leaves them.
     if !functions.is_empty() {
