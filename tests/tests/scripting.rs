@@ -189,6 +189,12 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "return redis.acl_check_cmd('set', 'k', 'v')", "0"],
     &["EVAL", "return redis.acl_check_cmd('nosuch')", "0"],
     &["EVAL", "return redis.acl_check_cmd()", "0"],
+    &["EVAL", "return redis.acl_check_cmd('pubsub', 'nosuch')", "0"],
+    // A container's unknown subcommand names no command, as in Redis's lookup; PUBSUB's
+    // questions run from scripts.
+    &["EVAL", "return {redis.pcall('xinfo', 'nosuch', 'k'), redis.pcall('pubsub', 'nosuch')}", "0"],
+    &["EVAL", "return {redis.call('pubsub', 'numsub', 'a', 'b'), redis.call('pubsub', 'numpat')}", "0"],
+    &["EVAL", "return {redis.call('pubsub', 'channels'), redis.call('pubsub', 'shardnumsub', 'a')}", "0"],
     // The read-only tables read like the tables they stand for.
     &["EVAL", "return rawget(string, 'len') ~= nil", "0"],
     &["EVAL", "local n = 0 for k in next, math do n = n + 1 end return n", "0"],

@@ -111,6 +111,11 @@ pub fn runs_under_lease(g: Gw) -> bool {
             | Gw::MemoryDoctor
             | Gw::MemoryMallocStats
             | Gw::MemoryPurge
+            | Gw::PubsubChannels
+            | Gw::PubsubNumSub
+            | Gw::PubsubNumPat
+            | Gw::PubsubShardChannels
+            | Gw::PubsubShardNumSub
     )
 }
 

@@ -9,7 +9,7 @@
 
 use super::exec::{Exec, ExecSettings, RouteMemo};
 use super::gateway::GwCtx;
-use super::table::{flags, table, Gw, Handler};
+use super::table::{flags, table, CommandSpec, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
 use crate::script::{Engine, FunctionDef, Handed, Host, KillOutcome, Script};
@@ -255,7 +255,7 @@ impl Host for CallCx<'_, '_> {
     }
 
     fn acl_check(&mut self, req: Request) -> Result<bool, String> {
-        let Some(spec) = table().resolve(&req) else {
+        let Some(spec) = resolve(&req) else {
             return Err("Invalid command passed to redis.acl_check_cmd()".into());
         };
         Ok(self.session.allows(self.node, spec, &req))
@@ -266,7 +266,7 @@ impl Host for CallCx<'_, '_> {
 /// message Redis refuses it with (the script gets an error table either way; `redis.call`
 /// raises it).
 fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String> {
-    let Some(spec) = table().resolve(&req) else { return Err("Unknown Redis command called from script".into()) };
+    let Some(spec) = resolve(&req) else { return Err("Unknown Redis command called from script".into()) };
     if !spec.arity_ok(req.len()) {
         return Err("Wrong number of args calling Redis command from script".into());
     }
@@ -326,6 +326,13 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
     cx.node.record_call(spec, &req, nanos, failed, &cx.session.handle);
     super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
     Ok(())
+}
+
+/// The command a script names: as Redis looks it up, a container (XINFO, PUBSUB, ...) with a
+/// subcommand it does not have names no command.
+fn resolve(req: &Request) -> Option<&'static CommandSpec> {
+    let spec = table().resolve(req)?;
+    (spec.subcommands.is_empty() || req.len() < 2).then_some(spec)
 }
 
 const NOT_FROM_SCRIPTS: &str = "Shoal does not run this command from scripts yet";
