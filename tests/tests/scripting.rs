@@ -552,6 +552,64 @@ fn functions_answer_as_redis_does() {
     assert_eq!(stats, theirs.cmd(&["FUNCTION", "STATS"]));
 }
 
+/// At the memory limit (noeviction) scripts and functions are refused, or run, as in
+/// redis-server: code with declared flags that may write is refused before it starts unless
+/// flagged `allow-oom`, which lets its writes through; a Redis 6 style script has each denyoom
+/// command refused until it has written, after which it runs to its end; FUNCTION LOAD and
+/// RESTORE are refused, and `*_RO` commands refuse code that may write.
+#[test]
+fn scripts_meet_the_memory_limit_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let mut theirs = redis.raw();
+    let mut mine = s.raw();
+    let lib = "#!lua name=oomlib\n\
+        redis.register_function('w', function(k) return redis.call('set', k[1], 'v') end)\n\
+        redis.register_function{function_name='r', callback=function(k) return redis.call('get', k[1]) end, flags={'no-writes'}}\n\
+        redis.register_function{function_name='o', callback=function(k) return redis.call('set', k[1], 'v') end, flags={'allow-oom'}}\n\
+        redis.register_function('x', function(k) return redis.call('get', k[1]) end)";
+    let cases: &[&[&str]] = &[
+        &["FUNCTION", "LOAD", lib],
+        &["SET", "key", "v"],
+        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+        // Over the limit in both servers, whatever each counts as used.
+        &["CONFIG", "SET", "maxmemory", "1"],
+        &["EVAL", "return redis.call('set', 'x', '1')", "0"],
+        &["EVAL", "return {redis.pcall('set', 'x', '3'), redis.pcall('set', 'y', '3')}", "0"],
+        &[
+            "EVAL",
+            "return {redis.call('get', 'key'), redis.pcall('set', 'x', '4'), redis.pcall('append', 'key', 'z')}",
+            "0",
+        ],
+        // DEL is a write that is not refused: the script has written, so SET runs.
+        &["EVAL", "redis.call('del', 'nokey') return redis.pcall('set', 'x', '2')", "0"],
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('get', 'key')", "0"],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'key')", "0"],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.pcall('set', 'key', 'q')", "0"],
+        &["EVAL", "#!lua flags=allow-oom\nreturn {redis.call('set', 'x', '5'), redis.call('append', 'x', '6')}", "0"],
+        &["EVAL_RO", "#!lua flags=allow-oom\nreturn 1", "0"],
+        &["EVAL_RO", "return redis.call('get', 'key')", "0"],
+        &["FCALL", "w", "1", "a"],
+        &["FCALL", "r", "1", "key"],
+        &["FCALL", "o", "1", "b"],
+        &["FCALL", "x", "1", "key"],
+        &["FCALL_RO", "o", "1", "b"],
+        &["FCALL_RO", "x", "1", "key"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('f', function() return 1 end)"],
+        &["FUNCTION", "RESTORE", "bogus"],
+        &["SCRIPT", "LOAD", "return 1"],
+        &["MGET", "x", "y", "a", "b", "key"],
+        &["FUNCTION", "DELETE", "oomlib"],
+        &["CONFIG", "SET", "maxmemory", "0"],
+        &["EVAL_RO", "#!lua\nreturn 1", "0"],
+        &["EVAL", "#!lua\nreturn 1", "0"],
+    ];
+    for cmd in cases {
+        assert_eq!(mine.cmd(cmd), theirs.cmd(cmd), "{cmd:?}");
+    }
+}
+
 /// INFO memory reports the Lua VM's size and what is cached in it, as Redis does: it grows
 /// with the scripts loaded and shrinks again when SCRIPT FLUSH empties the cache.
 #[test]

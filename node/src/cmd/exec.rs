@@ -14,6 +14,18 @@ use crate::slots::SlotRoute;
 use bytes::{Bytes, BytesMut};
 use shoal_proto::{reply, Protocol};
 
+/// A denyoom command at the memory limit (under noeviction, or with nothing to evict).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oom {
+    /// Refused, as every client's command is.
+    Checked,
+    /// Runs anyway: a script flagged `allow-oom`, or one that has already written (Redis
+    /// lets it finish rather than stop it halfway).
+    Exempt,
+    /// Set by the run: this command was refused.
+    Refused,
+}
+
 /// Settings handlers read, copied per batch from the live configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct ExecSettings {
@@ -93,6 +105,8 @@ pub struct Exec<'a, 'b> {
     pub no_block: bool,
     /// The command is a script's `redis.call`.
     pub in_script: bool,
+    /// Whether a denyoom command may be refused at the memory limit.
+    pub oom: Oom,
     /// Set by a blocking command that registered a wait.
     pub block: Option<super::blocking::BlockReq>,
     /// The command running, for keyspace notifications: its name and first key.
@@ -127,6 +141,7 @@ impl<'a, 'b> Exec<'a, 'b> {
             failed: false,
             no_block: false,
             in_script: false,
+            oom: Oom::Checked,
             block: None,
             cmd: None,
             last_event: None,

@@ -7,12 +7,12 @@
 //! command table like a queued MULTI command: same handlers, same ACL checks, same change
 //! records, so replicas and the write-ahead log see the script's effects, never the script.
 
-use super::exec::{Exec, ExecSettings, RouteMemo};
+use super::exec::{Exec, ExecSettings, Oom, RouteMemo};
 use super::gateway::GwCtx;
 use super::table::{flags, table, CommandSpec, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{Engine, FunctionDef, Handed, Host, KillOutcome, Script};
+use crate::script::{Engine, FunctionDef, Handed, Host, KillOutcome, Script, ScriptFlags};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
@@ -89,8 +89,27 @@ fn eval(
         loaded.as_str()
     };
     let Some(script) = engine.get(sha) else { return ctx.err(NOSCRIPT) };
-    let read_only = read_only || script.flags.no_writes;
-    run_code(ctx, engine, &Run::new(&Code::Script(sha, script), req, numkeys, read_only), states);
+    let Some(read_only) = admit(ctx, script.flags, read_only) else { return };
+    let code = Code::Script(sha, script);
+    run_code(ctx, engine, &Run::new(&code, req, numkeys, read_only, script.flags.allow_oom), states);
+}
+
+/// Redis's checks before code with declared flags (a shebang, or a function's) runs, in its
+/// order: the memory limit, unless the code cannot write or may run past it; then a `*_RO`
+/// command (`ro_command`) for code that may write. Whether the run is read-only, or None
+/// having replied with the refusal.
+fn admit(ctx: &mut GwCtx<'_>, flags: ScriptFlags, ro_command: bool) -> Option<bool> {
+    if flags.declared && !flags.no_writes {
+        if !flags.allow_oom && ctx.node.memory.refuses_writes() {
+            ctx.err(crate::memory::OOM_ERROR);
+            return None;
+        }
+        if ro_command {
+            ctx.err("ERR Can not execute a script with write flag using *_ro command.");
+            return None;
+        }
+    }
+    Some(ro_command || flags.no_writes)
 }
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
@@ -107,11 +126,9 @@ fn fcall(
     let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
         return ctx.err("ERR Function not found");
     };
-    if read_only && !func.no_writes() {
-        return ctx.err("ERR Can not execute a script with write flag using *_ro command.");
-    }
-    let read_only = read_only || func.no_writes();
-    run_code(ctx, engine, &Run::new(&Code::Function(func), req, numkeys, read_only), states);
+    let flags = func.script_flags();
+    let Some(read_only) = admit(ctx, flags, read_only) else { return };
+    run_code(ctx, engine, &Run::new(&Code::Function(func), req, numkeys, read_only, flags.allow_oom), states);
 }
 
 /// Runs `run` holding the engine and every shard, so it is atomic over any key it touches.
@@ -171,13 +188,14 @@ struct Run<'a> {
     keys: Args<'a>,
     argv: Args<'a>,
     read_only: bool,
+    allow_oom: bool,
 }
 
 impl<'a> Run<'a> {
-    fn new(code: &'a Code<'a>, req: &'a Request, numkeys: usize, read_only: bool) -> Run<'a> {
+    fn new(code: &'a Code<'a>, req: &'a Request, numkeys: usize, read_only: bool, allow_oom: bool) -> Run<'a> {
         let keys = (3..3 + numkeys).map(|i| req.arg(i)).collect();
         let argv = (3 + numkeys..req.len()).map(|i| req.arg(i)).collect();
-        Run { code, req, keys, argv, read_only }
+        Run { code, req, keys, argv, read_only, allow_oom }
     }
 }
 
@@ -203,6 +221,8 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         route: &route,
         settings,
         read_only: run.read_only,
+        allow_oom: run.allow_oom,
+        wrote: false,
         now,
         memo: RouteMemo::default(),
     };
@@ -243,6 +263,11 @@ struct CallCx<'a, 'b> {
     route: &'a SlotRoute,
     settings: ExecSettings,
     read_only: bool,
+    /// Flagged `allow-oom`: its commands run past the memory limit.
+    allow_oom: bool,
+    /// A write command has run: later ones run past the memory limit too, as in Redis, so
+    /// the script is not stopped halfway.
+    wrote: bool,
     /// The script's time: keys expire as of its start, as in Redis, however long it runs.
     now: u64,
     /// Keys routed so far, kept from one call to the next (the states and route stay put).
@@ -282,6 +307,8 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
     if spec.is_write() {
         cx.node.scripts.note_write();
     }
+    let oom = if cx.allow_oom || cx.wrote { Oom::Exempt } else { Oom::Checked };
+    let mut refused = false;
     let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
     let started = Instant::now();
     let failed = match spec.handler {
@@ -289,9 +316,11 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
             let mut ex = Exec::new(cx.states, cx.route, cx.session.db, proto, out, cx.now, cx.settings);
             ex.no_block = true;
             ex.in_script = true;
+            ex.oom = oom;
             std::mem::swap(&mut ex.memo, &mut cx.memo);
             let failed = run_guarded(&mut ex, f, &req, spec);
             std::mem::swap(&mut ex.memo, &mut cx.memo);
+            refused = ex.oom == Oom::Refused;
             failed
         }
         // Commands that touch no shard run here, and those that visit every shard visit the
@@ -321,6 +350,7 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
         }
         _ => return Err(NOT_FROM_SCRIPTS.into()),
     };
+    cx.wrote |= spec.is_write() && !refused;
     let nanos = started.elapsed().as_nanos() as u64;
     cx.node.scripts.after_command(nanos);
     cx.node.record_call(spec, &req, nanos, failed, &cx.session.handle);

@@ -484,6 +484,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Handler::Gateway(g) => {
                 self.drain().await;
+                // Shard commands meet the memory limit on their shard (which may evict first);
+                // the gateway's denyoom commands (FUNCTION LOAD, RESTORE) meet it here.
+                if spec.has(flags::DENYOOM) && self.node.memory.refuses_writes() {
+                    return self.local_error(crate::memory::OOM_ERROR, Some(spec.id));
+                }
                 self.run_gateway(g, spec, req).await
             }
             Handler::Container => unreachable!("containers resolve to a subcommand"),

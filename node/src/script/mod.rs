@@ -363,9 +363,11 @@ pub enum ScriptError {
 /// A script's shebang flags (`#!lua flags=no-writes,allow-oom`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScriptFlags {
-    /// `flags=` was given: the script declared its flags (Redis 7 semantics).
+    /// The script has a shebang: it runs with the flags it declares (none: it may write and
+    /// is refused at the memory limit), not as a Redis 6 script.
     pub declared: bool,
     pub no_writes: bool,
+    pub allow_oom: bool,
 }
 
 /// A compiled script.
@@ -414,8 +416,11 @@ pub struct FunctionDef {
 }
 
 impl FunctionDef {
-    pub fn no_writes(&self) -> bool {
-        self.flags.iter().any(|f| f == "no-writes")
+    /// The function's flags as a script's shebang would give them (a function always runs
+    /// with the flags it declares).
+    pub fn script_flags(&self) -> ScriptFlags {
+        let has = |flag: &str| self.flags.iter().any(|f| f == flag);
+        ScriptFlags { declared: true, no_writes: has("no-writes"), allow_oom: has("allow-oom") }
     }
 }
 
@@ -443,15 +448,16 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), ScriptError> {
     if engine != "lua" {
         return Err(ScriptError::Engine(format!("#!{engine}")));
     }
+    flags.declared = true;
     for part in parts {
         let Some(list) = part.strip_prefix("flags=") else {
             return Err(ScriptError::Option(part.to_string()));
         };
-        flags.declared = true;
         for flag in list.split(',').filter(|f| !f.is_empty()) {
             match flag {
                 "no-writes" => flags.no_writes = true,
-                "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                "allow-oom" => flags.allow_oom = true,
+                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
                 other => return Err(ScriptError::Flag(other.to_string())),
             }
         }
@@ -1195,12 +1201,14 @@ mod tests {
     #[test]
     fn shebang_flags_are_read_and_the_line_kept_for_line_numbers() {
         let (flags, code) = shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
-        assert_eq!(flags, ScriptFlags { declared: true, no_writes: true });
+        assert_eq!(flags, ScriptFlags { declared: true, no_writes: true, allow_oom: true });
         assert_eq!(code, b"\nreturn 1");
         assert!(matches!(shebang(b"#!python\n"), Err(ScriptError::Engine(e)) if e == "#!python"));
         assert!(matches!(shebang(b"#!lua flags=fast\n"), Err(ScriptError::Flag(f)) if f == "fast"));
         assert!(matches!(shebang(b"#!lua name=x\n"), Err(ScriptError::Option(o)) if o == "name=x"));
         assert_eq!(shebang(b"return 1").unwrap().0, ScriptFlags::default());
+        // A bare shebang declares no flags: the script may write.
+        assert_eq!(shebang(b"#!lua\nreturn 1").unwrap().0, ScriptFlags { declared: true, ..ScriptFlags::default() });
     }
 
     #[test]

@@ -441,6 +441,7 @@ pub fn run_guarded(
         match make_room(ex, spec, req) {
             Room::Made => {}
             Room::Refused => {
+                ex.oom = crate::cmd::exec::Oom::Refused;
                 ex.err(crate::memory::OOM_ERROR);
                 return true;
             }
@@ -490,9 +491,16 @@ fn make_room(ex: &mut Exec<'_, '_>, spec: &CommandSpec, req: &Request) -> Room {
     }
     let mem = mem.clone();
     let policy = mem.policy();
-    if policy == Policy::NoEviction {
+    let exempt = ex.oom == crate::cmd::exec::Oom::Exempt;
+    let refuse = || {
+        if exempt {
+            return Room::Made;
+        }
         mem.oom_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Room::Refused;
+        Room::Refused
+    };
+    if policy == Policy::NoEviction {
+        return refuse();
     }
     // Under the cache policy a key the command is about to create must earn its place.
     let newcomer = match (policy, spec.keys_of(req).next()) {
@@ -546,8 +554,7 @@ fn make_room(ex: &mut Exec<'_, '_>, spec: &CommandSpec, req: &Request) -> Room {
                     if mem.others_can_evict(&mine) {
                         return Room::Made;
                     }
-                    mem.oom_rejections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Room::Refused;
+                    return refuse();
                 }
             }
         }
