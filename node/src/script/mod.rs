@@ -2,6 +2,7 @@
 //! the script cache keyed by SHA1, and Redis's rules for turning replies into Lua values and
 //! back. What `redis.call` runs, and under which locks, is the caller's (`cmd::scripting`).
 
+mod ccalls;
 mod combine;
 mod convert;
 mod libs;
@@ -386,10 +387,13 @@ pub struct Engine {
     /// run's KEYS and ARGV go here.
     fields: Table,
     bind: Function,
-    run: Function,
+    /// The prelude's steps before a script or a function runs (the environment chunks they
+    /// load get), and Redis's error handler they run under.
+    enter_script: Function,
+    enter_function: Function,
+    handler: Function,
     error_table: Function,
     load_library: Function,
-    call_function: Function,
     /// By SHA1 (lowercase hex). SHA1s are no hash-flooding risk, so the fast hasher.
     scripts: HashMap<String, Script, foldhash::fast::RandomState>,
     /// The cached scripts' bodies' bytes.
@@ -642,12 +646,13 @@ impl Engine {
             };
             internal.raw_set(name, f)?;
         }
-        let (bind, run, error_table, fields, load_library, call_function): (
+        let (bind, enter_script, enter_function, handler, error_table, fields, load_library): (
+            Function,
+            Function,
             Function,
             Function,
             Function,
             Table,
-            Function,
             Function,
         ) = lua.load(include_str!("prelude.lua")).set_name("=shoal").call(internal.clone())?;
         internal.raw_set("error_table", error_table.clone())?;
@@ -662,10 +667,11 @@ impl Engine {
             current,
             fields,
             bind,
-            run,
+            enter_script,
+            enter_function,
+            handler,
             error_table,
             load_library,
-            call_function,
             scripts: HashMap::default(),
             script_bytes: 0,
             libraries: BTreeMap::new(),
@@ -692,12 +698,7 @@ impl Engine {
             return Ok(sha);
         }
         let (flags, code) = shebang(body)?;
-        let f = self
-            .lua
-            .load(&code[..])
-            .set_name("@user_script")
-            .into_function()
-            .map_err(|e| ScriptError::Compile(compile_message(&e)))?;
+        let f = compile(&self.lua, &code, c"@user_script")?.map_err(ScriptError::Compile)?;
         let f: Function = self.bind.call(f)?;
         self.scripts.insert(sha.clone(), Script { f, flags });
         self.script_bytes += body.len();
@@ -725,12 +726,9 @@ impl Engine {
         if self.libraries.contains_key(&name) && !replace {
             return Err(format!("ERR Library '{name}' already exists"));
         }
-        let f = self
-            .lua
-            .load(&body[..])
-            .set_name("@user_function")
-            .into_function()
-            .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
+        let f = compile(&self.lua, &body, c"@user_function")
+            .map_err(|e| format!("ERR {e}"))?
+            .map_err(|e| format!("ERR Error compiling function: {e}"))?;
         let w = &self.watch;
         w.load_deadline_us.store(crate::util::mono_us() + LOAD_TIME_LIMIT_US, Relaxed);
         let loaded = self.load_library.call(f);
@@ -854,7 +852,7 @@ impl Engine {
         out: &mut BytesMut,
         proto: Protocol,
     ) -> mlua::Result<Result<(), Table>> {
-        self.invoke(&self.call_function, &func.f, None, keys, argv, host, out, proto)
+        self.invoke(&self.enter_function, &func.f, None, keys, argv, host, out, proto)
     }
 
     /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s, and writes its
@@ -869,12 +867,13 @@ impl Engine {
         out: &mut BytesMut,
         proto: Protocol,
     ) -> mlua::Result<Result<(), Table>> {
-        self.invoke(&self.run, &script.f, Some(&self.fields), keys, argv, host, out, proto)
+        self.invoke(&self.enter_script, &script.f, Some(&self.fields), keys, argv, host, out, proto)
     }
 
-    /// Calls the prelude's `runner(code, KEYS, ARGV)` with `host` running the `redis.call`s,
-    /// KEYS and ARGV also set in `globals` when given (a script's), and writes the code's
-    /// value to `out`; returns Redis's error table instead when it failed.
+    /// Calls `code` as Redis does, in one `lua_pcall` under its error handler, after the
+    /// prelude's `enter`: a script with KEYS and ARGV set in `globals`, a function (no
+    /// `globals`) with them as its arguments. `host` runs the `redis.call`s; the code's value
+    /// goes to `out`, or Redis's error table comes back instead.
     ///
     /// All of it is one protected call over Lua's own API: through mlua's safe API every
     /// string, every store, every table read of the reply and the call itself would each be
@@ -882,7 +881,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn invoke(
         &self,
-        runner: &Function,
+        enter: &Function,
         code: &Function,
         globals: Option<&Table>,
         keys: &[&[u8]],
@@ -894,13 +893,13 @@ impl Engine {
         let _hosted = self.current.host(host);
         let mark = out.len();
         let resp3 = &self.current.resp3;
-        // SAFETY: the closure works on the stack exec_raw gave it (runner, code, globals or
-        // nil) and leaves exactly the runner's two results there (the value replaced by nil
-        // once written). A Lua error (out of memory) unwinds to exec_raw's protected call;
-        // the closure's frames hold nothing that needs dropping, and what they wrote to
-        // `out` is cut off below.
+        // SAFETY: the closure works on the stack exec_raw gave it (enter, handler, code,
+        // globals or nil) and leaves exactly two values there: whether the code succeeded, and
+        // its error (nil once a value is written). A Lua error (out of memory) unwinds to
+        // exec_raw's protected call; the closure's frames hold nothing that needs dropping,
+        // and what they wrote to `out` is cut off below.
         let ran: mlua::Result<(bool, Value)> = unsafe {
-            self.lua.exec_raw((runner, code, globals), |state| {
+            self.lua.exec_raw((enter, &self.handler, code, globals), |state| {
                 for items in [keys, argv] {
                     ffi::lua_createtable(state, items.len() as i32, 0);
                     for (i, item) in items.iter().enumerate() {
@@ -908,25 +907,36 @@ impl Engine {
                         ffi::lua_rawseti(state, -2, i as i64 + 1);
                     }
                 }
-                // Stack: runner, code, globals, KEYS, ARGV.
-                if ffi::lua_istable(state, 3) != 0 {
+                // Stack: enter, handler, code, globals, KEYS, ARGV.
+                let function = ffi::lua_istable(state, 4) == 0;
+                if !function {
                     // The globals are read-only to scripts, not to the engine (as in Redis).
-                    readonly::set_readonly(state, 3, false);
-                    for (name, index) in [(c"KEYS", 4), (c"ARGV", 5)] {
+                    readonly::set_readonly(state, 4, false);
+                    for (name, index) in [(c"KEYS", 5), (c"ARGV", 6)] {
                         ffi::lua_pushstring(state, name.as_ptr());
                         ffi::lua_pushvalue(state, index);
-                        ffi::lua_rawset(state, 3);
+                        ffi::lua_rawset(state, 4);
                     }
-                    readonly::set_readonly(state, 3, true);
+                    readonly::set_readonly(state, 4, true);
                 }
-                for index in [1, 2, 4, 5] {
-                    ffi::lua_pushvalue(state, index);
-                }
-                ffi::lua_call(state, 3, 2);
-                ffi::lua_replace(state, 2);
+                ffi::lua_pushvalue(state, 1);
+                ffi::lua_call(state, 0, 0);
+                ffi::lua_pushvalue(state, 3);
+                let nargs = if function {
+                    ffi::lua_pushvalue(state, 5);
+                    ffi::lua_pushvalue(state, 6);
+                    2
+                } else {
+                    0
+                };
+                // Redis calls the code from its main function, where this closure is one C
+                // call deep (exec_raw's).
+                let status = ccalls::lent(state, 1, || ffi::lua_pcall(state, nargs, 1, 2));
+                ffi::lua_pushboolean(state, (status == 0) as i32);
                 ffi::lua_replace(state, 1);
+                ffi::lua_replace(state, 2);
                 ffi::lua_settop(state, 2);
-                if ffi::lua_toboolean(state, 1) != 0 {
+                if status == 0 {
                     convert::write_reply(state, out, proto, resp3.load(Relaxed));
                     ffi::lua_pushnil(state);
                     ffi::lua_replace(state, 2);
@@ -945,13 +955,23 @@ impl Engine {
     }
 }
 
-/// Lua's own compile message (`user_script:1: unexpected symbol near '+'`), without mlua's
-/// wrapping.
-fn compile_message(e: &mlua::Error) -> String {
-    match e {
-        mlua::Error::SyntaxError { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
+/// Compiles `code` as Redis compiles a script, with luaL_loadbuffer from its main function
+/// (mlua's protected call around it does not count against the parser's nesting limit).
+/// Lua's message if it does not compile.
+fn compile(lua: &Lua, code: &[u8], name: &std::ffi::CStr) -> mlua::Result<Result<Function, String>> {
+    // SAFETY: luaL_loadbuffer is protected (a parse error or a failed allocation is its
+    // status), and the closure leaves its function or message, and a nil, on the stack.
+    let (f, message): (Option<Function>, Option<String>) = unsafe {
+        lua.exec_raw((), |state| {
+            let status =
+                ccalls::lent(state, 1, || ffi::luaL_loadbuffer(state, code.as_ptr().cast(), code.len(), name.as_ptr()));
+            ffi::lua_pushnil(state);
+            if status != 0 {
+                ffi::lua_insert(state, -2);
+            }
+        })?
+    };
+    Ok(f.ok_or_else(|| message.unwrap_or_default()))
 }
 
 /// What runs a script's `redis.call`s: the caller's command engine, for one `Engine::run`.

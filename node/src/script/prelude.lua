@@ -113,22 +113,9 @@ function redis.debug() end
 -- the caller's, found on the stack: called through pcall, that is pcall's, the real ones.
 local active_env
 
--- Precompiled chunks are refused as Redis refuses them (read as text, they fail to parse):
--- crafted bytecode can break out of any Lua 5.1 sandbox.
+-- Chunks run with the loading code's globals. (Precompiled ones are refused by Shoal's Lua,
+-- which reads every chunk as text, as Redis's does.)
 local function load_chunk(s, name)
-  if type(s) == "string" and ssub(s, 1, 1) == "\27" then
-    -- The chunk's name as luaO_chunkid shows it: its C string's first line, cut short.
-    local whole = sfind(name or s, "%z") and ssub(name or s, 1, sfind(name or s, "%z") - 1) or (name or s)
-    local first = whole
-    local eol = sfind(whole, "[\n\r]")
-    if eol then first = ssub(whole, 1, eol - 1) end
-    if #first > 45 then
-      first = ssub(first, 1, 45) .. "..."
-    elseif #first < #whole then
-      first = first .. "..."
-    end
-    return nil, '[string "' .. first .. '"]:1: unexpected symbol near \'char(27)\''
-  end
   local f, e = load_string(s, name)
   if f then
     setfenv(f, active_env)
@@ -246,9 +233,9 @@ local function bind(f)
   return f
 end
 
-local function run(f)
+-- Before a script runs (Rust then calls it, with `handler`, as Redis does).
+local function enter_script()
   active_env = env
-  return xpcall(f, handler)
 end
 
 -- FUNCTION LOAD: a library's code runs once with a `redis` that can only register functions
@@ -379,10 +366,9 @@ local function load_library(f)
   return r
 end
 
--- FCALL: a registered function with its keys and arguments.
-local function call_function(f, keys, args)
+-- Before a registered function runs (Rust then calls it with its keys and arguments).
+local function enter_function()
   active_env = fenv
-  return xpcall(function() return f(keys, args) end, handler)
 end
 
-return bind, run, error_table, env, load_library, call_function
+return bind, enter_script, enter_function, handler, error_table, env, load_library

@@ -6,7 +6,8 @@
 //! value)`).
 //!
 //! Not for pcall and xpcall: the extra C call would count against Lua's limit of nested C
-//! calls, so recursion through pcall would stop at half Redis's depth.
+//! calls, so recursion through pcall would stop at half Redis's depth. (This one call is left
+//! out of the count, see `ccalls`.)
 
 use mlua::{ffi, Lua, Table};
 use std::os::raw::c_int;
@@ -49,6 +50,8 @@ unsafe extern "C-unwind" fn call(state: *mut ffi::lua_State) -> c_int {
     let n = ffi::lua_gettop(state);
     ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
     ffi::lua_insert(state, 1);
-    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    // Redis's loadstring compiles in the script's own C call: this one is left out of the
+    // count, or the script's chunks would nest a level less deep.
+    super::ccalls::lent(state, 1, || ffi::lua_call(state, n, ffi::LUA_MULTRET));
     ffi::lua_gettop(state)
 }

@@ -1110,3 +1110,18 @@ LUA_API int lua_isreadonlytable (lua_State *L, int objindex) {
   api_check(L, ttistable(o));
   return hvalue(o)->readonly;
 }
+
+
+/* Shoal: takes `n' from the count of nested C calls until lua_restoreccalls gives it back,
+** so the engine's own calls around a script (which Redis makes as one lua_pcall from its
+** main function) do not count against LUAI_MAXCCALLS and scripts nest as deep as in Redis.
+** Only around calls that are protected or give the count back themselves: an error
+** restores the count its pcall saved. */
+LUA_API void lua_lendccalls (lua_State *L, int n) {
+  api_check(L, n >= 0 && L->nCcalls >= n);
+  L->nCcalls -= n;
+}
+
+LUA_API void lua_restoreccalls (lua_State *L, int n) {
+  L->nCcalls += n;
+}

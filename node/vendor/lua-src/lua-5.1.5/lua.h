@@ -195,6 +195,9 @@ LUA_API int   (lua_setmetatable) (lua_State *L, int objindex);
 /* Shoal, as Redis's Lua: read-only tables. */
 LUA_API void  (lua_enablereadonlytable) (lua_State *L, int objindex, int enabled);
 LUA_API int   (lua_isreadonlytable) (lua_State *L, int objindex);
+/* Shoal: the engine's own C calls, left out of LUAI_MAXCCALLS (see lapi.c). */
+LUA_API void  (lua_lendccalls) (lua_State *L, int n);
+LUA_API void  (lua_restoreccalls) (lua_State *L, int n);
 LUA_API int   (lua_setfenv) (lua_State *L, int idx);
 
 
