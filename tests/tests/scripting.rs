@@ -265,6 +265,11 @@ const SCRIPTS: &[&[&str]] = &[
     // Lua's limit of 200 nested C calls, and the parser's nesting limit, are reached where
     // they are in Redis: the engine's own calls around a script do not count.
     &["EVAL", "local n = 0 local function f() n = n + 1 pcall(f) end pcall(f) return n", "0"],
+    // unpack's count of a wide range overflowed, and an optimised build wrote past the stack.
+    &["EVAL", "return {pcall(unpack, {}, -2, 2147483647)}", "0"],
+    &["EVAL", "return {pcall(unpack, {}, -2147483648, 2147483647)}", "0"],
+    &["EVAL", "return {pcall(unpack, {1, 2}, 2147483646, 2147483647)}", "0"],
+    &["EVAL", "return {pcall(unpack, {1, 2, 3}, -1, 1)}", "0"],
     &["EVAL", "local n = 0 local mt = {} mt.__index = function(t, k) n = n + 1 return setmetatable({}, mt)[k] end \
         local ok, e = pcall(function() return setmetatable({}, mt).x end) return {n, e}", "0"],
     &["EVAL", "local function nest(n) return 'return ' .. string.rep('(', n) .. '1' .. string.rep(')', n) end \
@@ -312,6 +317,13 @@ const LIBRARY_SCRIPTS: &[&str] = &[
     "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 2, 1)}",
     "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 5)}",
     "return cmsgpack.unpack('\\205')",
+    // Too many values to return, or to pack, fail with the C libraries' words (past ~7,750
+    // in Shoal and 8,000 in Redis; see MLUA_RESERVE).
+    "return select('#', cmsgpack.unpack(string.rep(cmsgpack.pack('abc'), 9000)))",
+    "return select('#', cmsgpack.unpack_limit(string.rep(cmsgpack.pack(1), 9000), 0))",
+    "return select('#', struct.unpack(string.rep('c1', 9000), string.rep('x', 9000)))",
+    "local t = {} for i = 1, 5000 do t[i] = i end return cmsgpack.pack(unpack(t))",
+    "return select('#', cmsgpack.unpack(string.rep(cmsgpack.pack(1), 7000)))",
     // NaN packs as a double, uint 64 reads as a signed integer, bin 8/16/32 are not read.
     "return {cmsgpack.pack(0/0):len(), cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\255')}",
     "return {pcall(cmsgpack.unpack, '\\196\\3abc'), pcall(cmsgpack.unpack, '\\197\\0\\1a')}",

@@ -322,23 +322,42 @@ fn unpack_full(lua: &Lua, args: &MultiValue, limit: i64, offset: i64) -> mlua::R
             Err(Stop::Bad) => return Err(error("Bad data format in input.")),
         }
     }
+    // lua_cmsgpack checks for room before it pushes each value (the offset first).
+    let pushed = count as usize + usize::from(!all);
+    let message = "too many return values at once; use unpack_one or unpack_limit instead.";
+    if pushed > 0 {
+        super::check_stack(args.len() + pushed - 1, 1, message)?;
+    }
     let next = if c.at == data.len() { -1.0 } else { c.at as f64 };
     let mut c = Cursor { data: &data, at: offset as usize };
     let mut open = Vec::new();
-    // SAFETY: pushes the values `skip` checked (see `Cursor::push`), and the offset first
-    // unless decoding all.
-    unsafe {
-        lua.exec_raw((), |state| {
-            if !all {
-                ffi::lua_pushnumber(state, next);
-            }
-            for _ in 0..count {
-                ffi::luaL_checkstack(state, 1, c"too many values to unpack".as_ptr());
-                c.push(state, &mut open);
-            }
-        })
+    let mut values = MultiValue::with_capacity(pushed);
+    if !all {
+        values.push_back(Value::Number(next));
     }
+    // A batch at a time: exec_raw's frame has less room than the 8,000 values a C function
+    // may return.
+    let mut left = count as usize;
+    while left > 0 {
+        let batch = left.min(UNPACK_BATCH);
+        left -= batch;
+        // SAFETY: makes room for, then pushes, the next `batch` values `skip` checked (see
+        // `Cursor::push`).
+        let pushed: MultiValue = unsafe {
+            lua.exec_raw((), |state| {
+                ffi::luaL_checkstack(state, batch as i32, c"too many values to unpack".as_ptr());
+                for _ in 0..batch {
+                    c.push(state, &mut open);
+                }
+            })?
+        };
+        values.extend(pushed);
+    }
+    Ok(values)
 }
+
+/// How many decoded values one exec_raw pushes.
+const UNPACK_BATCH: usize = 1000;
 
 pub fn library(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
@@ -347,6 +366,10 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
         function(lua, |lua, args: MultiValue| {
             if args.is_empty() {
                 return Err(super::arg_error(0, "MessagePack pack needs input."));
+            }
+            // lua_cmsgpack asks for room for as many values again (it returns one).
+            if 2 * args.len() > super::LUAI_MAXCSTACK {
+                return Err(super::arg_error(0, "Too many arguments for MessagePack pack."));
             }
             let mut out = Vec::new();
             for v in args.iter() {

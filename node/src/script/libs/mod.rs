@@ -26,6 +26,24 @@ fn error(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
 }
 
+/// How many values a C function may have on its stack (Lua's `LUAI_MAXCSTACK`).
+const LUAI_MAXCSTACK: usize = 8000;
+
+/// What mlua's frames take of that room as a function returns (up to ~180 slots, more for
+/// strings and tables than for numbers).
+const MLUA_RESERVE: usize = 250;
+
+/// `luaL_checkstack(L, extra, msg)` in a C function that has `on_stack` values (its arguments
+/// and what it pushed so far): the C libraries' limit on how many values they return, with
+/// their words. It comes `MLUA_RESERVE` values sooner than in Redis, where mlua's own
+/// "out of Lua stack" would.
+fn check_stack(on_stack: usize, extra: usize, msg: &str) -> mlua::Result<()> {
+    if on_stack + extra + MLUA_RESERVE > LUAI_MAXCSTACK {
+        return Err(error(format!("stack overflow ({msg})")));
+    }
+    Ok(())
+}
+
 /// Lua's `bad argument #n to 'f' (...)`.
 fn arg_error(n: usize, msg: &str) -> mlua::Error {
     error(format!("bad argument #{n} to '{CALLED}' ({msg})"))

@@ -208,6 +208,8 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         if pos.checked_add(size).is_none_or(|end| end > data.len()) {
             return Err(too_short());
         }
+        // Room for the item and the position after it, as lua_struct checks.
+        super::check_stack(args.len() + out.len(), 2, "too many results")?;
         match opt {
             o if is_integer(o) => {
                 out.push(Value::Number(get_integer(&data[pos..pos + size], h.little, o.is_ascii_lowercase())))
