@@ -361,8 +361,36 @@ const LIBRARY_SCRIPTS: &[&str] = &[
     "local c = cjson.new() c.decode_invalid_numbers(false) return {pcall(c.decode, '0x10'), pcall(c.decode, '+1'), pcall(c.decode, '-inf'), c.decode('0.5')}",
     "return cjson.encode(cjson.decode('[1.5,\"x\",{\"k\":[true]},[],{}]'))",
     "local t = {} local c = t for i=1,1100 do c[1] = {} c = c[1] end return cjson.encode(t)",
+    // Nesting up to lua-cjson's limits, which a raised decode_max_depth leaves to the room on
+    // the Lua stack: each open array takes one slot, each open object two.
+    "return {#cjson.encode(cjson.decode(string.rep('[', 1000) .. string.rep(']', 1000))), \
+     #cjson.encode(cjson.decode(string.rep('{\"a\":', 1000) .. '1' .. string.rep('}', 1000)))}",
+    "local c = cjson.new() c.decode_max_depth(100000) local out = {} \
+     for _, d in ipairs({7998, 7999}) do out[#out+1] = {pcall(c.decode, string.rep('[', d) .. string.rep(']', d))} end \
+     for _, d in ipairs({3999, 4000}) do out[#out+1] = {pcall(c.decode, string.rep('{\"a\":', d) .. '1' .. string.rep('}', d))} end \
+     for i, r in ipairs(out) do out[i] = {r[1], type(r[2]) == 'string' and r[2] or 'table'} end return out",
+    // lua_cjson reads a C string: a NUL ends the text, or a string early.
+    "local function p(...) return {pcall(...)} end return {p(cjson.decode, '[1]\\0garbage'), p(cjson.decode, '\"a\\0b\"'), p(cjson.decode, '\"ab\\\\')}",
     "cjson.encode = nil",
     "bit.x = 1",
+    "local function p(...) return {pcall(...)} end return {p(bit.band, 1, 'a', true), p(bit.bor, {}, 1, 2)}",
+    // lua_struct checks the data's length before an option it does not know, aligns sizes that
+    // are no power of 2, sign-extends integers wider than 8 bytes from the bit x86's shift
+    // count modulo 64 picks, and takes a c0's size from a number or the data before it.
+    "local function p(...) return {pcall(...)} end return {p(struct.unpack, 'J', 'ab', 100), p(struct.unpack, '3b', 'abc', 10), p(struct.unpack, 'J', 'ab')}",
+    "return {struct.pack('!4ci3', 'a', 12), struct.pack('!8bi5i3', 1, 2, 3)}",
+    "return {struct.unpack('i9', '\\203\\138\\11\\43\\130\\116\\150\\45\\27'), struct.unpack('>i10', '\\1\\2\\3\\4\\5\\6\\7\\8\\9\\10')}",
+    "return {pcall(struct.unpack, 'bc0', '\\255abc'), {struct.unpack('c0b', '0\\5')}, {struct.unpack('c1c0', '2abc')}}",
+    "return {struct.pack('s', 0/0), struct.pack('s', -(0/0))}",
+    // lua_cmsgpack stores each pair as it reads it: Lua refuses a nil or NaN key there, before
+    // any later fault. It tests integers with a C cast, and takes offsets as C ints.
+    "local function p(...) return {pcall(...)} end return {p(cmsgpack.unpack, '\\129\\192\\1'), p(cmsgpack.unpack, '\\130\\192\\1'), \
+     p(cmsgpack.unpack, '\\129\\203\\127\\248\\0\\0\\0\\0\\0\\0\\1'), p(cmsgpack.unpack, '\\129\\192\\193'), \
+     p(cmsgpack.unpack_limit, '\\1\\129\\192\\1', 1), p(cmsgpack.unpack, '\\145\\129\\1\\192')}",
+    "return cmsgpack.unpack('\\129\\192\\1')",
+    "return {cmsgpack.pack(2^63), cmsgpack.pack(-2^63), cmsgpack.pack(-0.0), cmsgpack.pack(2^64)}",
+    "local function p(...) return {pcall(...)} end return {p(cmsgpack.unpack_one, '\\1', 0/0), p(cmsgpack.unpack_one, '\\1\\2', 2^32 + 1), \
+     p(cmsgpack.unpack_limit, '\\1\\2', 2^32 + 1), p(cmsgpack.unpack_one, '\\1', -2^40)}",
     "return {type(cjson.null), type(cmsgpack.pack), type(struct.unpack), type(bit.band)}",
     // Number conversion (plain integers take a shortcut past strtod in Shoal's Lua and in
     // its score parser): the same values and the same refusals as Redis's.

@@ -29,7 +29,8 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
             name,
             function(lua, move |lua, args: MultiValue| {
                 let mut acc = arg(lua, &args, 1)?;
-                for n in 2..=args.len() {
+                // LuaBitOp folds from the last argument down, so that is the first refused.
+                for n in (2..=args.len()).rev() {
                     acc = op(acc, arg(lua, &args, n)?);
                 }
                 Ok(acc as f64)

@@ -3,7 +3,8 @@
 //! JSON null, and lua-cjson's error texts (`Expected value but found T_END at character 1`).
 
 use super::{arg_error, check_bytes, error, format_g, function};
-use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use mlua::{ffi, LightUserData, Lua, MultiValue, Table, Value};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 /// lua-cjson's settings, changed by its `encode_*`/`decode_*` functions for the whole VM.
@@ -191,15 +192,41 @@ impl Kind {
 struct Token {
     kind: Kind,
     at: usize,
-    value: Value,
+    value: Scalar,
+}
+
+/// A JSON value that is no container. Strings are ranges of the decoder's `strings`.
+#[derive(Clone)]
+enum Scalar {
+    None,
+    Str(Range<usize>),
+    Num(f64),
+    Bool(bool),
+    Null,
+}
+
+/// What the parser found, in document order: `build` makes the Lua values of it. Parsing
+/// first keeps Lua out of the parser (no reference per value, no error halfway through a
+/// table) and lets `build` make the tables without recursion.
+enum Item {
+    Scalar(Scalar),
+    /// An object or array opens; its items follow (an object's keys and values in turn).
+    Begin {
+        object: bool,
+    },
+    End,
 }
 
 struct Decoder<'a> {
-    lua: &'a Lua,
     cfg: Config,
     s: &'a [u8],
     at: usize,
     depth: usize,
+    /// Lua stack slots the values being built will hold at this depth, as lua-cjson counts
+    /// them: each open array one (its table), each open object two (its table and a key).
+    slots: usize,
+    items: Vec<Item>,
+    strings: Vec<u8>,
 }
 
 impl Decoder<'_> {
@@ -208,8 +235,9 @@ impl Decoder<'_> {
             self.at += 1;
         }
         let at = self.at;
-        let tok = |kind| Ok(Token { kind, at, value: Value::Nil });
-        let Some(&c) = self.s.get(at) else { return tok(Kind::End) };
+        let tok = |kind| Ok(Token { kind, at, value: Scalar::None });
+        // lua_cjson reads a C string: a NUL ends the input wherever it comes.
+        let Some(&c) = self.s.get(at).filter(|&&c| c != 0) else { return tok(Kind::End) };
         let single = match c {
             b'{' => Some(Kind::ObjBegin),
             b'}' => Some(Kind::ObjEnd),
@@ -224,15 +252,16 @@ impl Decoder<'_> {
             return tok(kind);
         }
         if c == b'"' {
+            let start = self.strings.len();
             return match self.string() {
-                Ok(s) => Ok(Token { kind: Kind::Str, at, value: Value::String(self.lua.create_string(s)?) }),
-                Err((msg, at)) => Ok(Token { kind: Kind::Error(msg), at, value: Value::Nil }),
+                Ok(()) => Ok(Token { kind: Kind::Str, at, value: Scalar::Str(start..self.strings.len()) }),
+                Err((msg, at)) => Ok(Token { kind: Kind::Error(msg), at, value: Scalar::None }),
             };
         }
         for (word, kind, value) in [
-            ("true", Kind::Bool, Value::Boolean(true)),
-            ("false", Kind::Bool, Value::Boolean(false)),
-            ("null", Kind::Null, null()),
+            ("true", Kind::Bool, Scalar::Bool(true)),
+            ("false", Kind::Bool, Scalar::Bool(false)),
+            ("null", Kind::Null, Scalar::Null),
         ] {
             if self.s[at..].starts_with(word.as_bytes()) {
                 self.at += word.len();
@@ -249,7 +278,7 @@ impl Decoder<'_> {
             return match strtod(&self.s[at..]) {
                 Some((n, used)) => {
                     self.at += used;
-                    Ok(Token { kind: Kind::Num, at, value: Value::Number(n) })
+                    Ok(Token { kind: Kind::Num, at, value: Scalar::Num(n) })
                 }
                 None => tok(Kind::Error("invalid number")),
             };
@@ -258,35 +287,36 @@ impl Decoder<'_> {
     }
 
     /// A string token's bytes, escapes resolved (`\uXXXX` to UTF-8, surrogate pairs joined),
-    /// or the error and where it is (the escape's backslash, or the end).
-    fn string(&mut self) -> Result<Vec<u8>, (&'static str, usize)> {
-        let mut out = Vec::new();
+    /// added to `strings`; or the error and where it is (the escape's backslash, or the end).
+    fn string(&mut self) -> Result<(), (&'static str, usize)> {
         self.at += 1;
         loop {
-            let Some(&c) = self.s.get(self.at) else { return Err(("unexpected end of string", self.at)) };
+            let Some(&c) = self.s.get(self.at).filter(|&&c| c != 0) else {
+                return Err(("unexpected end of string", self.at));
+            };
             let escape = self.at;
             self.at += 1;
             match c {
-                b'"' => return Ok(out),
+                b'"' => return Ok(()),
                 b'\\' => {
-                    let Some(&e) = self.s.get(self.at) else { return Err(("unexpected end of string", self.at)) };
+                    let Some(&e) = self.s.get(self.at) else { return Err(("invalid escape code", escape)) };
                     self.at += 1;
                     match e {
-                        b'"' | b'\\' | b'/' => out.push(e),
-                        b'b' => out.push(0x08),
-                        b'f' => out.push(0x0c),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
+                        b'"' | b'\\' | b'/' => self.strings.push(e),
+                        b'b' => self.strings.push(0x08),
+                        b'f' => self.strings.push(0x0c),
+                        b'n' => self.strings.push(b'\n'),
+                        b'r' => self.strings.push(b'\r'),
+                        b't' => self.strings.push(b'\t'),
                         b'u' => {
                             let ch = self.unicode().ok_or(("invalid unicode escape code", escape))?;
                             let mut buf = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                            self.strings.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
                         _ => return Err(("invalid escape code", escape)),
                     }
                 }
-                _ => out.push(c),
+                _ => self.strings.push(c),
             }
         }
     }
@@ -321,43 +351,55 @@ impl Decoder<'_> {
         error(format!("Expected {expected} but found {} at character {}", t.kind.name(), t.at + 1))
     }
 
-    fn descend(&mut self, t: &Token) -> mlua::Result<()> {
+    /// Opens an object or array, within lua-cjson's limits: `decode_max_depth`, and the Lua
+    /// stack's room for the values being built (`slots` more for this one).
+    fn descend(&mut self, t: &Token, slots: usize) -> mlua::Result<()> {
         self.depth += 1;
-        if self.depth > self.cfg.decode_max_depth {
+        if self.depth > self.cfg.decode_max_depth || self.slots + slots > super::LUAI_MAXCSTACK {
             return Err(error(format!(
                 "Found too many nested data structures ({}) at character {}",
                 self.depth,
                 t.at + 1
             )));
         }
+        self.slots += slots - 1;
+        self.items.push(Item::Begin { object: t.kind == Kind::ObjBegin });
         Ok(())
     }
 
-    fn value(&mut self, t: Token) -> mlua::Result<Value> {
+    fn ascend(&mut self, slots: usize) {
+        self.depth -= 1;
+        self.slots -= slots - 1;
+        self.items.push(Item::End);
+    }
+
+    fn value(&mut self, t: Token) -> mlua::Result<()> {
         match t.kind {
-            Kind::Str | Kind::Num | Kind::Bool | Kind::Null => Ok(t.value),
+            Kind::Str | Kind::Num | Kind::Bool | Kind::Null => {
+                self.items.push(Item::Scalar(t.value));
+                Ok(())
+            }
             Kind::ObjBegin => super::nested(|| self.object(t)),
             Kind::ArrBegin => super::nested(|| self.array(t)),
             _ => Err(self.fail("value", &t)),
         }
     }
 
-    fn object(&mut self, open: Token) -> mlua::Result<Value> {
-        self.descend(&open)?;
-        let obj = self.lua.create_table()?;
+    fn object(&mut self, open: Token) -> mlua::Result<()> {
+        self.descend(&open, 3)?;
         let mut t = self.token()?;
         if t.kind != Kind::ObjEnd {
             loop {
                 if t.kind != Kind::Str {
                     return Err(self.fail("object key string", &t));
                 }
-                let key = t.value;
+                self.items.push(Item::Scalar(t.value));
                 let colon = self.token()?;
                 if colon.kind != Kind::Colon {
                     return Err(self.fail("colon", &colon));
                 }
                 let v = self.token()?;
-                obj.raw_set(key, self.value(v)?)?;
+                self.value(v)?;
                 let next = self.token()?;
                 match next.kind {
                     Kind::ObjEnd => break,
@@ -366,19 +408,16 @@ impl Decoder<'_> {
                 }
             }
         }
-        self.depth -= 1;
-        Ok(Value::Table(obj))
+        self.ascend(3);
+        Ok(())
     }
 
-    fn array(&mut self, open: Token) -> mlua::Result<Value> {
-        self.descend(&open)?;
-        let arr = self.lua.create_table()?;
+    fn array(&mut self, open: Token) -> mlua::Result<()> {
+        self.descend(&open, 2)?;
         let mut t = self.token()?;
         if t.kind != Kind::ArrEnd {
-            let mut i = 1;
             loop {
-                arr.raw_set(i, self.value(t)?)?;
-                i += 1;
+                self.value(t)?;
                 let next = self.token()?;
                 match next.kind {
                     Kind::ArrEnd => break,
@@ -387,8 +426,54 @@ impl Decoder<'_> {
                 }
             }
         }
-        self.depth -= 1;
-        Ok(Value::Table(arr))
+        self.ascend(2);
+        Ok(())
+    }
+
+    /// The Lua value of what was parsed, its tables made with Lua's own API (through mlua,
+    /// every string and every store would be a protected call of its own).
+    fn build(&self, lua: &Lua) -> mlua::Result<Value> {
+        // Each open table: whether it is an object, and how many items it has had.
+        let mut open: Vec<(bool, i64)> = Vec::with_capacity(16);
+        // SAFETY: pushes one value per item, with room checked (`descend` kept the depth
+        // within the stack: this frame starts empty), and stores each whole value in the
+        // table below it. Nothing but references lives in this frame should Lua raise an
+        // error (out of memory).
+        unsafe {
+            lua.exec_raw((), |state| {
+                for item in &self.items {
+                    // (Lua's own check: mlua's `luaL_checkstack` asks for 20 slots more.)
+                    if ffi::lua_checkstack(state, 2) == 0 {
+                        ffi::luaL_error(state, c"stack overflow (JSON nested too deep)".as_ptr());
+                    }
+                    match item {
+                        Item::Begin { object } => {
+                            ffi::lua_createtable(state, 0, 0);
+                            open.push((*object, 0));
+                            continue;
+                        }
+                        Item::Scalar(Scalar::Str(r)) => {
+                            ffi::lua_pushlstring(state, self.strings[r.clone()].as_ptr().cast(), r.len());
+                        }
+                        Item::Scalar(Scalar::Num(n)) => ffi::lua_pushnumber(state, *n),
+                        Item::Scalar(Scalar::Bool(b)) => ffi::lua_pushboolean(state, *b as i32),
+                        Item::Scalar(Scalar::Null) => ffi::lua_pushlightuserdata(state, std::ptr::null_mut()),
+                        Item::Scalar(Scalar::None) => ffi::lua_pushnil(state),
+                        Item::End => {
+                            open.pop();
+                        }
+                    }
+                    // A whole value is on top: an object's key waits for its value.
+                    let Some((object, n)) = open.last_mut() else { break };
+                    *n += 1;
+                    if !*object {
+                        ffi::lua_rawseti(state, -2, *n);
+                    } else if *n % 2 == 0 {
+                        ffi::lua_rawset(state, -3);
+                    }
+                }
+            })
+        }
     }
 }
 
@@ -434,14 +519,15 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
             if s.len() >= 2 && (s[0] == 0 || s[1] == 0) {
                 return Err(error("JSON parser does not support UTF-16 or UTF-32"));
             }
-            let mut d = Decoder { lua, cfg: get(&c), s: &s, at: 0, depth: 0 };
+            let mut d =
+                Decoder { cfg: get(&c), s: &s, at: 0, depth: 0, slots: 1, items: Vec::new(), strings: Vec::new() };
             let first = d.token()?;
-            let v = d.value(first)?;
+            d.value(first)?;
             let end = d.token()?;
             if end.kind != Kind::End {
                 return Err(d.fail("the end", &end));
             }
-            Ok(v)
+            d.build(lua)
         })?,
     )?;
     type Field = fn(&mut Config) -> &mut usize;

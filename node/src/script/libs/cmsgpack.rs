@@ -4,6 +4,7 @@
 //! deeper than 16 are written as nil.
 
 use super::{check_bytes, error, function, opt_number};
+use crate::util::float::c_long_long;
 use mlua::{ffi, Lua, MultiValue, Table, Value};
 
 const MAX_NESTING: usize = 16;
@@ -21,8 +22,10 @@ fn encode(out: &mut Vec<u8>, v: &Value, level: usize) -> mlua::Result<()> {
 }
 
 fn encode_number(out: &mut Vec<u8>, n: f64) {
-    if n.is_finite() && (n as i64) as f64 == n {
-        encode_int(out, n as i64);
+    // lua_cmsgpack's test, a C cast back and forth: 2^63 casts to -2^63 and is no integer.
+    let i = c_long_long(n);
+    if i as f64 == n {
+        encode_int(out, i);
     } else if (n as f32) as f64 == n {
         out.push(0xca);
         out.extend_from_slice(&(n as f32).to_be_bytes());
@@ -121,6 +124,9 @@ fn encode_table(out: &mut Vec<u8>, t: &Table, level: usize) -> mlua::Result<()> 
 enum Stop {
     Eof,
     Bad,
+    /// A map's key Lua cannot store (nil or NaN), met once its value is read: lua_cmsgpack
+    /// stores each pair as it goes, and Lua's `lua_settable` refuses it with these words.
+    Key(&'static str),
 }
 
 /// One MessagePack item: a scalar, or a container's header (its contents follow it).
@@ -204,32 +210,52 @@ impl<'a> Cursor<'a> {
     /// Reads past one whole value, checking it is complete and not nested too deep. Decoding
     /// checks first so that only well-formed input reaches the Lua stack.
     fn skip(&mut self) -> Result<(), Stop> {
-        // Items still expected by each open container (a map's pairs count twice).
-        let mut open: Vec<usize> = Vec::new();
+        // Items still expected by each open container (a map's pairs count twice), and for a
+        // map the key Lua would refuse, read and waiting for its value.
+        struct Level {
+            left: usize,
+            map: bool,
+            bad_key: Option<Stop>,
+        }
+        let mut open: Vec<Level> = Vec::new();
         loop {
-            let n = match self.item()? {
-                Item::Array(n) => Some(n),
-                Item::Map(n) => Some(n.checked_mul(2).ok_or(Stop::Eof)?),
+            let item = self.item()?;
+            let mut bad_key = match item {
+                Item::Nil => Some(Stop::Key("table index is nil")),
+                Item::Number(n) if n.is_nan() => Some(Stop::Key("table index is NaN")),
                 _ => None,
             };
-            if let Some(n) = n {
+            let container = match item {
+                Item::Array(n) => Some((n, false)),
+                Item::Map(n) => Some((n.checked_mul(2).ok_or(Stop::Eof)?, true)),
+                _ => None,
+            };
+            if let Some((left, map)) = container {
                 if open.len() >= MAX_DECODE_DEPTH {
                     return Err(Stop::Bad);
                 }
-                if n > 0 {
-                    open.push(n);
+                if left > 0 {
+                    open.push(Level { left, map, bad_key: None });
                     continue;
                 }
             }
             // A whole value ended: it is one item of the container around it, which may
             // end with it in turn.
             loop {
-                let Some(left) = open.last_mut() else { return Ok(()) };
-                *left -= 1;
-                if *left > 0 {
+                let Some(level) = open.last_mut() else { return Ok(()) };
+                // A map's value completes its pair, stored then.
+                if let Some(stop) = level.bad_key.take() {
+                    return Err(stop);
+                }
+                level.left -= 1;
+                if level.map && level.left % 2 == 1 {
+                    level.bad_key = bad_key;
+                }
+                if level.left > 0 {
                     break;
                 }
                 open.pop();
+                bad_key = None;
             }
         }
     }
@@ -273,11 +299,8 @@ impl<'a> Cursor<'a> {
                         o.left -= 1;
                         break;
                     }
-                    if ffi::lua_isnil(state, -2) != 0 {
-                        ffi::lua_pop(state, 2);
-                    } else {
-                        ffi::lua_rawset(state, -3);
-                    }
+                    // (`skip` refused keys Lua cannot store.)
+                    ffi::lua_rawset(state, -3);
                 } else {
                     ffi::lua_rawseti(state, -2, o.index);
                     o.index += 1;
@@ -303,14 +326,19 @@ struct Open {
 
 /// Decodes up to `limit` values (all when 0 and `offset` is 0) from byte `offset`. Unless
 /// decoding all, the first value returned is where the next call starts, or -1 at the end.
+/// Its errors print them with `%d`, which reads 32 bits of the 64 lua_cmsgpack passes.
 fn unpack_full(lua: &Lua, args: &MultiValue, limit: i64, offset: i64) -> mlua::Result<MultiValue> {
     let data = check_bytes(args, 1)?;
     let all = limit == 0 && offset == 0;
     if offset < 0 || limit < 0 {
-        return Err(error(format!("Invalid request to unpack with offset of {offset} and limit of {}.", data.len())));
+        return Err(error(format!(
+            "Invalid request to unpack with offset of {} and limit of {}.",
+            offset as i32,
+            data.len() as i32
+        )));
     }
     if offset as usize > data.len() {
-        return Err(error(format!("Start offset {offset} greater than input length {}.", data.len())));
+        return Err(error(format!("Start offset {} greater than input length {}.", offset as i32, data.len() as i32)));
     }
     let limit = if all { i64::MAX } else { limit };
     let mut c = Cursor { data: &data, at: offset as usize };
@@ -320,6 +348,7 @@ fn unpack_full(lua: &Lua, args: &MultiValue, limit: i64, offset: i64) -> mlua::R
             Ok(()) => count += 1,
             Err(Stop::Eof) => return Err(error("Missing bytes in input.")),
             Err(Stop::Bad) => return Err(error("Bad data format in input.")),
+            Err(Stop::Key(message)) => return Err(super::unplaced_error(message)),
         }
     }
     // lua_cmsgpack checks for room before it pushes each value (the offset first).
@@ -382,15 +411,15 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set(
         "unpack_one",
         function(lua, |lua, args: MultiValue| {
-            let offset = opt_number(lua, &args, 2, 0.0)? as i64;
+            let offset = c_long_long(opt_number(lua, &args, 2, 0.0)?);
             unpack_full(lua, &args, 1, offset)
         })?,
     )?;
     t.raw_set(
         "unpack_limit",
         function(lua, |lua, args: MultiValue| {
-            let limit = super::check_number(lua, &args, 2)? as i64;
-            let offset = opt_number(lua, &args, 3, 0.0)? as i64;
+            let limit = c_long_long(super::check_number(lua, &args, 2)?);
+            let offset = c_long_long(opt_number(lua, &args, 3, 0.0)?);
             unpack_full(lua, &args, limit, offset)
         })?,
     )?;

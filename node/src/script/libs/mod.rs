@@ -26,6 +26,24 @@ fn error(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
 }
 
+/// An error Lua itself raises inside a C library function (`lua_settable`'s "table index is
+/// nil"): `luaG_runerror` places an error only when Lua code is running, so it has no
+/// position, unlike the libraries' `luaL_error`.
+fn unplaced_error(msg: &str) -> mlua::Error {
+    mlua::Error::external(Unplaced(msg.to_owned()))
+}
+
+#[derive(Debug)]
+struct Unplaced(String);
+
+impl std::fmt::Display for Unplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unplaced {}
+
 /// How many values a C function may have on its stack (Lua's `LUAI_MAXCSTACK`).
 const LUAI_MAXCSTACK: usize = 8000;
 
@@ -129,9 +147,17 @@ fn check_bytes(args: &MultiValue, n: usize) -> mlua::Result<Vec<u8>> {
     let v = args.get(n - 1);
     match v {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(format_g(number(v), 14).into_bytes()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(lua_number_text(number(v)).into_bytes()),
         _ => Err(arg_error(n, &format!("string expected, got {}", type_name(v)))),
     }
+}
+
+/// Lua 5.1's `lua_number2str`: `%.14g` through glibc, which writes a NaN's sign (0/0 has it).
+fn lua_number_text(n: f64) -> String {
+    if n.is_nan() && n.is_sign_negative() {
+        return "-nan".into();
+    }
+    format_g(n, 14)
 }
 
 /// Runs one level of a recursive encoder or decoder with stack to spare: nesting is bounded

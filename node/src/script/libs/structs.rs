@@ -67,7 +67,9 @@ impl Format<'_> {
                 }
                 n
             }
-            other => return Err(arg_error(1, &format!("invalid format option '{}'", other as char))),
+            // lua_struct sizes any other character as nothing, and refuses it only when it
+            // comes to act on it, after checking that the data is long enough.
+            _ => 0,
         })
     }
 
@@ -84,7 +86,7 @@ impl Format<'_> {
                 }
                 h.align = a;
             }
-            other => return Err(error(format!("invalid format option '{}'", other as char))),
+            other => return Err(arg_error(1, &format!("invalid format option '{}'", other as char))),
         }
         Ok(())
     }
@@ -94,16 +96,9 @@ fn padding(len: usize, h: &Header, opt: u8, size: usize) -> usize {
     if size == 0 || opt == b'c' {
         return 0;
     }
+    // Not always a power of 2 (`i3`), as lua_struct leaves it.
     let size = size.min(h.align);
-    if !size.is_power_of_two() {
-        return 0;
-    }
     (size - (len & (size - 1))) & (size - 1)
-}
-
-/// Whether `opt` is one of lua_struct's letters.
-fn is_option(opt: u8) -> bool {
-    is_integer(opt) || matches!(opt, b'x' | b'f' | b'd' | b'c' | b's')
 }
 
 fn is_integer(opt: u8) -> bool {
@@ -134,7 +129,9 @@ fn get_integer(data: &[u8], little: bool, signed: bool) -> f64 {
     if !signed {
         return l as f64;
     }
-    let mask = if size == 0 { 0 } else { !0u64 << (size * 8 - 1) };
+    // lua_struct's `~0 << (size*8 - 1)`, where x86 takes the count modulo 64: an integer wider
+    // than 8 bytes (`i9`) sign-extends from another bit, and Redis answers that.
+    let mask = !0u64 << ((data.len() * 8).wrapping_sub(1) % 64);
     if l & mask != 0 {
         l |= mask;
     }
@@ -202,6 +199,9 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let mut h = Header::default();
     let mut out: Vec<Value> = Vec::new();
     let too_short = || arg_error(2, "data string too short");
+    // Whether a `c0` took its size from the data, popping it: lua_struct then returns one
+    // value fewer than it pushed, losing its first.
+    let mut lost_first = false;
     while let Some(opt) = f.next() {
         let mut size = f.size(opt)?;
         pos = pos.checked_add(padding(pos, &h, opt, size)).ok_or_else(too_short)?;
@@ -226,10 +226,19 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
             }
             b'c' => {
                 if size == 0 {
-                    let Some(Value::Number(n)) = out.pop() else {
+                    // The value on top of lua_struct's stack: the last one read, or, before
+                    // any, the data itself, whose place the string then takes.
+                    let previous = match out.last() {
+                        Some(v) => lua.coerce_number(v.clone())?,
+                        None => lua.coerce_number(args[1].clone())?,
+                    };
+                    let Some(n) = previous else {
                         return Err(error("format 'c0' needs a previous size"));
                     };
-                    size = n as usize;
+                    if out.pop().is_none() {
+                        lost_first = true;
+                    }
+                    size = c_unsigned_long_long(n) as usize;
                     if pos.checked_add(size).is_none_or(|end| end > data.len()) {
                         return Err(too_short());
                     }
@@ -248,7 +257,7 @@ fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         pos += size;
     }
     out.push(Value::Number(pos.wrapping_add(1) as isize as f64));
-    Ok(MultiValue::from_iter(out))
+    Ok(MultiValue::from_iter(out.into_iter().skip(usize::from(lost_first))))
 }
 
 fn size(_: &Lua, args: MultiValue) -> mlua::Result<f64> {
@@ -257,9 +266,7 @@ fn size(_: &Lua, args: MultiValue) -> mlua::Result<f64> {
     let mut h = Header::default();
     let mut pos = 0usize;
     while let Some(opt) = f.next() {
-        // Letters and digits that name no option count for nothing here (lua_struct checks
-        // them only when packing and unpacking).
-        let size = if opt.is_ascii_alphanumeric() && !is_option(opt) { 0 } else { f.size(opt)? };
+        let size = f.size(opt)?;
         pos += padding(pos, &h, opt, size);
         if opt == b's' {
             return Err(arg_error(1, "option 's' has no fixed size"));
@@ -267,6 +274,8 @@ fn size(_: &Lua, args: MultiValue) -> mlua::Result<f64> {
         if opt == b'c' && size == 0 {
             return Err(arg_error(1, "option 'c0' has no fixed size"));
         }
+        // Letters and digits that name no option count for nothing here (lua_struct checks
+        // them only when packing and unpacking).
         if !opt.is_ascii_alphanumeric() {
             f.control(opt, &mut h)?;
         }
