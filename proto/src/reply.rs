@@ -182,15 +182,15 @@ pub fn big_number(buf: &mut BytesMut, proto: Protocol, digits: &[u8]) {
 }
 
 /// Formats a double like C's `printf("%.17g")`, which Redis 7.0 uses for double replies;
-/// infinities are `inf`/`-inf` and NaN is `nan`.
+/// infinities are `inf`/`-inf` and NaN is `nan` (`-nan` with its sign bit, as 0/0 has it).
 pub fn format_double(d: f64) -> String {
     format_g(d, 17)
 }
 
-/// C's `%.<precision>g`.
+/// C's `%.<precision>g`, as glibc writes it.
 pub fn format_g(d: f64, precision: usize) -> String {
     if d.is_nan() {
-        return "nan".into();
+        return if d.is_sign_negative() { "-nan".into() } else { "nan".into() };
     }
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
@@ -238,6 +238,8 @@ mod tests {
         assert_eq!(format_double(-2.5), "-2.5");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
+        assert_eq!(format_double(f64::NAN), "nan");
+        assert_eq!(format_double(-f64::NAN), "-nan");
         assert_eq!(format_g(123456.0, 5), "1.2346e+05");
     }
 

@@ -278,6 +278,19 @@ const SCRIPTS: &[&[&str]] = &[
         r[#r + 1] = co() return r", "0"],
     &["SCRIPT", "FLUSH", "BOGUS"],
     &["SCRIPT", "KILL"],
+    // pcall and xpcall are C functions, as in Redis: error levels count the same frames.
+    &["EVAL", "local function p(...) return {pcall(...)} end return {p(error, 'x', 2), p(error, 'x', 3), \
+        p(pcall, error, 'x', 3), p(function() error('x', 3) end), {xpcall(function() error('x', 3) end, \
+        function(e) return e end)}, {xpcall(error, nil)}, {pcall()}}", "0"],
+    &["EVAL", "return xpcall(error)", "0"],
+    // glibc's %.17g, which writes the sign of 0/0's NaN (RESP2 here: a parsed NaN equals
+    // nothing, so RESP3's doubles cannot be compared).
+    &["EVAL", "return {{double=0/0}, {double=-(0/0)}}", "0"],
+    // The error tables of redis.call and redis.pcall carry the flag that keeps a returned or
+    // raised error from being counted twice (see script_errors_count_as_redis_counts_them).
+    &["EVAL", "local function keys(t) local k = {} for x, y in pairs(t) do k[#k+1] = x .. '=' .. tostring(y) end \
+        table.sort(k) return k end redis.call('SET', 's', 'x') return {keys(redis.pcall('nosuch')), keys(redis.pcall('INCR', 's')), \
+        keys(redis.error_reply('X y')), select(2, xpcall(function() redis.call('INCR', 's') end, keys))}", "0"],
 ];
 
 /// Scripts using the libraries Redis bundles: bit, struct, cmsgpack and cjson, including
@@ -502,6 +515,7 @@ const TYPED_RETURNS: &[&str] = &[
     "redis.setresp(3) return {true, false, 'x'}",
     "redis.setresp(3) redis.call('hset', 'h3', 'f', 'v') return redis.call('hgetall', 'h3')",
     "redis.setresp(3) return redis.call('zscore', 'z3', 'nosuch')",
+    "return {{double=1/0}, {double=-1/0}, {double=-0.0}}",
 ];
 
 #[test]
@@ -515,6 +529,55 @@ fn typed_returns_answer_as_redis_does() {
             assert_eq!(mine.cmd(&cmd), theirs.cmd(&cmd), "RESP{proto}: {script}");
         }
     }
+}
+
+/// Scripts whose errors INFO counts: raised, returned, nested in the value, from commands
+/// the script ran (counted once, as the command failed), flagged by the script itself.
+const COUNTED_ERRORS: &[&str] = &[
+    "return redis.call('INCR', 'str')",
+    "return redis.pcall('INCR', 'str')",
+    "redis.pcall('INCR', 'str') return 1",
+    "return pcall(redis.call, 'INCR', 'str')",
+    "return redis.error_reply('MYERR x')",
+    "return redis.call('nosuch')",
+    "return redis.call('GET')",
+    "error('plain')",
+    "return {1, {err='NESTED a'}, {err='-DASH b'}, {err='nospace'}, {err=' lead'}, {err='a\\nb c'}, \
+     {err='Z y', ignore_error_stats_update='yes'}}",
+    // (Redis counts one failed call more per flagged error among others: see compatibility.md.)
+    "return {1, {err='X y', ignore_error_stats_update=true}}",
+    "error({err='RAISED x', ignore_error_stats_update=true})",
+    "error({err='COUNTED x', ignore_error_stats_update=1})",
+];
+
+/// Scripts' errors count in INFO errorstats, and their calls as failed in commandstats, as
+/// redis-server counts them.
+#[test]
+fn script_errors_count_as_redis_counts_them() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let (mut theirs, mut mine) = both(&redis, &s, "2");
+    for r in [&mut theirs, &mut mine] {
+        r.cmd(&["SET", "str", "x"]);
+        r.cmd(&["CONFIG", "RESETSTAT"]);
+        for script in COUNTED_ERRORS {
+            r.cmd(&["EVAL", script, "0"]);
+        }
+    }
+    let counts = |r: &mut Raw| {
+        let Frame::Bulk(info) = r.cmd(&["INFO", "ALL"]) else { panic!("INFO is a bulk string") };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        let mut lines: Vec<String> = info
+            .lines()
+            .filter(|l| l.starts_with("errorstat_") || l.starts_with("total_error_replies"))
+            .map(str::to_owned)
+            .collect();
+        let eval = info.lines().find(|l| l.starts_with("cmdstat_eval:")).expect("EVAL ran");
+        lines.extend(eval.split(',').filter(|f| f.contains("_calls=")).map(str::to_owned));
+        lines.sort();
+        lines
+    };
+    assert_eq!(counts(&mut mine), counts(&mut theirs));
 }
 
 /// `redis.acl_check_cmd` answers for the script's user, as redis-server's does, and logs

@@ -113,10 +113,14 @@ impl<'a> GwCtx<'a> {
         self.note_error(msg);
     }
 
-    /// `err`, keeping a leading `-` of `msg` (a script's error table's text, as Redis writes it).
-    pub fn err_as_is(&mut self, msg: &str) {
-        reply::error_as_is(self.out, msg.as_bytes());
-        self.note_error(msg);
+    /// Counts an error reply a script wrote (raised, or within its value) as Redis's
+    /// `afterErrorReply` does: the call failed, and unless a command the script ran counted
+    /// the error already (`counted`), it goes to errorstats as Redis writes it, `-<msg>`.
+    pub fn note_script_error(&mut self, msg: &[u8], counted: bool) {
+        self.failed = true;
+        if !counted {
+            self.node.stats.record_error_reply(&[b"-", msg].concat());
+        }
     }
 
     fn note_error(&mut self, msg: &str) {

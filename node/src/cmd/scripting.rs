@@ -12,7 +12,7 @@ use super::gateway::GwCtx;
 use super::table::{flags, table, CommandSpec, Gw, Handler};
 use crate::gateway::session::Session;
 use crate::node::Node;
-use crate::script::{Engine, FunctionDef, Handed, Host, KillOutcome, Script, ScriptFlags};
+use crate::script::{Engine, FunctionDef, Handed, Host, KillOutcome, Script, ScriptFlags, IGNORE_STATS};
 use crate::shard::{run_guarded, serve_blocked, ShardState};
 use crate::slots::SlotRoute;
 use crate::util::now_ms;
@@ -234,8 +234,19 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
     scripts.finished();
     ctx.session.db = db;
     match result {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => ctx.err_as_is(&script_error(name, &error)),
+        Ok(Ok(errors)) => {
+            for e in errors {
+                ctx.note_script_error(e.as_deref().unwrap_or_default(), e.is_none());
+            }
+        }
+        Ok(Err(error)) => {
+            let msg = script_error(name, &error);
+            reply::error_as_is(ctx.out, msg.as_bytes());
+            // (Only `true` itself, as Redis reads it.)
+            let key = IGNORE_STATS.to_str().unwrap_or_default();
+            let counted = matches!(error.raw_get(key), Ok(mlua::Value::Boolean(true)));
+            ctx.note_script_error(msg.as_bytes(), counted);
+        }
         Err(e) => ctx.err(&format!("ERR {e}")),
     }
     // Clients blocked on keys the script pushed to are served after it, as in Redis, as of
@@ -291,19 +302,15 @@ impl Host for CallCx<'_, '_> {
 /// message Redis refuses it with (the script gets an error table either way; `redis.call`
 /// raises it).
 fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String> {
-    let Some(spec) = resolve(&req) else { return Err("Unknown Redis command called from script".into()) };
-    if !spec.arity_ok(req.len()) {
-        return Err("Wrong number of args calling Redis command from script".into());
-    }
-    if spec.has(flags::NOSCRIPT) {
-        return Err("This Redis command is not allowed from script".into());
-    }
-    if let Err(e) = cx.session.permit(cx.node, spec, &req) {
-        return Err(permit_error(e));
-    }
-    if cx.read_only && spec.is_write() {
-        return Err("Write commands are not allowed from read-only scripts.".into());
-    }
+    let spec = admit_call(cx, &req).map_err(|(msg, spec)| {
+        // Counted as Redis counts it: an error reply, and the command (if any) rejected. The
+        // script's error table says so, and is not counted again.
+        cx.node.stats.record_error_reply(msg.as_bytes());
+        if let Some(spec) = spec {
+            cx.node.stats.record_rejected(spec.id);
+        }
+        msg
+    })?;
     if spec.is_write() {
         cx.node.scripts.note_write();
     }
@@ -356,6 +363,29 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
     cx.node.record_call(spec, &req, nanos, failed, &cx.session.handle);
     super::monitor::show_from(cx.node, cx.session.db, || "lua".into(), spec, &req);
     Ok(())
+}
+
+/// The command `req` names, if the script may run it; or the message Redis refuses it with,
+/// and the command refused (none if unknown).
+fn admit_call(
+    cx: &mut CallCx<'_, '_>,
+    req: &Request,
+) -> Result<&'static CommandSpec, (String, Option<&'static CommandSpec>)> {
+    let Some(spec) = resolve(req) else { return Err(("Unknown Redis command called from script".into(), None)) };
+    let refuse = |msg: String| Err((msg, Some(spec)));
+    if !spec.arity_ok(req.len()) {
+        return refuse("Wrong number of args calling Redis command from script".into());
+    }
+    if spec.has(flags::NOSCRIPT) {
+        return refuse("This Redis command is not allowed from script".into());
+    }
+    if let Err(e) = cx.session.permit(cx.node, spec, req) {
+        return refuse(permit_error(e));
+    }
+    if cx.read_only && spec.is_write() {
+        return refuse("Write commands are not allowed from read-only scripts.".into());
+    }
+    Ok(spec)
 }
 
 /// The command a script names: as Redis looks it up, a container (XINFO, PUBSUB, ...) with a

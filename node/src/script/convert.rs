@@ -1,6 +1,7 @@
 //! Redis's conversion rules between replies and Lua values: a command's reply as `redis.call`
 //! returns it, and a script's return value as the client receives it.
 
+use super::IGNORE_STATS;
 use crate::util::float::c_long_long;
 use bytes::BytesMut;
 use mlua::{ffi, lua_State};
@@ -115,89 +116,115 @@ unsafe fn push_single(state: *mut lua_State, key: &CStr, push_value: impl FnOnce
     ffi::lua_setfield(state, -2, key.as_ptr());
 }
 
+/// An error reply a script's value held, for its caller to count: its text, or None when
+/// the error table says a command the script ran counted it already (see `IGNORE_STATS`).
+pub type WrittenError = Option<Vec<u8>>;
+
 /// Writes the value on top of `state`'s stack (a script's return value) as Redis replies
 /// with it, in the client's `proto`: numbers become integers (truncated), strings bulk
 /// strings, nil a null; `{err=...}` an error, `{ok=...}` a status, `{double=...}`,
 /// `{big_number=...}`, `{verbatim_string={format=..., string=...}}`, `{map=...}` and
 /// `{set=...}` those RESP3 types (as a RESP2 client gets them in RESP2), any other table an
 /// array up to its first nil. Booleans: `true` 1 and `false` a null, unless the script
-/// chose RESP3 (`script_resp3`), when they are booleans. The stack is left as it was.
+/// chose RESP3 (`script_resp3`), when they are booleans. Each error written, at any depth,
+/// goes to `errors`. The stack is left as it was.
 ///
 /// # Safety
 /// `state` is a Lua state with a value on top. A Lua error (out of memory) raised here
 /// unwinds through these frames, which hold only references and numbers.
-pub unsafe fn write_reply(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, script_resp3: bool) {
-    write_top(state, out, proto, script_resp3);
+pub unsafe fn write_reply(
+    state: *mut lua_State,
+    out: &mut BytesMut,
+    proto: Protocol,
+    script_resp3: bool,
+    errors: &mut Vec<WrittenError>,
+) {
+    Writer { out, proto, resp3: script_resp3, errors }.top(state);
 }
 
-unsafe fn write_top(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool) {
-    // Each nested table holds one more slot of the Lua stack, so a deep (or cyclic) table
-    // stops where Lua's stack does (~8,000 levels), with Redis's error, where Redis stops.
-    if ffi::lua_checkstack(state, 4) == 0 {
-        return reply::error(out, b"ERR reached lua stack limit");
-    }
-    match ffi::lua_type(state, -1) {
-        ffi::LUA_TSTRING => reply::bulk(out, bytes_at(state, -1)),
-        ffi::LUA_TNUMBER => reply::integer(out, c_long_long(ffi::lua_tonumber(state, -1))),
-        ffi::LUA_TBOOLEAN if resp3 => reply::boolean(out, proto, ffi::lua_toboolean(state, -1) != 0),
-        ffi::LUA_TBOOLEAN if ffi::lua_toboolean(state, -1) != 0 => reply::integer(out, 1),
-        ffi::LUA_TTABLE => write_table(state, out, proto, resp3),
-        _ => reply::null(out, proto),
-    }
+struct Writer<'a> {
+    out: &'a mut BytesMut,
+    proto: Protocol,
+    resp3: bool,
+    errors: &'a mut Vec<WrittenError>,
 }
 
-/// A table on top of the stack, checked for Redis's special fields in Redis's order.
-unsafe fn write_table(state: *mut lua_State, out: &mut BytesMut, proto: Protocol, resp3: bool) {
-    if field(state, c"err") == ffi::LUA_TSTRING {
-        reply::error_as_is(out, bytes_at(state, -1));
-    } else if pop_then(state, c"ok") == ffi::LUA_TSTRING {
-        reply::simple(out, &no_line_breaks(bytes_at(state, -1)));
-    } else if pop_then(state, c"double") == ffi::LUA_TNUMBER {
-        reply::double(out, proto, ffi::lua_tonumber(state, -1));
-    } else if pop_then(state, c"big_number") == ffi::LUA_TSTRING {
-        reply::big_number(out, proto, &no_line_breaks(bytes_at(state, -1)));
-    } else if pop_then(state, c"verbatim_string") == ffi::LUA_TTABLE && write_verbatim(state, out, proto) {
-    } else if pop_then(state, c"map") == ffi::LUA_TTABLE {
-        reply::map_len(out, proto, entries(state));
-        ffi::lua_pushnil(state);
-        while ffi::lua_next(state, -2) != 0 {
-            // Stack: table, map, key, value. The key is written from a copy: the next
-            // lua_next needs it as it was.
-            ffi::lua_pushvalue(state, -2);
-            write_top(state, out, proto, resp3);
-            ffi::lua_settop(state, -2);
-            write_top(state, out, proto, resp3);
-            ffi::lua_settop(state, -2);
+impl Writer<'_> {
+    unsafe fn top(&mut self, state: *mut lua_State) {
+        // Each nested table holds one more slot of the Lua stack, so a deep (or cyclic) table
+        // stops where Lua's stack does (~8,000 levels), with Redis's error, where Redis stops.
+        if ffi::lua_checkstack(state, 4) == 0 {
+            return reply::error(self.out, b"ERR reached lua stack limit");
         }
-    } else if pop_then(state, c"set") == ffi::LUA_TTABLE {
-        reply::set_len(out, proto, entries(state));
-        ffi::lua_pushnil(state);
-        while ffi::lua_next(state, -2) != 0 {
-            ffi::lua_settop(state, -2);
-            ffi::lua_pushvalue(state, -1);
-            write_top(state, out, proto, resp3);
-            ffi::lua_settop(state, -2);
+        match ffi::lua_type(state, -1) {
+            ffi::LUA_TSTRING => reply::bulk(self.out, bytes_at(state, -1)),
+            ffi::LUA_TNUMBER => reply::integer(self.out, c_long_long(ffi::lua_tonumber(state, -1))),
+            ffi::LUA_TBOOLEAN if self.resp3 => reply::boolean(self.out, self.proto, ffi::lua_toboolean(state, -1) != 0),
+            ffi::LUA_TBOOLEAN if ffi::lua_toboolean(state, -1) != 0 => reply::integer(self.out, 1),
+            ffi::LUA_TTABLE => self.table(state),
+            _ => reply::null(self.out, self.proto),
         }
-    } else {
+    }
+
+    /// A table on top of the stack, checked for Redis's special fields in Redis's order.
+    unsafe fn table(&mut self, state: *mut lua_State) {
+        if field(state, c"err") == ffi::LUA_TSTRING {
+            let msg = bytes_at(state, -1);
+            reply::error_as_is(self.out, msg);
+            // (Redis reads the flag as a boolean, whatever else the field holds.)
+            let counted = field_of(state, -2, IGNORE_STATS) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(state, -1) != 0;
+            self.errors.push((!counted).then(|| msg.to_vec()));
+            ffi::lua_settop(state, -2);
+        } else if pop_then(state, c"ok") == ffi::LUA_TSTRING {
+            reply::simple(self.out, &no_line_breaks(bytes_at(state, -1)));
+        } else if pop_then(state, c"double") == ffi::LUA_TNUMBER {
+            reply::double(self.out, self.proto, ffi::lua_tonumber(state, -1));
+        } else if pop_then(state, c"big_number") == ffi::LUA_TSTRING {
+            reply::big_number(self.out, self.proto, &no_line_breaks(bytes_at(state, -1)));
+        } else if pop_then(state, c"verbatim_string") == ffi::LUA_TTABLE && write_verbatim(state, self.out, self.proto)
+        {
+        } else if pop_then(state, c"map") == ffi::LUA_TTABLE {
+            reply::map_len(self.out, self.proto, entries(state));
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, -2) != 0 {
+                // Stack: table, map, key, value. The key is written from a copy: the next
+                // lua_next needs it as it was.
+                ffi::lua_pushvalue(state, -2);
+                self.top(state);
+                ffi::lua_settop(state, -2);
+                self.top(state);
+                ffi::lua_settop(state, -2);
+            }
+        } else if pop_then(state, c"set") == ffi::LUA_TTABLE {
+            reply::set_len(self.out, self.proto, entries(state));
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, -2) != 0 {
+                ffi::lua_settop(state, -2);
+                ffi::lua_pushvalue(state, -1);
+                self.top(state);
+                ffi::lua_settop(state, -2);
+            }
+        } else {
+            ffi::lua_settop(state, -2);
+            let mut n = 0;
+            while {
+                ffi::lua_rawgeti(state, -1, n as i64 + 1);
+                let more = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
+                ffi::lua_settop(state, -2);
+                more
+            } {
+                n += 1;
+            }
+            reply::array_len(self.out, n);
+            for i in 1..=n {
+                ffi::lua_rawgeti(state, -1, i as i64);
+                self.top(state);
+                ffi::lua_settop(state, -2);
+            }
+            return;
+        }
         ffi::lua_settop(state, -2);
-        let mut n = 0;
-        while {
-            ffi::lua_rawgeti(state, -1, n as i64 + 1);
-            let more = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
-            ffi::lua_settop(state, -2);
-            more
-        } {
-            n += 1;
-        }
-        reply::array_len(out, n);
-        for i in 1..=n {
-            ffi::lua_rawgeti(state, -1, i as i64);
-            write_top(state, out, proto, resp3);
-            ffi::lua_settop(state, -2);
-        }
-        return;
     }
-    ffi::lua_settop(state, -2);
 }
 
 /// `{format=..., string=...}` on top of the stack as a verbatim string; false (and nothing

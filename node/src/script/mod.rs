@@ -6,10 +6,12 @@ mod ccalls;
 mod combine;
 mod convert;
 mod libs;
+mod protected;
 mod readonly;
 mod stand_in;
 
 pub use combine::Handed;
+pub use convert::WrittenError;
 
 use crate::shard::{Slot, SlotGuard};
 use bytes::BytesMut;
@@ -603,6 +605,7 @@ impl Engine {
         libs::install(&lua, &internal)?;
         readonly::install(&lua, &internal)?;
         stand_in::install(&lua, &internal)?;
+        protected::install(&lua, &internal)?;
         internal.raw_set("takes_string", stand_in::Takes::String as i64)?;
         internal.raw_set("takes_reader", stand_in::Takes::Reader as i64)?;
         internal.set(
@@ -851,13 +854,14 @@ impl Engine {
         host: &mut dyn Host,
         out: &mut BytesMut,
         proto: Protocol,
-    ) -> mlua::Result<Result<(), Table>> {
+    ) -> mlua::Result<Result<Vec<WrittenError>, Table>> {
         self.invoke(&self.enter_function, &func.f, None, keys, argv, host, out, proto)
     }
 
     /// Runs a script with its KEYS and ARGV, `host` running its `redis.call`s, and writes its
-    /// value to `out` as Redis replies with it (`proto` is the client's). Returns Redis's
-    /// error table instead when it failed, with nothing written.
+    /// value to `out` as Redis replies with it (`proto` is the client's), returning the error
+    /// replies the value held. Returns Redis's error table instead when it failed, with
+    /// nothing written.
     pub fn run(
         &self,
         script: &Script,
@@ -866,7 +870,7 @@ impl Engine {
         host: &mut dyn Host,
         out: &mut BytesMut,
         proto: Protocol,
-    ) -> mlua::Result<Result<(), Table>> {
+    ) -> mlua::Result<Result<Vec<WrittenError>, Table>> {
         self.invoke(&self.enter_script, &script.f, Some(&self.fields), keys, argv, host, out, proto)
     }
 
@@ -889,10 +893,11 @@ impl Engine {
         host: &mut dyn Host,
         out: &mut BytesMut,
         proto: Protocol,
-    ) -> mlua::Result<Result<(), Table>> {
+    ) -> mlua::Result<Result<Vec<WrittenError>, Table>> {
         let _hosted = self.current.host(host);
         let mark = out.len();
         let resp3 = &self.current.resp3;
+        let mut errors = Vec::new();
         // SAFETY: the closure works on the stack exec_raw gave it (enter, handler, code,
         // globals or nil) and leaves exactly two values there: whether the code succeeded, and
         // its error (nil once a value is written). A Lua error (out of memory) unwinds to
@@ -937,7 +942,7 @@ impl Engine {
                 ffi::lua_replace(state, 2);
                 ffi::lua_settop(state, 2);
                 if status == 0 {
-                    convert::write_reply(state, out, proto, resp3.load(Relaxed));
+                    convert::write_reply(state, out, proto, resp3.load(Relaxed), &mut errors);
                     ffi::lua_pushnil(state);
                     ffi::lua_replace(state, 2);
                 }
@@ -946,7 +951,7 @@ impl Engine {
         self.watch.vm_bytes.store(self.lua.used_memory() as u64, Relaxed);
         let (ok, value) = ran.inspect_err(|_| out.truncate(mark))?;
         if ok {
-            return Ok(Ok(()));
+            return Ok(Ok(errors));
         }
         match value {
             Value::Table(t) => Ok(Err(t)),
@@ -995,7 +1000,15 @@ struct Current {
     /// The last command's reply, or why it was refused, kept here rather than on
     /// `redis_call`'s stack while it becomes a Lua value (see there). Touched only by the
     /// thread running the script.
-    reply: std::cell::UnsafeCell<(BytesMut, Option<String>)>,
+    reply: std::cell::UnsafeCell<(BytesMut, Option<Refusal>)>,
+}
+
+/// Why `redis.call` ran no command.
+struct Refusal {
+    msg: String,
+    /// The command was refused as Redis refuses one (unknown, wrong arity, not permitted),
+    /// which counted the error; not for arguments Lua cannot pass (a table, nil).
+    counted: bool,
 }
 
 // SAFETY: `reply` is only touched by `redis_call`, on the thread running the script, and
@@ -1038,11 +1051,11 @@ impl Current {
         let (out, refused) = &mut *self.reply.get();
         out.clear();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.command(state, out)))
-            .unwrap_or_else(|_| Err("internal error while running the command".into()));
-        *refused = outcome.err().map(|e| error_text(&e));
+            .unwrap_or_else(|_| Err(("internal error while running the command".into(), false)));
+        *refused = outcome.err().map(|(e, counted)| Refusal { msg: error_text(&e), counted });
     }
 
-    unsafe fn command(&self, state: *mut ffi::lua_State, out: &mut BytesMut) -> Result<(), String> {
+    unsafe fn command(&self, state: *mut ffi::lua_State, out: &mut BytesMut) -> Result<(), (String, bool)> {
         let args = ffi::lua_gettop(state);
         // Sized up front: growing the buffer argument by argument costs more than this pass.
         let bytes: usize = (1..=args)
@@ -1063,8 +1076,15 @@ impl Current {
                 true
             }
             _ => false,
-        })?;
-        self.with_host(|host| host.call(self.resp3.load(Relaxed), req, out))
+        })
+        .map_err(|e| (e, false))?;
+        // Only the host's refusals are counted: the command's.
+        let mut counted = false;
+        self.with_host(|host| {
+            counted = true;
+            host.call(self.resp3.load(Relaxed), req, out)
+        })
+        .map_err(|e| (e, counted))
     }
 
     /// Runs `f` with the running script's host.
@@ -1092,18 +1112,24 @@ unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> std::os::r
     // nothing to drop: the reply stays in `current` until the next call replaces it.
     let (out, refused) = &*current.reply.get();
     let read = match refused {
-        None => convert::push_reply(state, out, current.resp3.load(Relaxed)).ok_or(UNREADABLE),
-        Some(msg) => Err(msg.as_str()),
+        None => convert::push_reply(state, out, current.resp3.load(Relaxed)).ok_or((UNREADABLE, false)),
+        Some(r) => Err((r.msg.as_str(), r.counted)),
     };
-    let failed = match read {
-        Ok(failed) => failed,
-        Err(msg) => {
-            ffi::lua_createtable(state, 0, 1);
+    let (failed, counted) = match read {
+        Ok(failed) => (failed, failed),
+        Err((msg, counted)) => {
+            ffi::lua_createtable(state, 0, 2);
             ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
             ffi::lua_setfield(state, -2, c"err".as_ptr());
-            true
+            (true, counted)
         }
     };
+    if counted {
+        // As Redis marks it: the error was counted as the command failed or was refused, and
+        // is not counted again if the script returns or raises it.
+        ffi::lua_pushboolean(state, 1);
+        ffi::lua_setfield(state, -2, IGNORE_STATS.as_ptr());
+    }
     if raise && failed {
         ffi::lua_setfield(state, ffi::lua_upvalueindex(3), c"raised".as_ptr());
         ffi::lua_pushlightuserdata(state, std::ptr::null_mut());
@@ -1111,6 +1137,9 @@ unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> std::os::r
     }
     1
 }
+
+/// The field of an error table that says its error is counted in errorstats already.
+pub const IGNORE_STATS: &std::ffi::CStr = c"ignore_error_stats_update";
 
 /// What `redis.call` raises if a command's reply cannot be read (it never should).
 const UNREADABLE: &str = "ERR Shoal could not read the command's reply";

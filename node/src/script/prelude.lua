@@ -60,13 +60,10 @@ local function raised(e)
   return e
 end
 
--- What a script's pcall catches: an error table's text (redis.call's, or one the script
--- raised), as in Redis 7.0.
-local function caught(ok, ...)
-  if ok then
-    return true, ...
-  end
-  local e = raised((...))
+-- What a script's pcall returns for an error it caught: an error table's text (redis.call's,
+-- or one the script raised), as in Redis 7.0.
+local function caught(e)
+  e = raised(e)
   if type(e) ~= "table" then
     return false, e
   end
@@ -123,6 +120,10 @@ local function load_chunk(s, name)
   return f, e
 end
 
+local script_pcall, script_xpcall = internal.protected_calls(caught, function(h)
+  return function(e) return h(raised(e)) end
+end)
+
 local visible = {
   assert = assert, error = error, ipairs = ipairs, next = next,
   pairs = pairs, rawequal = rawequal, rawget = rawget, rawset = rawset,
@@ -153,22 +154,9 @@ local visible = {
   coroutine = readonly(coroutine), redis = readonly(redis),
   bit = readonly(internal.bit), struct = readonly(internal.struct),
   cmsgpack = readonly(internal.cmsgpack), cjson = readonly(internal.cjson),
-  -- (Redis's pcall takes the status's slot before the call: a bare pcall() calls `true`.)
-  pcall = function(...)
-    if select("#", ...) == 0 then
-      return caught(pcall(true))
-    end
-    return caught(pcall(...))
-  end,
-  -- ... while an xpcall handler gets the error table itself.
-  xpcall = function(f, ...)
-    if select("#", ...) == 0 then
-      -- Lua's own words, at the caller's line (from here it would name the prelude's).
-      error("bad argument #2 to 'xpcall' (value expected)", 2)
-    end
-    local h = ...
-    return xpcall(f, function(e) return h(raised(e)) end)
-  end,
+  -- C functions, as Redis's (see protected.rs); an xpcall handler gets the error table
+  -- itself.
+  pcall = script_pcall, xpcall = script_xpcall,
 }
 
 -- Redis's error handler: every error becomes a table with its message and where the script

@@ -4,10 +4,7 @@
 //! `(tail call)`; and the arguments are checked here with luaL's words, naming the function
 //! as the script called it (`bad argument #1 to 'loadstring' (string expected, got no
 //! value)`).
-//!
-//! Not for pcall and xpcall: the extra C call would count against Lua's limit of nested C
-//! calls, so recursion through pcall would stop at half Redis's depth. (This one call is left
-//! out of the count, see `ccalls`.)
+//! (This one call is left out of Lua's count of nested C calls, see `ccalls`.)
 
 use mlua::{ffi, Lua, Table};
 use std::os::raw::c_int;

@@ -72,6 +72,11 @@ impl Encoder {
                     self.out.extend_from_slice(b"null");
                     return Ok(());
                 }
+                // (lua_cjson writes NaN without the sign glibc would give it.)
+                _ if n.is_nan() => {
+                    self.out.extend_from_slice(b"nan");
+                    return Ok(());
+                }
                 _ => {}
             }
         }

@@ -147,17 +147,9 @@ fn check_bytes(args: &MultiValue, n: usize) -> mlua::Result<Vec<u8>> {
     let v = args.get(n - 1);
     match v {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(lua_number_text(number(v)).into_bytes()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(format_g(number(v), 14).into_bytes()),
         _ => Err(arg_error(n, &format!("string expected, got {}", type_name(v)))),
     }
-}
-
-/// Lua 5.1's `lua_number2str`: `%.14g` through glibc, which writes a NaN's sign (0/0 has it).
-fn lua_number_text(n: f64) -> String {
-    if n.is_nan() && n.is_sign_negative() {
-        return "-nan".into();
-    }
-    format_g(n, 14)
 }
 
 /// Runs one level of a recursive encoder or decoder with stack to spare: nesting is bounded
