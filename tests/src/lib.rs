@@ -306,6 +306,30 @@ impl Raw {
         self.read()
     }
 
+    /// Sends a command and returns its reply's bytes, unparsed (for replies the frame parser
+    /// refuses, as Redis can write them: a big number that is no number): an ECHO after it
+    /// marks where the reply ends.
+    pub fn cmd_bytes_raw(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        const MARK: &[u8] = b"end-of-reply-7c1d9e";
+        let mut bytes = Raw::encode(args);
+        bytes.extend(Raw::encode(&[b"ECHO", MARK]));
+        self.send(&bytes);
+        let echoed = [format!("${}\r\n", MARK.len()).as_bytes(), MARK, b"\r\n"].concat();
+        loop {
+            if self.buf.ends_with(&echoed) {
+                let reply = self.buf.split_to(self.buf.len() - echoed.len()).to_vec();
+                self.buf.clear();
+                return reply;
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed before a reply"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
     /// Reads one frame; panics on timeout or EOF.
     pub fn read(&mut self) -> Frame {
         self.try_read().expect("connection closed before a reply")
