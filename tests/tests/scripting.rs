@@ -643,6 +643,21 @@ fn functions_answer_as_redis_does() {
         &["FCALL", "nosuch", "0"],
         &["FCALL", "setter", "5", "k"],
         &["FCALL", "setter", "-1"],
+        // The function first, then the key count, in FCALL's own words; names in any case.
+        &["FCALL", "nosuch", "x"],
+        &["FCALL", "setter", "x"],
+        &["FCALL", "SETTER", "1", "k", "v"],
+        &["FCALL_RO", "Getter", "1", "k"],
+        &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('GETTER', function() return 1 end)"],
+        // Library names match a LIST pattern in any case, but DELETE's only in theirs.
+        &["FUNCTION", "LOAD", "#!lua name=Solo\nredis.register_function('solo_f', function() return 1 end)"],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "sOLO"],
+        &["FUNCTION", "DELETE", "solo"],
+        &["FUNCTION", "DELETE", "Solo"],
+        // A SHA1 of another length names no script, whatever follows; the key count comes
+        // before a 40-digit one is looked up.
+        &["EVALSHA", "abc", "x"],
+        &["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "x"],
         &["FUNCTION", "LOAD", "REPLACE", lib],
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('setter', function() end)"],
         &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('bad name', function() end)"],

@@ -137,7 +137,7 @@ pub async fn list(ctx: &mut GwCtx<'_>, req: &Request) {
     }
     let Some(engine) = ctx.engine().await else { return };
     let libs: Vec<_> =
-        engine.libraries().filter(|l| pattern.is_none_or(|p| glob_match(p, l.name.as_bytes(), false))).collect();
+        engine.libraries().filter(|l| pattern.is_none_or(|p| glob_match(p, l.name.as_bytes(), true))).collect();
     let proto = ctx.session.proto;
     let out = &mut *ctx.out;
     reply::array_len(out, libs.len());

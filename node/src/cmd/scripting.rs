@@ -30,56 +30,46 @@ pub fn runs_a_script(g: Gw) -> bool {
 
 /// EVAL, EVALSHA, FCALL and their read-only forms (`runs_a_script`).
 pub async fn run_script(ctx: &mut GwCtx<'_>, g: Gw, req: &Request) {
-    let Some(numkeys) = numkeys(ctx, req) else { return };
-    run_held(ctx, |ctx, engine, states| holding(ctx, g, req, numkeys, engine, states)).await;
+    run_held(ctx, |ctx, engine, states| run_holding(ctx, g, req, engine, states)).await;
 }
 
 /// `run_script` with the engine and every shard already held (inside a transaction).
 pub fn run_holding(ctx: &mut GwCtx<'_>, g: Gw, req: &Request, engine: &mut Engine, states: &mut Vec<&mut ShardState>) {
-    let Some(numkeys) = numkeys(ctx, req) else { return };
-    holding(ctx, g, req, numkeys, engine, states)
-}
-
-fn holding(
-    ctx: &mut GwCtx<'_>,
-    g: Gw,
-    req: &Request,
-    numkeys: usize,
-    engine: &mut Engine,
-    states: &mut Vec<&mut ShardState>,
-) {
     match g {
-        Gw::Eval => eval(ctx, req, numkeys, false, false, engine, states),
-        Gw::EvalSha => eval(ctx, req, numkeys, true, false, engine, states),
-        Gw::EvalRo => eval(ctx, req, numkeys, false, true, engine, states),
-        Gw::EvalShaRo => eval(ctx, req, numkeys, true, true, engine, states),
-        Gw::FCall => fcall(ctx, req, numkeys, false, engine, states),
-        Gw::FCallRo => fcall(ctx, req, numkeys, true, engine, states),
+        Gw::Eval => eval(ctx, req, false, false, engine, states),
+        Gw::EvalSha => eval(ctx, req, true, false, engine, states),
+        Gw::EvalRo => eval(ctx, req, false, true, engine, states),
+        Gw::EvalShaRo => eval(ctx, req, true, true, engine, states),
+        Gw::FCall => fcall(ctx, req, false, engine, states),
+        Gw::FCallRo => fcall(ctx, req, true, engine, states),
         _ => unreachable!("{g:?} runs no script"),
     }
 }
 
-/// EVAL / EVALSHA (`by_sha`), and their read-only forms.
+/// EVAL / EVALSHA (`by_sha`), and their read-only forms, checking their arguments in
+/// Redis's order: a SHA1's length, the key count, then the script.
 fn eval(
     ctx: &mut GwCtx<'_>,
     req: &Request,
-    numkeys: usize,
     by_sha: bool,
     read_only: bool,
     engine: &mut Engine,
     states: &mut Vec<&mut ShardState>,
 ) {
-    let (loaded, mut lower);
-    let sha = if by_sha {
-        // Any case is accepted; the cache is by lowercase hex, and no other string names a
-        // script.
+    // Any case is accepted for a SHA1: the cache is by lowercase hex, and no string of
+    // another length names a script.
+    let mut lower = [0u8; 40];
+    if by_sha {
         let arg = req.arg(1);
-        lower = [0u8; 40];
         if arg.len() != lower.len() || !arg.is_ascii() {
             return ctx.err(NOSCRIPT);
         }
         lower.copy_from_slice(arg);
         lower.make_ascii_lowercase();
+    }
+    let Some(numkeys) = numkeys(ctx, req, "ERR value is not an integer or out of range") else { return };
+    let loaded;
+    let sha = if by_sha {
         std::str::from_utf8(&lower).expect("ASCII is UTF-8")
     } else {
         loaded = match engine.load(req.arg(1)) {
@@ -114,18 +104,12 @@ fn admit(ctx: &mut GwCtx<'_>, flags: ScriptFlags, ro_command: bool) -> Option<bo
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
-/// FCALL / FCALL_RO.
-fn fcall(
-    ctx: &mut GwCtx<'_>,
-    req: &Request,
-    numkeys: usize,
-    read_only: bool,
-    engine: &mut Engine,
-    states: &mut Vec<&mut ShardState>,
-) {
+/// FCALL / FCALL_RO: the function first, then the key count, as Redis checks them.
+fn fcall(ctx: &mut GwCtx<'_>, req: &Request, read_only: bool, engine: &mut Engine, states: &mut Vec<&mut ShardState>) {
     let Some(func) = engine.function(&String::from_utf8_lossy(req.arg(1))).cloned() else {
         return ctx.err("ERR Function not found");
     };
+    let Some(numkeys) = numkeys(ctx, req, "ERR Bad number of keys provided") else { return };
     let flags = func.script_flags();
     let Some(read_only) = admit(ctx, flags, read_only) else { return };
     run_code(ctx, engine, &Run::new(&Code::Function(func), req, numkeys, read_only, flags.allow_oom), states);
@@ -161,13 +145,14 @@ where
 }
 
 /// The key count of EVAL-style commands (`cmd code numkeys key... arg...`), or None having
-/// replied with Redis's error.
-fn numkeys(ctx: &mut GwCtx<'_>, req: &Request) -> Option<usize> {
+/// replied with Redis's error (`not_integer` for one that is no integer: EVAL's and FCALL's
+/// words differ).
+fn numkeys(ctx: &mut GwCtx<'_>, req: &Request, not_integer: &str) -> Option<usize> {
     match shoal_proto::request::parse_i64(req.arg(2)) {
         Some(n) if n < 0 => ctx.err("ERR Number of keys can't be negative"),
         Some(n) if n as usize > req.len() - 3 => ctx.err("ERR Number of keys can't be greater than number of args"),
         Some(n) => return Some(n as usize),
-        None => ctx.err("ERR value is not an integer or out of range"),
+        None => ctx.err(not_integer),
     }
     None
 }

@@ -400,9 +400,11 @@ pub struct Engine {
     scripts: HashMap<String, Script, foldhash::fast::RandomState>,
     /// The cached scripts' bodies' bytes.
     script_bytes: usize,
-    /// FUNCTION LOAD's libraries by name, and which library each function is in.
+    /// FUNCTION LOAD's libraries by name, and which library each function is in, and its
+    /// name there, by its name in lowercase: Redis finds functions by name in any case (not
+    /// libraries).
     libraries: BTreeMap<String, Library>,
-    functions: HashMap<String, String>,
+    functions: HashMap<String, (String, String)>,
 }
 
 /// A function library, kept with its code for FUNCTION LIST WITHCODE, DUMP and reloads.
@@ -761,12 +763,13 @@ impl Engine {
         if functions.is_empty() {
             return Err("ERR No functions registered".into());
         }
-        if let Some(taken) = functions.keys().find(|f| self.functions.get(*f).is_some_and(|lib| *lib != name)) {
+        let taken = |f: &&String| self.functions.get(&f.to_ascii_lowercase()).is_some_and(|(lib, _)| *lib != name);
+        if let Some(taken) = functions.keys().find(taken) {
             return Err(format!("ERR Function {taken} already exists"));
         }
         self.delete_library(&name);
         for f in functions.keys() {
-            self.functions.insert(f.clone(), name.clone());
+            self.functions.entry(f.to_ascii_lowercase()).or_insert_with(|| (name.clone(), f.clone()));
         }
         self.libraries.insert(name.clone(), Library { name: name.clone(), code: code.to_vec(), functions });
         self.publish_libraries();
@@ -795,7 +798,7 @@ impl Engine {
     pub fn delete_library(&mut self, name: &str) -> bool {
         let Some(lib) = self.libraries.remove(name) else { return false };
         for f in lib.functions.keys() {
-            self.functions.remove(f);
+            self.functions.remove(&f.to_ascii_lowercase());
         }
         self.publish_libraries();
         true
@@ -837,7 +840,8 @@ impl Engine {
     }
 
     pub fn function(&self, name: &str) -> Option<&FunctionDef> {
-        self.libraries.get(self.functions.get(name)?)?.functions.get(name)
+        let (lib, name) = self.functions.get(&name.to_ascii_lowercase())?;
+        self.libraries.get(lib)?.functions.get(name)
     }
 
     pub fn function_count(&self) -> usize {
