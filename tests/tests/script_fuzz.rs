@@ -494,3 +494,156 @@ fn the_script_api_answers_random_scripts_as_redis_does() {
         }
     }
 }
+
+/// Script bodies for EVAL: plain, with shebangs good and bad, and ones that do not compile.
+const BODIES: &[&str] = &[
+    "return 1",
+    "return KEYS[1]",
+    "return {KEYS[1], ARGV[1]}",
+    "return redis.call('SET', KEYS[1], 'v')",
+    "#!lua\nreturn 1",
+    "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])",
+    "#!lua flags=no-writes\nreturn redis.call('SET', 'x', 1)",
+    "#!lua flags=bogus\nreturn 1",
+    "#!lua name=x\nreturn 1",
+    "#!luax\nreturn 1",
+    "#!lua flags=allow-oom,no-cluster\nreturn 1",
+    "return",
+    "x =",
+    "",
+    "#!lua flags=\nreturn 2",
+    "#!lua  flags=no-writes  \nreturn 3",
+    "#!\nreturn 1",
+];
+
+/// Function libraries: good, clashing, flagged, and refused for each reason Redis has.
+const LIBRARIES: &[&str] = &[
+    "#!lua name=lib1\nredis.register_function('f1', function(keys, args) return {keys[1], args[1]} end)",
+    "#!lua name=lib2\nredis.register_function{function_name='f2', callback=function() return 2 end, flags={'no-writes'}}",
+    "#!lua name=lib3\nredis.register_function{function_name='f3', callback=function() return 3 end, flags={'bogus'}}",
+    "#!lua name=lib4\nlocal x = 1",
+    "#!lua name=lib5\nredis.register_function('F1', function() return 5 end)",
+    "#!lua name=lib6\nredis.register_function('f6', function() return redis.call('SET', 'k', 1) end)",
+    "#!lua name=lib7 engine=x\nreturn 1",
+    "#!lua\nredis.register_function('f', function() end)",
+    "#!lua name=\nx",
+    "#!lua name=a b\nx",
+    "#!lua name=lib8\nredis.register_function('f8', 1)",
+    "#!lua name=lib9\nredis.register_function('', function() end)",
+    "#!lua name=lib10\nredis.call('PING')",
+    "#!lua name=lib11\nerror('boom')",
+    "#!lua name=lib12\nredis.register_function('f-12', function() return 12 end)",
+    "#!lua name=lib13\nredis.register_function{function_name='f13', callback=function() return 13 end, description='d'}",
+    "#!lua name=lib14\nredis.register_function{function_name='f14', callback=function() return 14 end, bogus=1}",
+];
+
+/// Key counts: good, negative, too many, and no integer at all.
+const KEY_COUNTS: &[&str] =
+    &["0", "1", "2", "-1", "3", "1.5", "abc", "", "99999999999999999999", " 1", "01", "+1", "-0"];
+
+impl Gen {
+    fn sha1_hex(body: &str) -> String {
+        use std::fmt::Write;
+        let digest = <sha1::Sha1 as sha1::Digest>::digest(body.as_bytes());
+        digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// A scripting command with arguments good and bad. (Not HELP, whose text is Shoal's own,
+    /// nor FUNCTION DUMP, whose payload Redis compresses, nor a FUNCTION LIST that lists: its
+    /// order is Redis's hash order.)
+    fn scripting_command(&mut self) -> Vec<String> {
+        let names = ["k", "a", "{t}b", "x"];
+        let keys_and_args =
+            |g: &mut Self| (0..g.0.gen_range(0..4)).map(|_| g.pick(&names).to_string()).collect::<Vec<_>>();
+        let mut cmd: Vec<String> = match self.0.gen_range(0..12) {
+            0..=2 => {
+                let name = self.pick(&["EVAL", "EVAL_RO", "eval"]);
+                vec![name.into(), self.pick(BODIES).into(), self.pick(KEY_COUNTS).into()]
+            }
+            3 => {
+                let body = self.pick(BODIES);
+                let own = Self::sha1_hex(body);
+                let sha = self.pick(&[own.as_str(), "ffffffffffffffffffffffffffffffffffffffff", "abc", ""]).to_string();
+                let sha = if self.0.gen_bool(0.2) { sha.to_uppercase() } else { sha };
+                vec![self.pick(&["EVALSHA", "EVALSHA_RO"]).into(), sha, self.pick(KEY_COUNTS).into()]
+            }
+            4 => {
+                let sub = self.pick(&["LOAD", "EXISTS", "FLUSH", "KILL", "BOGUS", "load"]);
+                let mut cmd = vec!["SCRIPT".to_string(), sub.to_string()];
+                match sub.to_ascii_uppercase().as_str() {
+                    "LOAD" => cmd.extend((0..self.0.gen_range(0..3)).map(|_| self.pick(BODIES).to_string())),
+                    "EXISTS" => cmd.extend((0..self.0.gen_range(0..3)).map(|_| Self::sha1_hex(self.pick(BODIES)))),
+                    "FLUSH" => cmd.extend(
+                        self.pick(&[&[][..], &["ASYNC"], &["SYNC"], &["bogus"], &["ASYNC", "SYNC"]])
+                            .iter()
+                            .map(|s| s.to_string()),
+                    ),
+                    _ => {}
+                }
+                return cmd;
+            }
+            5 | 6 => {
+                let cmd: Vec<&str> = match self.0.gen_range(0..6) {
+                    0 => {
+                        let mut cmd = vec!["FUNCTION", "LOAD"];
+                        cmd.extend(self.pick(&[&[][..], &["REPLACE"], &["replace"], &["BOGUS"]]).iter());
+                        cmd.push(self.pick(LIBRARIES));
+                        cmd
+                    }
+                    1 => [
+                        &["FUNCTION", "DELETE"][..],
+                        self.pick(&[&[][..], &["lib1"], &["LIB1"], &["nosuch"], &["lib1", "lib2"]]),
+                    ]
+                    .concat(),
+                    2 => {
+                        [&["FUNCTION", "FLUSH"][..], self.pick(&[&[][..], &["ASYNC"], &["SYNC"], &["bogus"]])].concat()
+                    }
+                    3 => [
+                        &["FUNCTION", "RESTORE"][..],
+                        self.pick(&[&[][..], &["garbage"], &["x", "APPEND"], &["x", "BOGUS"]]),
+                    ]
+                    .concat(),
+                    4 => vec!["FUNCTION", self.pick(&["STATS", "KILL", "BOGUS"])],
+                    _ => vec!["FUNCTION", "LIST", "BOGUS"],
+                };
+                return cmd.into_iter().map(str::to_owned).collect();
+            }
+            7..=9 => {
+                let f = self.pick(&["f1", "f2", "f3", "f6", "f8", "nosuch", "F1", "", "f-12", "f13", "f14"]);
+                vec![self.pick(&["FCALL", "FCALL_RO", "fcall"]).into(), f.into(), self.pick(KEY_COUNTS).into()]
+            }
+            _ => {
+                let short: &[&[&str]] = &[
+                    &["EVAL"],
+                    &["EVAL", "return 1"],
+                    &["EVALSHA"],
+                    &["FCALL"],
+                    &["FCALL", "f1"],
+                    &["SCRIPT"],
+                    &["FUNCTION"],
+                    &["FUNCTION", "LOAD"],
+                ];
+                return self.pick(short).iter().map(|s| s.to_string()).collect();
+            }
+        };
+        cmd.extend(keys_and_args(self));
+        cmd
+    }
+}
+
+#[test]
+fn scripting_commands_take_random_arguments_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let seed = seed(0x5c41);
+    let mut g = Gen(StdRng::seed_from_u64(seed));
+    let (mut theirs, mut mine) = (redis.raw(), s.raw());
+    for _ in 0..2000 {
+        let cmd = g.scripting_command();
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        assert_eq!(mine.cmd(&args), theirs.cmd(&args), "seed {seed}: {cmd:?}");
+    }
+}
