@@ -264,20 +264,20 @@ impl Gen {
     /// A script body calling one library, and the ARGV it reads.
     fn case(&mut self) -> (String, Vec<Vec<u8>>) {
         let protected = |call: String| format!("return show({{pcall(function() return {call} end)}}, 0)");
+        // A value encoded, and the encoding decoded again.
+        let round_trip = |encode: &str, decode: &str, v: String| {
+            format!(
+                "local ok, e = pcall({encode}, {v}) if not ok then return show({{e}}, 0) end \
+                 return show({{pcall({decode}, e)}}, 0)"
+            )
+        };
         match self.0.gen_range(0..11) {
             0 | 1 => ("return show({pcall(cjson.decode, ARGV[1])}, 0)".into(), vec![self.json_text()]),
             2 => {
                 let v = self.lua_value(0);
                 (format!("return show({{pcall(cjson.encode, {v})}}, 0)"), vec![])
             }
-            3 => {
-                let v = self.lua_value(0);
-                let trip = format!(
-                    "local ok, e = pcall(cjson.encode, {v}) if not ok then return show({{e}}, 0) end \
-                     return show({{pcall(cjson.decode, e)}}, 0)"
-                );
-                (trip, vec![])
-            }
+            3 => (round_trip("cjson.encode", "cjson.decode", self.lua_value(0)), vec![]),
             4 | 5 => {
                 let call = match self.0.gen_range(0..5) {
                     0 => "cmsgpack.unpack(ARGV[1])".to_string(),
@@ -296,14 +296,7 @@ impl Gen {
                 let args: Vec<String> = (0..self.0.gen_range(0..4)).map(|_| self.lua_value(0)).collect();
                 (format!("return show({{pcall(cmsgpack.pack, {})}}, 0)", args.join(",")), vec![])
             }
-            7 => {
-                let v = self.lua_value(0);
-                let trip = format!(
-                    "local ok, e = pcall(cmsgpack.pack, {v}) if not ok then return show({{e}}, 0) end \
-                     return show({{pcall(cmsgpack.unpack, e)}}, 0)"
-                );
-                (trip, vec![])
-            }
+            7 => (round_trip("cmsgpack.pack", "cmsgpack.unpack", self.lua_value(0)), vec![]),
             8 | 9 => (protected(self.struct_call()), vec![]),
             _ => (protected(self.bit_call()), vec![]),
         }
