@@ -262,6 +262,26 @@ impl Drop for Server {
     }
 }
 
+/// A script's SHA1 in lowercase hex, as SCRIPT LOAD names it.
+pub fn sha1_hex(body: &str) -> String {
+    use std::fmt::Write as _;
+    let digest = <sha1::Sha1 as sha1::Digest>::digest(body.as_bytes());
+    digest.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// An HTTP GET on loopback (the metrics endpoint): the status line and the body.
+pub fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).expect("write");
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).expect("read");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("a head and a body");
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
 /// A raw RESP connection: send bytes, read frames.
 pub struct Raw {
     pub stream: TcpStream,

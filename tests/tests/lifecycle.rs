@@ -1,18 +1,7 @@
 //! Process lifecycle and operations: configuration sources, metrics endpoint, shutdown.
 
 use shoal_proto::Frame;
-use shoal_tests::{bulk, ok, shoal_bin, simple, Raw, Server};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-fn http_get(port: u16, path: &str) -> (String, String) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
-    let mut resp = String::new();
-    c.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
-}
+use shoal_tests::{bulk, http_get, ok, shoal_bin, simple, Raw, Server};
 
 #[test]
 fn metrics_endpoint_reports_commands_clients_keys() {

@@ -6,7 +6,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shoal_tests::{RedisServer, Server};
+use shoal_tests::{sha1_hex, RedisServer, Server};
 
 /// Renders a Lua value as text, tables with their keys sorted, so that a reply compares the
 /// whole of what a library returned (a reply would stop at an array's first nil).
@@ -535,15 +535,6 @@ const KEY_COUNTS: &[&str] =
     &["0", "1", "2", "-1", "3", "1.5", "abc", "", "99999999999999999999", " 1", "01", "+1", "-0"];
 
 impl Gen {
-    fn sha1_hex(body: &str) -> String {
-        use std::fmt::Write;
-        let digest = <sha1::Sha1 as sha1::Digest>::digest(body.as_bytes());
-        digest.iter().fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-    }
-
     /// A scripting command with arguments good and bad. (Not HELP, whose text is Shoal's own,
     /// nor FUNCTION DUMP, whose payload Redis compresses, nor a FUNCTION LIST that lists: its
     /// order is Redis's hash order.)
@@ -558,7 +549,7 @@ impl Gen {
             }
             3 => {
                 let body = self.pick(BODIES);
-                let own = Self::sha1_hex(body);
+                let own = sha1_hex(body);
                 let sha = self.pick(&[own.as_str(), "ffffffffffffffffffffffffffffffffffffffff", "abc", ""]).to_string();
                 let sha = if self.0.gen_bool(0.2) { sha.to_uppercase() } else { sha };
                 vec![self.pick(&["EVALSHA", "EVALSHA_RO"]).into(), sha, self.pick(KEY_COUNTS).into()]
@@ -568,7 +559,7 @@ impl Gen {
                 let mut cmd = vec!["SCRIPT".to_string(), sub.to_string()];
                 match sub.to_ascii_uppercase().as_str() {
                     "LOAD" => cmd.extend((0..self.0.gen_range(0..3)).map(|_| self.pick(BODIES).to_string())),
-                    "EXISTS" => cmd.extend((0..self.0.gen_range(0..3)).map(|_| Self::sha1_hex(self.pick(BODIES)))),
+                    "EXISTS" => cmd.extend((0..self.0.gen_range(0..3)).map(|_| sha1_hex(self.pick(BODIES)))),
                     "FLUSH" => cmd.extend(
                         self.pick(&[&[][..], &["ASYNC"], &["SYNC"], &["bogus"], &["ASYNC", "SYNC"]])
                             .iter()

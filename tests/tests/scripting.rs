@@ -3,7 +3,7 @@
 //! a busy script.
 
 use shoal_proto::Frame;
-use shoal_tests::{arr, bulk, err, ok, wait_until, Raw, RedisServer, Server};
+use shoal_tests::{arr, bulk, err, int, ok, sha1_hex, wait_until, Raw, RedisServer, Server};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
@@ -823,6 +823,48 @@ fn info_memory_reports_the_script_cache() {
     assert!(flushed < loaded - 50_000, "used_memory_lua {loaded} -> {flushed} after SCRIPT FLUSH");
     // The library is loaded again into the fresh VM.
     assert_eq!(field(&mut con, "number_of_functions"), 2);
+}
+
+/// EVAL's scripts are evicted past 500, the least recently run first, as Redis 7.4 evicts
+/// them; SCRIPT LOAD's stay, and so does an EVAL script SCRIPT LOAD names again. INFO and
+/// the metrics count the evictions.
+#[test]
+fn eval_scripts_past_500_are_evicted_least_recently_run_first() {
+    let s = Server::start_with(&["--metrics"]);
+    let mut r = s.raw();
+    let body = |i: usize| format!("return {i}");
+    let sha = |r: &mut Raw, i: usize| match r.cmd(&["SCRIPT", "LOAD", &body(i)]) {
+        Frame::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    // Script 0 is SCRIPT LOAD's; 1 and 2 EVAL's, 2 then pinned by SCRIPT LOAD.
+    let pinned = sha(&mut r, 0);
+    for i in 1..=500 {
+        assert_eq!(r.cmd(&["EVAL", &body(i), "0"]), int(i as i64));
+    }
+    let two = sha(&mut r, 2);
+    // Script 3, run again, is now the most recently run.
+    let three = sha1_hex(&body(3));
+    assert_eq!(r.cmd(&["EVALSHA", &three, "0"]), int(3));
+    assert_eq!(s.info_field("evicted_scripts"), "0");
+    for i in 501..=510 {
+        assert_eq!(r.cmd(&["EVAL", &body(i), "0"]), int(i as i64));
+    }
+    // 499 EVAL scripts were evictable before (2 was pinned); 502..=510 each pushed one out,
+    // the least recently run: 1, then 4 to 11 (3 ran again). 500 stay, and the two pinned.
+    assert_eq!(s.info_field("number_of_cached_scripts"), "502");
+    assert_eq!(s.info_field("evicted_scripts"), "9");
+    let exists = |r: &mut Raw, sha: &str| r.cmd(&["SCRIPT", "EXISTS", sha]) == arr(vec![int(1)]);
+    assert!(exists(&mut r, &pinned) && exists(&mut r, &two) && exists(&mut r, &three));
+    assert!(!exists(&mut r, &sha1_hex(&body(1))), "the least recently run went first");
+    assert!(!exists(&mut r, &sha1_hex(&body(11))), "then the next ones");
+    assert!(exists(&mut r, &sha1_hex(&body(12))));
+    assert!(matches!(r.cmd(&["EVALSHA", &sha1_hex(&body(1)), "0"]), Frame::Error(e) if e.starts_with(b"NOSCRIPT")));
+    let metrics = shoal_tests::http_get(s.metrics_port.expect("metrics on"), "/metrics").1;
+    assert!(metrics.contains("shoal_scripts_evicted_total 9\n"), "{metrics}");
+    assert!(metrics.contains("shoal_scripts_cached 502\n"), "{metrics}");
+    assert_eq!(r.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    assert_eq!(s.info_field("evicted_scripts"), "0");
 }
 
 /// Libraries outlive a restart, as Redis keeps them in its RDB and AOF.

@@ -340,6 +340,7 @@ fn current(node: &std::sync::Arc<Node>, name: &str) -> String {
 
 pub async fn resetstat(ctx: &mut GwCtx<'_>) {
     ctx.node.stats.reset();
+    ctx.node.scripts.reset_stats();
     ctx.node
         .broadcast(|st| {
             st.stats.reset();

@@ -72,12 +72,13 @@ fn eval(
     let sha = if by_sha {
         std::str::from_utf8(&lower).expect("ASCII is UTF-8")
     } else {
-        loaded = match engine.load(req.arg(1)) {
+        loaded = match engine.load(req.arg(1), true) {
             Ok(sha) => sha,
             Err(e) => return ctx.err(&e.to_string()),
         };
         loaded.as_str()
     };
+    engine.mark_run(sha);
     let Some(script) = engine.get(sha) else { return ctx.err(NOSCRIPT) };
     let Some(read_only) = admit(ctx, script.flags, read_only) else { return };
     let code = Code::Script(sha, script);
@@ -397,7 +398,7 @@ fn permit_error(e: String) -> String {
 
 pub async fn script_load(ctx: &mut GwCtx<'_>, req: &Request) {
     let Some(mut engine) = ctx.engine().await else { return };
-    let loaded = engine.load(req.arg(2));
+    let loaded = engine.load(req.arg(2), false);
     drop(engine);
     match loaded {
         Ok(sha) => reply::bulk(ctx.out, sha.as_bytes()),

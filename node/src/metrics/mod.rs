@@ -117,7 +117,7 @@ pub async fn render(node: &Node) -> String {
     ));
     let backup = node.backups.status();
     let wal = &node.wal;
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 18] = [
         (
             "shoal_tls_handshake_failures_total",
             "TLS connections that failed or timed out in the handshake (bad or missing client certificate, wrong CA, ...).",
@@ -159,6 +159,11 @@ pub async fn render(node: &Node) -> String {
         ("shoal_wal_rewrites_total", "Write-ahead log rewrites completed.", wal.rewrite.rewrites.load(Relaxed)),
         ("shoal_backups_completed_total", "Backups stored.", backup.completed),
         ("shoal_backups_failed_total", "Backups that failed.", backup.failed),
+        (
+            "shoal_scripts_evicted_total",
+            "EVAL scripts evicted from the cache, the least recently run past 500 (INFO evicted_scripts).",
+            node.scripts.evicted_scripts(),
+        ),
     ];
     for (name, help, v) in counters {
         fams.push(family(name, help, MetricType::COUNTER, vec![counter(v as f64, &[])]));
@@ -189,7 +194,9 @@ pub async fn render(node: &Node) -> String {
         MetricType::COUNTER,
         vec![counter(wal.fsync_nanos.load(Relaxed) as f64 / 1e9, &[])],
     ));
-    let gauges: [(&str, &str, f64); 12] = [
+    let lua = node.scripts.memory();
+    let (libraries, functions) = node.scripts.counts();
+    let gauges: [(&str, &str, f64); 18] = [
         ("shoal_memory_used_bytes", "Bytes allocated (INFO used_memory).", allocated as f64),
         (
             "shoal_memory_peak_bytes",
@@ -225,6 +232,20 @@ pub async fn render(node: &Node) -> String {
             "shoal_backup_last_success_timestamp_seconds",
             "Unix time the last successful backup finished; 0 before any.",
             backup.last_success as f64,
+        ),
+        ("shoal_scripts_cached", "Scripts in the cache (INFO number_of_cached_scripts).", lua.scripts as f64),
+        ("shoal_scripts_cached_bytes", "Bytes of the cached scripts' bodies.", lua.script_bytes as f64),
+        (
+            "shoal_lua_memory_bytes",
+            "Bytes the Lua VM holds, for scripts and functions (INFO used_memory_lua).",
+            lua.vm_bytes as f64,
+        ),
+        ("shoal_function_libraries", "Function libraries loaded.", libraries as f64),
+        ("shoal_functions", "Functions the loaded libraries registered.", functions as f64),
+        (
+            "shoal_script_busy",
+            "1 while a script or function runs past busy-reply-threshold (other clients get -BUSY).",
+            node.scripts.busy().is_some() as u8 as f64,
         ),
     ];
     for (name, help, v) in gauges {

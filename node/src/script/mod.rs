@@ -104,6 +104,8 @@ struct Watch {
     scripts: AtomicU64,
     script_bytes: AtomicU64,
     library_bytes: AtomicU64,
+    /// EVAL scripts evicted (INFO's evicted_scripts), since the start or CONFIG RESETSTAT.
+    evicted_scripts: AtomicU64,
 }
 
 #[repr(align(128))]
@@ -247,6 +249,16 @@ impl Scripts {
         }
     }
 
+    /// EVAL scripts evicted from the cache (see `EVAL_SCRIPTS_KEPT`).
+    pub fn evicted_scripts(&self) -> u64 {
+        self.watch.evicted_scripts.load(Relaxed)
+    }
+
+    /// CONFIG RESETSTAT's part.
+    pub fn reset_stats(&self) {
+        self.watch.evicted_scripts.store(0, Relaxed);
+    }
+
     /// The running function's name, command and milliseconds so far (FUNCTION STATS).
     pub fn running_function(&self) -> Option<(String, Request, u64)> {
         let w = &self.watch;
@@ -378,7 +390,17 @@ pub struct ScriptFlags {
 pub struct Script {
     pub f: Function,
     pub flags: ScriptFlags,
+    /// The body's length, for the cache's size.
+    len: usize,
+    /// A script EVAL cached: when it last ran (the engine's `tick`), for eviction. None for
+    /// one SCRIPT LOAD cached, which stays.
+    used: Option<u64>,
 }
+
+/// EVAL's scripts kept beyond any SCRIPT LOAD's, the least recently run evicted past it, as
+/// Redis 7.4 evicts them: a client that builds each script anew, with its values written
+/// in, would otherwise grow the cache without bound.
+pub const EVAL_SCRIPTS_KEPT: usize = 500;
 
 /// The VM with its cache. Runs one script at a time (the caller holds every shard).
 pub struct Engine {
@@ -398,6 +420,10 @@ pub struct Engine {
     load_library: Function,
     /// By SHA1 (lowercase hex). SHA1s are no hash-flooding risk, so the fast hasher.
     scripts: HashMap<String, Script, foldhash::fast::RandomState>,
+    /// Scripts EVAL cached (those with `used`), and the count of script runs and loads that
+    /// dates their use.
+    evictable: usize,
+    tick: u64,
     /// The cached scripts' bodies' bytes.
     script_bytes: usize,
     /// FUNCTION LOAD's libraries by name, and which library each function is in, and its
@@ -678,6 +704,8 @@ impl Engine {
             error_table,
             load_library,
             scripts: HashMap::default(),
+            evictable: 0,
+            tick: 0,
             script_bytes: 0,
             libraries: BTreeMap::new(),
             functions: HashMap::new(),
@@ -692,23 +720,55 @@ impl Engine {
         self.scripts.get(sha)
     }
 
+    /// Dates the script cached as `sha` as run now, if it is one EVAL cached.
+    pub fn mark_run(&mut self, sha: &str) {
+        self.tick += 1;
+        if let Some(used) = self.scripts.get_mut(sha).and_then(|s| s.used.as_mut()) {
+            *used = self.tick;
+        }
+    }
+
     pub fn exists(&self, sha: &str) -> bool {
         self.scripts.contains_key(sha)
     }
 
     /// Compiles a script (or finds it compiled) and returns its SHA1, its name in the cache.
-    pub fn load(&mut self, body: &[u8]) -> Result<String, ScriptError> {
+    /// EVAL's (`by_eval`) may be evicted later; SCRIPT LOAD's stay, and SCRIPT LOAD keeps one
+    /// EVAL cached.
+    pub fn load(&mut self, body: &[u8], by_eval: bool) -> Result<String, ScriptError> {
         let sha = sha1hex(body);
-        if self.scripts.contains_key(&sha) {
+        if let Some(script) = self.scripts.get_mut(&sha) {
+            if !by_eval && script.used.take().is_some() {
+                self.evictable -= 1;
+            }
             return Ok(sha);
         }
         let (flags, code) = shebang(body)?;
         let f = compile(&self.lua, &code, c"@user_script")?.map_err(ScriptError::Compile)?;
         let f: Function = self.bind.call(f)?;
-        self.scripts.insert(sha.clone(), Script { f, flags });
+        self.tick += 1;
+        let used = by_eval.then_some(self.tick);
+        self.scripts.insert(sha.clone(), Script { f, flags, len: body.len(), used });
         self.script_bytes += body.len();
+        if by_eval {
+            self.evictable += 1;
+            if self.evictable > EVAL_SCRIPTS_KEPT {
+                self.evict_one();
+            }
+        }
         self.publish();
         Ok(sha)
+    }
+
+    /// Drops the EVAL script that ran longest ago. (A scan: it runs only when a new script
+    /// comes past the limit, and costs far less than compiling that one.)
+    fn evict_one(&mut self) {
+        let oldest = self.scripts.iter().filter_map(|(sha, s)| Some((s.used?, sha))).min().map(|(_, sha)| sha.clone());
+        if let Some(script) = oldest.and_then(|sha| self.scripts.remove(&sha)) {
+            self.script_bytes -= script.len;
+            self.evictable -= 1;
+            self.watch.evicted_scripts.fetch_add(1, Relaxed);
+        }
     }
 
     /// Empties the script cache with a fresh VM, as SCRIPT FLUSH does in Redis; function
