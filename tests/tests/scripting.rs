@@ -283,6 +283,10 @@ const SCRIPTS: &[&[&str]] = &[
         p(pcall, error, 'x', 3), p(function() error('x', 3) end), {xpcall(function() error('x', 3) end, \
         function(e) return e end)}, {xpcall(error, nil)}, {pcall()}}", "0"],
     &["EVAL", "return xpcall(error)", "0"],
+    // The innermost pcall past the C-call limit returns the error itself, as Redis's does.
+    &["EVAL", "local depth, first = 0, nil local function f() depth = depth + 1 local d = depth \
+        local ok, e = pcall(f) if not ok and not first then first = d .. ':' .. tostring(e) end return e end \
+        f() return {depth, first}", "0"],
     // glibc's %.17g, which writes the sign of 0/0's NaN (RESP2 here: a parsed NaN equals
     // nothing, so RESP3's doubles cannot be compared).
     &["EVAL", "return {{double=0/0}, {double=-(0/0)}}", "0"],

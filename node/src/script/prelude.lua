@@ -60,22 +60,6 @@ local function raised(e)
   return e
 end
 
--- What a script's pcall returns for an error it caught: an error table's text (redis.call's,
--- or one the script raised), as in Redis 7.0.
-local function caught(e)
-  e = raised(e)
-  if type(e) ~= "table" then
-    return false, e
-  end
-  -- Redis reads the field as lua_getfield does (metamethods too) and, when it is no text,
-  -- leaves it on the stack: one result more.
-  local text = e.err
-  if type(text) == "string" or type(text) == "number" then
-    return false, text
-  end
-  return false, e, text
-end
-
 function redis.error_reply(e)
   if type(e) ~= "string" then
     return error_table("wrong number or type of arguments")
@@ -120,7 +104,7 @@ local function load_chunk(s, name)
   return f, e
 end
 
-local script_pcall, script_xpcall = internal.protected_calls(caught, function(h)
+local script_pcall, script_xpcall = internal.protected_calls(raised, function(h)
   return function(e) return h(raised(e)) end
 end)
 

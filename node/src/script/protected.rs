@@ -1,21 +1,21 @@
 //! The pcall and xpcall scripts call: C functions, as Redis's are, so that error levels count
 //! the frames Redis's count (`pcall(error, msg, 2)` names the script's line, where a Lua
-//! wrapper would put its own frame, and its name, in between). What Shoal adds to them runs
-//! only once an error is caught, in Lua functions from the prelude: the value an error raised
-//! from Rust stands for (redis.call's error table, a library's message), and the text of an
-//! error table that Redis 7.0's pcall returns.
+//! wrapper would put its own frame, and its name, in between), and so that a pcall at the
+//! limit of nested C calls returns its error rather than calling more code. Lua code from
+//! the prelude runs only for what Shoal adds, and only when there is some: the value an
+//! error raised from Rust stands for (redis.call's error table, a library's message).
 
 use mlua::{ffi, Lua, Table};
 use std::os::raw::c_int;
 
-/// Puts `protected_calls(caught, handler_for)` in `internal`, which the prelude calls once for
-/// the scripts' pcall and xpcall.
+/// Puts `protected_calls(raised, handler_for)` in `internal`, which the prelude calls once
+/// for the scripts' pcall and xpcall.
 pub fn install(lua: &Lua, internal: &Table) -> mlua::Result<()> {
     super::set_c_function(lua, internal, "protected_calls", make)
 }
 
-/// `protected_calls(caught, handler_for)`: pcall, with `caught(e)` turning a caught error into
-/// what pcall returns; and xpcall, with `handler_for(h)` making the handler it installs.
+/// `protected_calls(raised, handler_for)`: pcall, with `raised(e)` the value of an error
+/// raised from Rust; and xpcall, with `handler_for(h)` making the handler it installs.
 unsafe extern "C-unwind" fn make(state: *mut ffi::lua_State) -> c_int {
     ffi::luaL_checktype(state, 1, ffi::LUA_TFUNCTION);
     ffi::luaL_checktype(state, 2, ffi::LUA_TFUNCTION);
@@ -28,7 +28,7 @@ unsafe extern "C-unwind" fn make(state: *mut ffi::lua_State) -> c_int {
 }
 
 /// Redis's `luaRedisPcall`: the status's slot taken before the call (the results may fill the
-/// frame), then the call; a caught error through `caught` (upvalue 1).
+/// frame), then the call; a caught error table gives its text, as Redis 7.0's pcall does.
 unsafe extern "C-unwind" fn pcall(state: *mut ffi::lua_State) -> c_int {
     // Redis's pcall() with nothing calls the slot it pushed, `true`.
     if ffi::lua_gettop(state) == 0 {
@@ -38,10 +38,22 @@ unsafe extern "C-unwind" fn pcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_pushboolean(state, 1);
     ffi::lua_insert(state, 1);
     if ffi::lua_pcall(state, n - 1, ffi::LUA_MULTRET, 0) != 0 {
-        // [slot, error] becomes caught(error)'s results.
-        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        // [slot, error]: false, and the error's value or text.
+        ffi::lua_pushboolean(state, 0);
         ffi::lua_replace(state, 1);
-        ffi::lua_call(state, 1, ffi::LUA_MULTRET);
+        if ffi::lua_isuserdata(state, -1) != 0 {
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+            ffi::lua_insert(state, -2);
+            ffi::lua_call(state, 1, 1);
+        }
+        // Redis reads the field with lua_getfield (metamethods too) and, when it is no text,
+        // leaves it on the stack: one result more.
+        if ffi::lua_istable(state, -1) != 0 {
+            ffi::lua_getfield(state, -1, c"err".as_ptr());
+            if ffi::lua_isstring(state, -1) != 0 {
+                ffi::lua_replace(state, -2);
+            }
+        }
     }
     ffi::lua_gettop(state)
 }
