@@ -287,6 +287,11 @@ const SCRIPTS: &[&[&str]] = &[
     &["EVAL", "local depth, first = 0, nil local function f() depth = depth + 1 local d = depth \
         local ok, e = pcall(f) if not ok and not first then first = d .. ':' .. tostring(e) end return e end \
         f() return {depth, first}", "0"],
+    &["EVAL", "local depth, first = 0, nil local function f() depth = depth + 1 local d = depth \
+        local ok, e = xpcall(f, function(m) return m end) if not ok and not first then first = d .. ':' .. tostring(e) end \
+        return e end f() return {depth, first}", "0"],
+    &["EVAL", "return {{xpcall(function() error('x') end, function(e) error('again') end)}, \
+        {xpcall(function() error({1}) end, function(e) return e end)}}", "0"],
     // glibc's %.17g, which writes the sign of 0/0's NaN (RESP2 here: a parsed NaN equals
     // nothing, so RESP3's doubles cannot be compared).
     &["EVAL", "return {{double=0/0}, {double=-(0/0)}}", "0"],

@@ -104,9 +104,7 @@ local function load_chunk(s, name)
   return f, e
 end
 
-local script_pcall, script_xpcall = internal.protected_calls(raised, function(h)
-  return function(e) return h(raised(e)) end
-end)
+local script_pcall, script_xpcall = internal.protected_calls(raised)
 
 local visible = {
   assert = assert, error = error, ipairs = ipairs, next = next,
