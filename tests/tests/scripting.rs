@@ -728,10 +728,28 @@ fn functions_answer_as_redis_does() {
         restore.clear();
         assert_eq!(r.cmd(&["FCALL", "getter", "1", "k"]), bulk("v"));
     }
-    let Frame::Bulk(payload) = mine.cmd(&["FUNCTION", "DUMP"]) else { panic!("DUMP") };
-    let restore = Raw::encode(&[b"FUNCTION", b"RESTORE", &payload]);
-    mine.send(&restore);
-    assert_eq!(mine.read(), err("ERR Library 'mylib' already exists"));
+    // RESTORE over libraries of the same names: every library's name is checked before any
+    // function's, in RESTORE's own words (which one is named first is the servers' order).
+    for r in [&mut mine, &mut theirs] {
+        let Frame::Bulk(payload) = r.cmd(&["FUNCTION", "DUMP"]) else { panic!("DUMP") };
+        r.send(&Raw::encode(&[b"FUNCTION", b"RESTORE", &payload]));
+        let reply = r.read();
+        let Frame::Error(e) = &reply else { panic!("RESTORE: {reply:?}") };
+        let e = String::from_utf8_lossy(e);
+        assert!(e.starts_with("ERR Library ") && e.ends_with(" already exists") && !e.contains('\''), "{e}");
+    }
+    // A library whose name is taken is refused before one whose function is.
+    for r in [&mut mine, &mut theirs] {
+        r.cmd(&["FUNCTION", "FLUSH"]);
+        r.cmd(&["FUNCTION", "LOAD", "#!lua name=liba\nredis.register_function('fa', function() return 1 end)"]);
+        r.cmd(&["FUNCTION", "LOAD", "#!lua name=libz\nredis.register_function('fz', function() return 2 end)"]);
+        let Frame::Bulk(payload) = r.cmd(&["FUNCTION", "DUMP"]) else { panic!("DUMP") };
+        r.cmd(&["FUNCTION", "FLUSH"]);
+        r.cmd(&["FUNCTION", "LOAD", "#!lua name=libb\nredis.register_function('fa', function() return 3 end)"]);
+        r.cmd(&["FUNCTION", "LOAD", "#!lua name=libz\nredis.register_function('fy', function() return 4 end)"]);
+        r.send(&Raw::encode(&[b"FUNCTION", b"RESTORE", &payload]));
+        assert_eq!(r.read(), err("ERR Library libz already exists"));
+    }
     let stats = mine.cmd(&["FUNCTION", "STATS"]);
     assert_eq!(stats, theirs.cmd(&["FUNCTION", "STATS"]));
 }

@@ -875,6 +875,13 @@ impl Engine {
     /// `replace`. All or nothing: on a failure the libraries are what they were, and the error
     /// is returned.
     pub fn restore_libraries(&mut self, codes: &[Vec<u8>], flush: bool, replace: bool) -> Result<(), String> {
+        // Redis checks every library's name before any function's (and words it so).
+        if !flush && !replace {
+            let mut names = codes.iter().filter_map(|code| library_shebang(code).ok());
+            if let Some((name, _)) = names.find(|(name, _)| self.libraries.contains_key(name)) {
+                return Err(format!("ERR Library {name} already exists"));
+            }
+        }
         let before = self.library_codes();
         if flush {
             self.flush_functions();
