@@ -348,6 +348,8 @@ const REPLY_SCALARS: &[&str] = &[
     "'1e3'",
     "cjson.null",
     "{}",
+    "'a\\0b'",
+    "'\\255 x'",
 ];
 
 /// What scripts raise: scalars, or error tables with text. (redis-server 7.0 crashes on an
@@ -368,6 +370,46 @@ const RAISED: &[&str] = &[
     "{err='-ERR y'}",
     "{err='a\\r\\nb'}",
     "{err='MY code'}",
+    "{err='N a\\0b'}",
+    "{err='\\255 x'}",
+    "'P a\\0b'",
+];
+
+/// The rest of the `redis` API, and what scripts pass it.
+const API_FUNCTIONS: &[&str] = &[
+    "redis.log",
+    "redis.setresp",
+    "redis.set_repl",
+    "redis.sha1hex",
+    "redis.error_reply",
+    "redis.status_reply",
+    "redis.replicate_commands",
+    "redis.breakpoint",
+    "redis.debug",
+];
+const API_ARGS: &[&str] = &[
+    "nil",
+    "1",
+    "2",
+    "3",
+    "0",
+    "-1",
+    "1.5",
+    "2.9",
+    "'x'",
+    "'2'",
+    "{}",
+    "true",
+    "redis.LOG_WARNING",
+    "redis.LOG_DEBUG",
+    "redis.REPL_ALL",
+    "redis.REPL_NONE",
+    "redis.REPL_AOF",
+    "redis.REPL_REPLICA",
+    "redis.REPL_SLAVE",
+    "2^31",
+    "0/0",
+    "'a\\0b'",
 ];
 
 /// Arguments for redis.call and redis.pcall, good and bad.
@@ -439,7 +481,10 @@ impl Gen {
                 let code = ["'return 1'", "'x ='", "'return ...'", "'error(1)'", "1", "nil", "'\\27Lua'", "'x(', '@f'"];
                 format!("function() local f, e = loadstring({}) return type(f), e end", self.pick(&code))
             }
-            8 => format!("function() return redis.sha1hex({}) end", self.pick(REPLY_SCALARS)),
+            8 => {
+                let f = self.pick(API_FUNCTIONS);
+                format!("function() return {f}({}) end", self.list(0..4, |g| g.pick(API_ARGS).into()))
+            }
             _ => format!("function() return pcall({}) end", self.api_function(depth + 1)),
         }
     }

@@ -227,11 +227,11 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         }
         Ok(Err(error)) => {
             let msg = script_error(name, &error);
-            reply::error_as_is(ctx.out, msg.as_bytes());
+            reply::error_as_is(ctx.out, &msg);
             // (Only `true` itself, as Redis reads it.)
             let key = IGNORE_STATS.to_str().unwrap_or_default();
             let counted = matches!(error.raw_get(key), Ok(mlua::Value::Boolean(true)));
-            ctx.note_script_error(msg.as_bytes(), counted);
+            ctx.note_script_error(&msg, counted);
         }
         Err(e) => ctx.err(&format!("ERR {e}")),
     }
@@ -242,12 +242,16 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
 
 /// A script's error as Redis 7 words it: the error, then which script (its SHA1, or the
 /// function's name) and line raised it.
-fn script_error(sha: &str, error: &Table) -> String {
-    let msg: String = error.raw_get("err").unwrap_or_else(|_| "ERR unknown error".into());
+fn script_error(sha: &str, error: &Table) -> Vec<u8> {
+    // The text as bytes, up to a NUL (Redis reads it as a C string).
+    let msg = match error.raw_get::<mlua::LuaString>("err") {
+        Ok(s) => crate::script::c_string(&s.as_bytes()).to_vec(),
+        Err(_) => b"ERR unknown error".to_vec(),
+    };
     let source: Option<String> = error.raw_get("source").ok();
     let line: Option<i64> = error.raw_get("line").ok();
     match (source, line) {
-        (Some(source), Some(line)) => format!("{msg} script: {sha}, on {source}:{line}."),
+        (Some(source), Some(line)) => [msg, format!(" script: {sha}, on {source}:{line}.").into_bytes()].concat(),
         _ => msg,
     }
 }

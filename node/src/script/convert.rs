@@ -169,14 +169,14 @@ impl Writer<'_> {
     /// A table on top of the stack, checked for Redis's special fields in Redis's order.
     unsafe fn table(&mut self, state: *mut lua_State) {
         if field(state, c"err") == ffi::LUA_TSTRING {
-            let msg = bytes_at(state, -1);
+            let msg = c_string(bytes_at(state, -1));
             reply::error_as_is(self.out, msg);
             // (Redis reads the flag as a boolean, whatever else the field holds.)
             let counted = field_of(state, -2, IGNORE_STATS) == ffi::LUA_TBOOLEAN && ffi::lua_toboolean(state, -1) != 0;
             self.errors.push((!counted).then(|| msg.to_vec()));
             ffi::lua_settop(state, -2);
         } else if pop_then(state, c"ok") == ffi::LUA_TSTRING {
-            reply::simple(self.out, &no_line_breaks(bytes_at(state, -1)));
+            reply::simple(self.out, &no_line_breaks(c_string(bytes_at(state, -1))));
         } else if pop_then(state, c"double") == ffi::LUA_TNUMBER {
             reply::double(self.out, self.proto, ffi::lua_tonumber(state, -1));
         } else if pop_then(state, c"big_number") == ffi::LUA_TSTRING {
@@ -279,6 +279,11 @@ unsafe fn bytes_at<'a>(state: *mut lua_State, index: i32) -> &'a [u8] {
     let mut len = 0;
     let p = ffi::lua_tolstring(state, index, &mut len);
     std::slice::from_raw_parts(p.cast(), len)
+}
+
+/// The text Redis reads of an error or status (`sdsnew` of a C string): up to the first NUL.
+pub fn c_string(b: &[u8]) -> &[u8] {
+    b.iter().position(|&c| c == 0).map_or(b, |end| &b[..end])
 }
 
 /// Redis replaces line breaks in status replies and big numbers with spaces.

@@ -11,9 +11,10 @@ mod readonly;
 mod stand_in;
 
 pub use combine::Handed;
-pub use convert::WrittenError;
+pub use convert::{c_string, WrittenError};
 
 use crate::shard::{Slot, SlotGuard};
+use crate::util::float::c_int;
 use bytes::BytesMut;
 use mlua::{ffi, Function, Lua, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
@@ -589,10 +590,11 @@ impl Engine {
                 let Some(level) = lua.coerce_number(args[0].clone())? else {
                     return Err(fail(&inner, "First argument must be a number (log level)."));
                 };
-                if !(0..=3).contains(&(level as i64)) {
+                let level = c_int(level);
+                if !(0..=3).contains(&level) {
                     return Err(fail(&inner, "Invalid debug level."));
                 }
-                log(lua, level as i64, &args[1..])
+                log(lua, level.into(), &args[1..])
             })?,
         )?;
         let current = Arc::new(Current::default());
@@ -603,7 +605,7 @@ impl Engine {
                 if args.len() != 1 {
                     return Err(fail(&inner, "redis.setresp() requires one argument."));
                 }
-                match lua.coerce_number(args[0].clone())?.map(|n| n as i64) {
+                match lua.coerce_number(args[0].clone())?.map(c_int) {
                     Some(n @ (2 | 3)) => {
                         cur.resp3.store(n == 3, Relaxed);
                         Ok(())
@@ -620,7 +622,7 @@ impl Engine {
                     // (Redis's words, though it takes one.)
                     return Err(fail(&inner, "redis.set_repl() requires two arguments."));
                 }
-                let flags = lua.coerce_number(args[0].clone())?.unwrap_or(0.0) as i64;
+                let flags = c_int(lua.coerce_number(args[0].clone())?.unwrap_or(0.0));
                 if flags & !3 != 0 {
                     return Err(fail(
                         &inner,

@@ -35,7 +35,7 @@ end
 
 local redis = {
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
-  REPL_NONE = 0, REPL_SLAVE = 1, REPL_REPLICA = 1, REPL_AOF = 2, REPL_ALL = 3,
+  REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
   REDIS_VERSION = internal.version, REDIS_VERSION_NUM = internal.version_num,
 }
 
@@ -60,9 +60,16 @@ local function raised(e)
   return e
 end
 
-function redis.error_reply(e)
-  if type(e) ~= "string" then
+-- (Exactly one string, as Redis's C functions check.)
+function redis.error_reply(...)
+  local e = ...
+  if select("#", ...) ~= 1 or type(e) ~= "string" then
     return error_table("wrong number or type of arguments")
+  end
+  -- Redis reads the text as a C string: it ends at a NUL.
+  local nul = sfind(e, "\0", 1, true)
+  if nul then
+    e = ssub(e, 1, nul - 1)
   end
   if ssub(e, 1, 1) ~= "-" then
     e = "-" .. e
@@ -70,8 +77,9 @@ function redis.error_reply(e)
   return error_table(e)
 end
 
-function redis.status_reply(s)
-  if type(s) ~= "string" then
+function redis.status_reply(...)
+  local s = ...
+  if select("#", ...) ~= 1 or type(s) ~= "string" then
     return error_table("wrong number or type of arguments")
   end
   return { ok = s }

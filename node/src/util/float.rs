@@ -90,6 +90,18 @@ pub fn c_long_long(n: f64) -> i64 {
     }
 }
 
+/// A C cast of a double to `int` as x86-64 makes it: truncated, and `i32::MIN` for NaN and
+/// anything out of range. Redis's scripting API reads its numeric arguments (log levels, RESP
+/// versions, replication flags) into ints this way.
+pub fn c_int(n: f64) -> i32 {
+    const LIMIT: f64 = 2_147_483_648.0; // 2^31
+    if (-LIMIT..LIMIT).contains(&n) {
+        n as i32
+    } else {
+        i32::MIN
+    }
+}
+
 /// A C cast of a double to `unsigned long long` as gcc compiles it for x86-64: values from 2^63
 /// on are converted less 2^63 with the top bit put back (2^64 and infinity become 0), the rest
 /// as `long long` (NaN becomes 2^63).
