@@ -2,7 +2,8 @@
 //! cmsgpack, struct, bit), from JSON and MessagePack text made of the pieces that trip
 //! parsers to struct formats and out-of-range numbers; and random scripts of the API around
 //! them (pcall, xpcall, error, redis.call and redis.pcall, error and status replies) with
-//! random values to return in RESP2 and RESP3. Both servers must answer the same.
+//! random values to return in RESP2 and RESP3; random arguments of the scripting commands;
+//! and random function libraries, loaded and called. Both servers must answer the same.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -674,5 +675,123 @@ fn scripting_commands_take_random_arguments_as_redis_does() {
         let cmd = g.scripting_command();
         let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         assert_eq!(mine.cmd(&args), theirs.cmd(&args), "seed {seed}: {cmd:?}");
+    }
+}
+
+/// Function names for register_function: good, odd, and refused.
+const FUNCTION_NAMES: &[&str] =
+    &["'f'", "'g'", "'F'", "'f-1'", "'f_1'", "''", "'1f'", "'f f'", "1", "nil", "{}", "'a\\0b'", "'é'"];
+
+/// Callbacks: good ones that read, write, fail or reach for what functions lack, and values
+/// that are no function.
+const CALLBACKS: &[&str] = &[
+    "function(keys, args) return {keys[1], args[1], #keys, #args} end",
+    "function() return redis.call('SET', 'k', 'v') end",
+    "function() return redis.call('GET', 'k') end",
+    "function() error('boom') end",
+    "function() return KEYS end",
+    "function() redis.setresp(3) return {double=1.5} end",
+    "function() return redis.pcall('nosuch') end",
+    "function() return loadstring('return 1')() end",
+    "function() return {pcall(redis.register_function, 'x', function() end)} end",
+    "1",
+    "nil",
+    "'x'",
+];
+
+const FUNCTION_FLAGS: &[&str] = &[
+    "{}",
+    "{'no-writes'}",
+    "{'allow-oom'}",
+    "{'allow-stale'}",
+    "{'no-cluster'}",
+    "{'allow-cross-slot-keys'}",
+    "{'bogus'}",
+    "{'no-writes', 'allow-oom'}",
+    "'no-writes'",
+    "{1}",
+    "nil",
+    "{'NO-WRITES'}",
+];
+
+impl Gen {
+    fn register_call(&mut self) -> String {
+        match self.0.gen_range(0..6) {
+            0 | 1 => format!("redis.register_function({}, {})", self.pick(FUNCTION_NAMES), self.pick(CALLBACKS)),
+            2 => format!("redis.register_function({})", self.pick(FUNCTION_NAMES)),
+            3 => {
+                let (name, a, b) = (self.pick(FUNCTION_NAMES), self.pick(CALLBACKS), self.pick(CALLBACKS));
+                format!("redis.register_function({name}, {a}, {b})")
+            }
+            _ => {
+                let mut fields = Vec::new();
+                let named: [(&str, &[&str], f64); 5] = [
+                    ("function_name", FUNCTION_NAMES, 0.85),
+                    ("callback", CALLBACKS, 0.85),
+                    ("flags", FUNCTION_FLAGS, 0.35),
+                    ("description", &["'d'", "1", "{}", "nil"], 0.35),
+                    ("bogus", &["1"], 0.1),
+                ];
+                for (field, values, p) in named {
+                    if self.0.gen_bool(p) {
+                        fields.push(format!("{field}={}", self.pick(values)));
+                    }
+                }
+                format!("redis.register_function{{{}}}", fields.join(", "))
+            }
+        }
+    }
+
+    /// A library: its shebang, what it registers, and what else its code does while it loads.
+    fn library(&mut self) -> String {
+        let shebang = self.pick(&[
+            "#!lua name=L",
+            "#!lua name=L",
+            "#!lua name=L engine=lua",
+            "#!lua  name=L ",
+            "#!LUA name=L",
+            "#!lua name=L bogus=1",
+        ]);
+        let registers = (0..self.0.gen_range(0..4)).map(|_| self.register_call()).collect::<Vec<_>>().join(" ");
+        let more = self.pick(&[
+            "",
+            "",
+            "local x = 1",
+            "return 5",
+            "error('at load')",
+            "redis.call('PING')",
+            "redis.log(redis.LOG_WARNING, 'x')",
+            "x = 1",
+            "local t = redis.setresp",
+        ]);
+        format!("{shebang}\n{registers} {more}")
+    }
+}
+
+#[test]
+fn function_libraries_load_and_run_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let seed = seed(0xf00);
+    let mut g = Gen(StdRng::seed_from_u64(seed));
+    let (mut theirs, mut mine) = (redis.raw(), s.raw());
+    for _ in 0..300 {
+        let library = g.library();
+        let mut answers = Vec::new();
+        for r in [&mut mine, &mut theirs] {
+            r.cmd(&["FUNCTION", "FLUSH"]);
+            let mut replies = vec![r.cmd(&["FUNCTION", "LOAD", &library])];
+            // (A library of several functions lists them in Redis's hash order.)
+            let list = r.cmd(&["FUNCTION", "LIST", "WITHCODE"]);
+            if format!("{list:?}").matches("\"name\"").count() <= 1 {
+                replies.push(list);
+            }
+            for f in ["f", "g", "F", "f-1", "1", "f_1"] {
+                replies.push(r.cmd(&["FCALL", f, "1", "k1", "a1"]));
+                replies.push(r.cmd(&["FCALL_RO", f, "0"]));
+            }
+            answers.push(replies);
+        }
+        assert_eq!(answers[0], answers[1], "seed {seed}: {library}");
     }
 }
