@@ -812,6 +812,33 @@ fn scripts_meet_the_memory_limit_as_redis_does() {
     }
 }
 
+/// Redis judges the memory limit once, as a script starts: a script that starts under it
+/// runs to its end even when its first write takes memory past it; the next command is
+/// refused. Both servers, each with its limit just above what it uses. (The value is made
+/// by the script: arguments that large would count against the limit at the start.)
+#[test]
+fn a_script_that_starts_under_the_memory_limit_is_not_refused() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let (mut theirs, mut mine) = both(&redis, &s, "2");
+    for r in [&mut mine, &mut theirs] {
+        let Frame::Bulk(info) = r.cmd(&["INFO", "memory"]) else { panic!("INFO") };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        let used: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("used_memory");
+        assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), ok());
+        assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", &(used + 500_000).to_string()]), ok());
+        let script = "redis.call('SET', KEYS[1], string.rep('x', 1000000)) return redis.call('STRLEN', KEYS[1])";
+        assert_eq!(r.cmd(&["EVAL", script, "1", "big"]), int(1_000_000));
+        let refused = r.cmd(&["SET", "more", "x"]);
+        assert!(matches!(&refused, Frame::Error(e) if e.starts_with(b"OOM")), "{refused:?}");
+        assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", "0"]), ok());
+    }
+}
+
 /// INFO memory reports the Lua VM's size and what is cached in it, as Redis does: it grows
 /// with the scripts loaded and shrinks again when SCRIPT FLUSH empties the cache.
 #[test]

@@ -208,6 +208,7 @@ fn run_code(ctx: &mut GwCtx<'_>, engine: &Engine, run: &Run<'_>, states: &mut Ve
         settings,
         read_only: run.read_only,
         allow_oom: run.allow_oom,
+        oom_at_start: ctx.node.memory.over_limit(),
         wrote: false,
         now,
         memo: RouteMemo::default(),
@@ -266,6 +267,10 @@ struct CallCx<'a, 'b> {
     read_only: bool,
     /// Flagged `allow-oom`: its commands run past the memory limit.
     allow_oom: bool,
+    /// Memory was over the limit as the script started. Redis judges the limit then, once:
+    /// a script that starts under it is never refused for memory (nor makes room by
+    /// evicting: that waits for the next command).
+    oom_at_start: bool,
     /// A write command has run: later ones run past the memory limit too, as in Redis, so
     /// the script is not stopped halfway.
     wrote: bool,
@@ -304,7 +309,7 @@ fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) 
     if spec.is_write() {
         cx.node.scripts.note_write();
     }
-    let oom = if cx.allow_oom || cx.wrote { Oom::Exempt } else { Oom::Checked };
+    let oom = if cx.allow_oom || cx.wrote || !cx.oom_at_start { Oom::Exempt } else { Oom::Checked };
     let mut refused = false;
     let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
     let started = Instant::now();
