@@ -3,7 +3,8 @@
 //! parsers to struct formats and out-of-range numbers; and random scripts of the API around
 //! them (pcall, xpcall, error, redis.call and redis.pcall, error and status replies) with
 //! random values to return in RESP2 and RESP3; random arguments of the scripting commands;
-//! and random function libraries, loaded and called. Both servers must answer the same.
+//! random function libraries, loaded and called; and transactions of scripts and functions.
+//! Both servers must answer the same.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -793,5 +794,82 @@ fn function_libraries_load_and_run_as_redis_does() {
             answers.push(replies);
         }
         assert_eq!(answers[0], answers[1], "seed {seed}: {library}");
+    }
+}
+
+/// Scripts queued in transactions: bodies that write, read, fail or are refused at once.
+const QUEUED_BODIES: &[&str] = &[
+    "return redis.call('INCR', KEYS[1])",
+    "return redis.call('GET', KEYS[1])",
+    "return redis.call('nosuch')",
+    "error('x')",
+    "#!lua flags=no-writes\nreturn redis.call('SET', KEYS[1], 1)",
+    "return {err='E x'}",
+    "x =",
+    "return redis.call('LPUSH', KEYS[1], 'a')",
+];
+
+const QUEUED_LIBRARY: &str = "#!lua name=lib\nredis.register_function('fi', function(k) return redis.call('INCR', k[1]) end) \
+     redis.register_function{function_name='fr', callback=function(k) return redis.call('GET', k[1]) end, flags={'no-writes'}}";
+
+impl Gen {
+    /// A command to queue in a transaction: scripts, functions, script and function
+    /// management, plain commands, and some refused while queueing (arity).
+    fn queued_command(&mut self) -> Vec<String> {
+        let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        match self.0.gen_range(0..10) {
+            0..=2 => {
+                let (body, n, key) =
+                    (self.pick(QUEUED_BODIES), self.pick(&["1", "0", "x", "-1"]), self.pick(&["k", "l"]));
+                owned(&["EVAL", body, n, key])
+            }
+            3 => {
+                let sha = if self.0.gen_bool(0.8) { sha1_hex(self.pick(QUEUED_BODIES)) } else { "abc".into() };
+                owned(&["EVALSHA", &sha, "1", "k"])
+            }
+            4 => owned(&["SCRIPT", "LOAD", self.pick(QUEUED_BODIES)]),
+            5 => owned(&["FCALL", self.pick(&["fi", "fr", "nosuch"]), "1", "k"]),
+            6 => owned(&["FCALL_RO", self.pick(&["fi", "fr"]), "1", "k"]),
+            7 => {
+                let plain: &[&[&str]] = &[
+                    &["SET", "k", "1"],
+                    &["GET", "k"],
+                    &["INCR", "k"],
+                    &["LPUSH", "k", "x"],
+                    &["DEL", "k"],
+                    &["EVAL"],
+                    &["SCRIPT", "FLUSH"],
+                    &["FUNCTION", "FLUSH"],
+                ];
+                owned(self.pick(plain))
+            }
+            8 => owned(&["EVAL_RO", self.pick(QUEUED_BODIES), "1", "k"]),
+            _ => owned(&["EVAL", "return redis.call('EXISTS', KEYS[1])", "1", "k"]),
+        }
+    }
+}
+
+#[test]
+fn scripts_in_transactions_answer_as_redis_does() {
+    let redis = RedisServer::start();
+    let s = Server::start();
+    let seed = seed(0x3417);
+    let mut g = Gen(StdRng::seed_from_u64(seed));
+    let (mut theirs, mut mine) = (redis.raw(), s.raw());
+    for _ in 0..200 {
+        let mut commands = vec![
+            vec!["FLUSHALL".to_string()],
+            vec!["FUNCTION".into(), "LOAD".into(), "REPLACE".into(), QUEUED_LIBRARY.into()],
+        ];
+        if g.0.gen_bool(0.3) {
+            commands.push(vec!["WATCH".into(), "k".into()]);
+        }
+        commands.push(vec!["MULTI".into()]);
+        commands.extend((0..g.0.gen_range(1..6)).map(|_| g.queued_command()));
+        commands.push(vec![g.pick(&["EXEC", "EXEC", "DISCARD"]).to_string()]);
+        for cmd in &commands {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            assert_eq!(mine.cmd(&args), theirs.cmd(&args), "seed {seed}: {cmd:?} in {commands:?}");
+        }
     }
 }
