@@ -152,16 +152,9 @@ impl NodeStats {
         self.stripe().commands[cmd][3].fetch_add(1, Relaxed);
     }
 
-    /// Counts an error reply under the code Redis's `afterErrorReply` reads from its text as
-    /// written: after a leading `-`, up to a space (or a line break, written as one) in the
-    /// first 32 bytes; ERR for anything else.
-    pub fn record_error_reply(&self, line: &[u8]) {
-        let window = &line[..line.len().min(32)];
-        let end = window.iter().position(|&c| matches!(c, b' ' | b'\r' | b'\n'));
-        match end {
-            Some(end) if line[0] == b'-' => self.record_error(&String::from_utf8_lossy(&line[1..end])),
-            _ => self.record_error("ERR"),
-        }
+    /// Counts an error reply, `text` as written after its `-` (see `error_code`).
+    pub fn record_error_reply(&self, text: &[u8]) {
+        self.record_error(&crate::shard::stats::error_code(text));
     }
 
     pub fn record_error(&self, code: &str) {

@@ -234,8 +234,7 @@ impl<'a, 'b> Exec<'a, 'b> {
     pub fn err(&mut self, msg: &str) {
         reply::error(self.out, msg.as_bytes());
         self.failed = true;
-        let code = msg.split(' ').next().unwrap_or("ERR");
-        self.shards[0].stats.record_error(code);
+        self.shards[0].stats.record_error(&crate::shard::stats::error_code(msg.as_bytes()));
     }
 
     pub fn wrongtype(&mut self) {

@@ -119,13 +119,13 @@ impl<'a> GwCtx<'a> {
     pub fn note_script_error(&mut self, msg: &[u8], counted: bool) {
         self.failed = true;
         if !counted {
-            self.node.stats.record_error_reply(&[b"-", msg].concat());
+            self.node.stats.record_error_reply(msg);
         }
     }
 
     fn note_error(&mut self, msg: &str) {
         self.failed = true;
-        self.node.stats.record_error(msg.trim_start_matches('-').split(' ').next().unwrap_or("ERR"));
+        self.node.stats.record_error_reply(msg.strip_prefix('-').unwrap_or(msg).as_bytes());
     }
 
     pub fn syntax(&mut self) {

@@ -78,8 +78,7 @@ fn eval(
         };
         loaded.as_str()
     };
-    engine.mark_run(sha);
-    let Some(script) = engine.get(sha) else { return ctx.err(NOSCRIPT) };
+    let Some(script) = engine.get_to_run(sha) else { return ctx.err(NOSCRIPT) };
     let Some(read_only) = admit(ctx, script.flags, read_only) else { return };
     let code = Code::Script(sha, script);
     run_code(ctx, engine, &Run::new(&code, req, numkeys, read_only, script.flags.allow_oom), states);
@@ -298,9 +297,10 @@ impl Host for CallCx<'_, '_> {
 /// raises it).
 fn call(cx: &mut CallCx<'_, '_>, resp3: bool, req: Request, out: &mut BytesMut) -> Result<(), String> {
     let spec = admit_call(cx, &req).map_err(|(msg, spec)| {
-        // Counted as Redis counts it: an error reply, and the command (if any) rejected. The
-        // script's error table says so, and is not counted again.
-        cx.node.stats.record_error_reply(msg.as_bytes());
+        // Counted as Redis counts it: an error (ERR, its text having no `-` code), and the
+        // command (if any) rejected. The script's error table says so, and is not counted
+        // again.
+        cx.node.stats.record_error("ERR");
         if let Some(spec) = spec {
             cx.node.stats.record_rejected(spec.id);
         }

@@ -293,7 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if self.session.multi.is_some() {
             self.session.multi_failed = true;
         }
-        self.node.stats.record_error(msg.split(' ').next().unwrap_or("ERR"));
+        self.node.stats.record_error_reply(msg.as_bytes());
         if let Some(id) = cmd {
             self.node.stats.record_rejected(id);
         }

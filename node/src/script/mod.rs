@@ -20,6 +20,7 @@ use mlua::{ffi, Function, Lua, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
 use shoal_proto::request::RequestBuilder;
 use shoal_proto::{Protocol, Request};
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -394,8 +395,9 @@ pub struct Script {
     /// The body's length, for the cache's size.
     len: usize,
     /// A script EVAL cached: when it last ran (the engine's `tick`), for eviction. None for
-    /// one SCRIPT LOAD cached, which stays.
-    used: Option<u64>,
+    /// one SCRIPT LOAD cached, which stays. (A cell: a run dates it through the lookup that
+    /// finds it.)
+    used: Option<Cell<u64>>,
 }
 
 /// EVAL's scripts kept beyond any SCRIPT LOAD's, the least recently run evicted past it, as
@@ -424,7 +426,7 @@ pub struct Engine {
     /// Scripts EVAL cached (those with `used`), and the count of script runs and loads that
     /// dates their use.
     evictable: usize,
-    tick: u64,
+    tick: Cell<u64>,
     /// The cached scripts' bodies' bytes.
     script_bytes: usize,
     /// FUNCTION LOAD's libraries by name, and which library each function is in, and its
@@ -707,7 +709,7 @@ impl Engine {
             load_library,
             scripts: HashMap::default(),
             evictable: 0,
-            tick: 0,
+            tick: Cell::new(0),
             script_bytes: 0,
             libraries: BTreeMap::new(),
             functions: HashMap::new(),
@@ -718,16 +720,18 @@ impl Engine {
         &self.lua
     }
 
-    pub fn get(&self, sha: &str) -> Option<&Script> {
-        self.scripts.get(sha)
+    /// The script cached as `sha`, about to run: one EVAL cached is dated as run now.
+    pub fn get_to_run(&self, sha: &str) -> Option<&Script> {
+        let script = self.scripts.get(sha)?;
+        if let Some(used) = &script.used {
+            used.set(self.next_tick());
+        }
+        Some(script)
     }
 
-    /// Dates the script cached as `sha` as run now, if it is one EVAL cached.
-    pub fn mark_run(&mut self, sha: &str) {
-        self.tick += 1;
-        if let Some(used) = self.scripts.get_mut(sha).and_then(|s| s.used.as_mut()) {
-            *used = self.tick;
-        }
+    fn next_tick(&self) -> u64 {
+        self.tick.set(self.tick.get() + 1);
+        self.tick.get()
     }
 
     pub fn exists(&self, sha: &str) -> bool {
@@ -748,8 +752,7 @@ impl Engine {
         let (flags, code) = shebang(body)?;
         let f = compile(&self.lua, &code, c"@user_script")?.map_err(ScriptError::Compile)?;
         let f: Function = self.bind.call(f)?;
-        self.tick += 1;
-        let used = by_eval.then_some(self.tick);
+        let used = by_eval.then(|| Cell::new(self.next_tick()));
         self.scripts.insert(sha.clone(), Script { f, flags, len: body.len(), used });
         self.script_bytes += body.len();
         if by_eval {
@@ -765,7 +768,12 @@ impl Engine {
     /// Drops the EVAL script that ran longest ago. (A scan: it runs only when a new script
     /// comes past the limit, and costs far less than compiling that one.)
     fn evict_one(&mut self) {
-        let oldest = self.scripts.iter().filter_map(|(sha, s)| Some((s.used?, sha))).min().map(|(_, sha)| sha.clone());
+        let oldest = self
+            .scripts
+            .iter()
+            .filter_map(|(sha, s)| Some((s.used.as_ref()?.get(), sha)))
+            .min()
+            .map(|(_, sha)| sha.clone());
         if let Some(script) = oldest.and_then(|sha| self.scripts.remove(&sha)) {
             self.script_bytes -= script.len;
             self.evictable -= 1;

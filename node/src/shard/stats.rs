@@ -5,6 +5,17 @@
 pub const LATENCY_BUCKETS_US: [u64; 16] =
     [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000];
 
+/// The code errorstats counts an error reply under, from its text as written after the `-`:
+/// what comes before the first space (or line break, which is written as one) within the 32
+/// bytes Redis's `afterErrorReply` looks at, or ERR.
+pub fn error_code(text: &[u8]) -> std::borrow::Cow<'_, str> {
+    let window = &text[..text.len().min(31)];
+    match window.iter().position(|&c| matches!(c, b' ' | b'\r' | b'\n')) {
+        Some(end) => String::from_utf8_lossy(&text[..end]),
+        None => "ERR".into(),
+    }
+}
+
 #[derive(Clone, Default, Debug)]
 pub struct CommandStat {
     pub calls: u64,
