@@ -8,7 +8,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shoal_tests::{sha1_hex, RedisServer, Server};
+use shoal_tests::{sha1_hex, Raw, RedisServer, Server};
 
 /// Renders a Lua value as text, tables with their keys sorted, so that a reply compares the
 /// whole of what a library returned (a reply would stop at an array's first nil).
@@ -141,6 +141,25 @@ fn seed(fixed: u64) -> u64 {
 }
 
 struct Gen(StdRng);
+
+/// Both servers, a client of each, and the generator of cases, seeded by `seed(fixed)`.
+struct Fuzz {
+    _redis: RedisServer,
+    _shoal: Server,
+    theirs: Raw,
+    mine: Raw,
+    g: Gen,
+    seed: u64,
+}
+
+impl Fuzz {
+    fn start(fixed: u64) -> Fuzz {
+        let (redis, shoal) = (RedisServer::start(), Server::start());
+        let (theirs, mine) = (redis.raw(), shoal.raw());
+        let seed = seed(fixed);
+        Fuzz { _redis: redis, _shoal: shoal, theirs, mine, g: Gen(StdRng::seed_from_u64(seed)), seed }
+    }
+}
 
 impl Gen {
     fn pick<'a, T: ?Sized>(&mut self, from: &[&'a T]) -> &'a T {
@@ -307,11 +326,7 @@ impl Gen {
 
 #[test]
 fn libraries_answer_random_calls_as_redis_does() {
-    let redis = RedisServer::start();
-    let s = Server::start();
-    let (mut theirs, mut mine) = (redis.raw(), s.raw());
-    let seed = seed(0x11b5);
-    let mut g = Gen(StdRng::seed_from_u64(seed));
+    let Fuzz { _redis, _shoal, mut theirs, mut mine, mut g, seed } = Fuzz::start(0x11b5);
     for _ in 0..3000 {
         let (body, argv) = g.case();
         let script = format!("{SHOW}{body}");
@@ -517,12 +532,8 @@ impl Gen {
 
 #[test]
 fn the_script_api_answers_random_scripts_as_redis_does() {
-    let redis = RedisServer::start();
-    let s = Server::start();
-    let seed = seed(0xa91);
-    let mut g = Gen(StdRng::seed_from_u64(seed));
+    let Fuzz { _redis, _shoal, mut theirs, mut mine, mut g, seed } = Fuzz::start(0xa91);
     for proto in ["2", "3"] {
-        let (mut theirs, mut mine) = (redis.raw(), s.raw());
         theirs.cmd(&["HELLO", proto]);
         mine.cmd(&["HELLO", proto]);
         for _ in 0..1500 {
@@ -667,11 +678,7 @@ impl Gen {
 
 #[test]
 fn scripting_commands_take_random_arguments_as_redis_does() {
-    let redis = RedisServer::start();
-    let s = Server::start();
-    let seed = seed(0x5c41);
-    let mut g = Gen(StdRng::seed_from_u64(seed));
-    let (mut theirs, mut mine) = (redis.raw(), s.raw());
+    let Fuzz { _redis, _shoal, mut theirs, mut mine, mut g, seed } = Fuzz::start(0x5c41);
     for _ in 0..2000 {
         let cmd = g.scripting_command();
         let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
@@ -771,11 +778,7 @@ impl Gen {
 
 #[test]
 fn function_libraries_load_and_run_as_redis_does() {
-    let redis = RedisServer::start();
-    let s = Server::start();
-    let seed = seed(0xf00);
-    let mut g = Gen(StdRng::seed_from_u64(seed));
-    let (mut theirs, mut mine) = (redis.raw(), s.raw());
+    let Fuzz { _redis, _shoal, mut theirs, mut mine, mut g, seed } = Fuzz::start(0xf00);
     for _ in 0..300 {
         let library = g.library();
         let mut answers = Vec::new();
@@ -851,11 +854,7 @@ impl Gen {
 
 #[test]
 fn scripts_in_transactions_answer_as_redis_does() {
-    let redis = RedisServer::start();
-    let s = Server::start();
-    let seed = seed(0x3417);
-    let mut g = Gen(StdRng::seed_from_u64(seed));
-    let (mut theirs, mut mine) = (redis.raw(), s.raw());
+    let Fuzz { _redis, _shoal, mut theirs, mut mine, mut g, seed } = Fuzz::start(0x3417);
     for _ in 0..200 {
         let mut commands = vec![
             vec!["FLUSHALL".to_string()],
