@@ -158,12 +158,7 @@ impl NodeStats {
     }
 
     pub fn record_error(&self, code: &str) {
-        let mut errors = self.errors.lock().expect("stats lock");
-        match errors.iter().position(|(c, _)| c == code) {
-            Some(i) => errors[i].1 += 1,
-            None if errors.len() < 128 => errors.push((code.to_string(), 1)),
-            None => {}
-        }
+        crate::shard::stats::count_error(&mut self.errors.lock().expect("stats lock"), code, 1);
     }
 
     /// Adds the gateway's counters into a shard-stats aggregate.
@@ -181,10 +176,7 @@ impl NodeStats {
             agg.latency_sum_ns += stripe.latency_sum_ns.load(Relaxed);
         }
         for (code, n) in self.errors.lock().expect("stats lock").iter() {
-            match agg.errors.iter_mut().find(|(c, _)| c == code) {
-                Some((_, m)) => *m += n,
-                None => agg.errors.push((code.clone(), *n)),
-            }
+            crate::shard::stats::count_error(&mut agg.errors, code, *n);
         }
     }
 

@@ -16,6 +16,16 @@ pub fn error_code(text: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Adds `n` errors of `code` to errorstats' counts, which are bounded like Redis's (128
+/// codes): past that, new codes are dropped.
+pub fn count_error(errors: &mut Vec<(String, u64)>, code: &str, n: u64) {
+    match errors.iter().position(|(c, _)| c == code) {
+        Some(i) => errors[i].1 += n,
+        None if errors.len() < 128 => errors.push((code.to_string(), n)),
+        None => {}
+    }
+}
+
 #[derive(Clone, Default, Debug)]
 pub struct CommandStat {
     pub calls: u64,
@@ -105,12 +115,7 @@ impl ShardStats {
     }
 
     pub fn record_error(&mut self, code: &str) {
-        match self.errors.iter().position(|(c, _)| c == code) {
-            Some(i) => self.errors[i].1 += 1,
-            // Bounded like Redis's errorstats (128 codes): past that, new codes are dropped.
-            None if self.errors.len() < 128 => self.errors.push((code.to_string(), 1)),
-            None => {}
-        }
+        count_error(&mut self.errors, code, 1);
     }
 
     /// Adds `other` into `self`.
@@ -129,10 +134,7 @@ impl ShardStats {
             a.failed += b.failed;
         }
         for (code, n) in &other.errors {
-            match self.errors.iter_mut().find(|(c, _)| c == code) {
-                Some((_, m)) => *m += n,
-                None => self.errors.push((code.clone(), *n)),
-            }
+            count_error(&mut self.errors, code, *n);
         }
         for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
             *a += b;
