@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes node/src/cmd/redis_meta.rs: every command's key specifications and command tips as
-the reference redis-server (Debian's 7.0) reports them in COMMAND INFO.
+the reference redis-server (Debian's 7.0) reports them in COMMAND INFO, and what each
+container command's HELP answers.
 
 Key specs say which arguments are keys and how each is used (RO/RW/OW/RM, access, update,
 insert, delete); ACL read/write key patterns (%R~, %W~) and COMMAND GETKEYSANDFLAGS read them.
@@ -78,12 +79,24 @@ def generate(port):
         for sub in subs:
             walk(sub)
 
+    containers = []
     for c in r.execute_command("COMMAND"):
         walk(c)
+        if c[9]:
+            containers.append(s(c[0]))
     rows.sort()
+    helps = []
+    for name in sorted(containers):
+        r.set_response_callback(name, lambda x, **kw: x)
+        try:
+            helps.append((name, [s(line) for line in r.execute_command(name, "HELP")]))
+        except redis.ResponseError:
+            pass  # CLUSTER HELP, with cluster support off
+
     lines = [
-        f"//! Key specifications and command tips of Redis {version}, written by",
-        "//! `scripts/gen-redis-meta.py` from its COMMAND INFO. Do not edit: re-run the script.",
+        f"//! Key specifications and command tips of Redis {version}, and its containers' HELP texts,",
+        "//! written by `scripts/gen-redis-meta.py` from COMMAND INFO and HELP. Do not edit: re-run",
+        "//! the script.",
         "",
         "#![allow(unused_imports)]",
         "",
@@ -105,6 +118,17 @@ def generate(port):
     ]
     for name, specs, tips in rows:
         lines.append(f"    Meta {{ name: {rust_str(name)}, key_specs: &[{', '.join(specs)}], tips: &[{', '.join(tips)}] }},")
+    lines.append("];")
+    lines += [
+        "",
+        "/// What each container command's HELP answers, line by line, sorted by container.",
+        "#[rustfmt::skip]",
+        "pub static HELP: &[(&str, &[&str])] = &[",
+    ]
+    for name, text in helps:
+        lines.append(f"    ({rust_str(name)}, &[")
+        lines += [f"        {rust_str(line)}," for line in text]
+        lines.append("    ]),")
     lines.append("];")
     return "\n".join(lines) + "\n"
 

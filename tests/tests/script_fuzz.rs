@@ -593,9 +593,8 @@ const KEY_COUNTS: &[&str] =
     &["0", "1", "2", "-1", "3", "1.5", "abc", "", "99999999999999999999", " 1", "01", "+1", "-0"];
 
 impl Gen {
-    /// A scripting command with arguments good and bad. (Not HELP, whose text is Shoal's own,
-    /// nor FUNCTION DUMP, whose payload Redis compresses, nor a FUNCTION LIST that lists: its
-    /// order is Redis's hash order.)
+    /// A scripting command with arguments good and bad. (Not FUNCTION DUMP, whose payload
+    /// Redis compresses, nor a FUNCTION LIST that lists: its order is Redis's hash order.)
     fn scripting_command(&mut self) -> Vec<String> {
         let names = ["k", "a", "{t}b", "x"];
         let keys_and_args =
@@ -613,7 +612,7 @@ impl Gen {
                 vec![self.pick(&["EVALSHA", "EVALSHA_RO"]).into(), sha, self.pick(KEY_COUNTS).into()]
             }
             4 => {
-                let sub = self.pick(&["LOAD", "EXISTS", "FLUSH", "KILL", "BOGUS", "load"]);
+                let sub = self.pick(&["LOAD", "EXISTS", "FLUSH", "KILL", "BOGUS", "load", "HELP"]);
                 let mut cmd = vec!["SCRIPT".to_string(), sub.to_string()];
                 match sub.to_ascii_uppercase().as_str() {
                     "LOAD" => cmd.extend((0..self.0.gen_range(0..3)).map(|_| self.pick(BODIES).to_string())),
@@ -648,7 +647,7 @@ impl Gen {
                         self.pick(&[&[][..], &["garbage"], &["x", "APPEND"], &["x", "BOGUS"]]),
                     ]
                     .concat(),
-                    4 => vec!["FUNCTION", self.pick(&["STATS", "KILL", "BOGUS"])],
+                    4 => vec!["FUNCTION", self.pick(&["STATS", "KILL", "BOGUS", "HELP", "help"])],
                     _ => vec!["FUNCTION", "LIST", "BOGUS"],
                 };
                 return cmd.into_iter().map(str::to_owned).collect();

@@ -339,3 +339,40 @@ fn command_info_is_redis_own_for_every_shared_command() {
     }
     assert!(compared > 200, "compared {compared} commands");
 }
+
+/// A container's HELP is Redis's own text wherever Shoal has every subcommand that text
+/// names (a text naming one Shoal lacks would promise it).
+#[test]
+fn help_is_redis_own_where_every_subcommand_is_shared() {
+    let redis = shoal_tests::RedisServer::start();
+    let s = Server::start();
+    let (mut theirs, mut ours) = (redis.raw(), s.raw());
+    let names = commands_by_name(&mut ours);
+    let lines = |f: Frame| match f {
+        Frame::Array(items) => items
+            .into_iter()
+            .map(|l| match l {
+                Frame::Simple(s) => String::from_utf8_lossy(&s).into_owned(),
+                other => panic!("a help line, not {other:?}"),
+            })
+            .collect::<Vec<String>>(),
+        other => panic!("help lines, not {other:?}"),
+    };
+    let mut same = Vec::new();
+    for container in names.keys().filter(|n| !n.contains('|') && names.contains_key(&format!("{n}|help"))) {
+        // CLUSTER HELP is an error with cluster support off.
+        let Frame::Array(text) = theirs.cmd(&[container, "HELP"]) else { continue };
+        let reference = lines(Frame::Array(text));
+        let shared = reference[1..]
+            .iter()
+            .filter(|l| !l.starts_with([' ', '(']))
+            .all(|l| names.contains_key(&format!("{container}|{}", l.split(' ').next().unwrap().to_lowercase())));
+        if shared {
+            assert_eq!(lines(ours.cmd(&[container, "HELP"])), reference, "{container} HELP");
+            same.push(container.as_str());
+        }
+    }
+    for expected in ["config", "function", "object", "script", "xinfo"] {
+        assert!(same.contains(&expected), "{expected} HELP was compared: {same:?}");
+    }
+}

@@ -307,10 +307,25 @@ async fn run(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
     }
 }
 
-/// The HELP subcommand of any container: a short list of its subcommands.
+/// The HELP subcommand of any container: Redis's own text when Shoal has every subcommand it
+/// names, else a short list of Shoal's subcommands.
 fn help(ctx: &mut GwCtx<'_>) {
     let parent = ctx.spec.parent.unwrap_or(ctx.spec.name);
     let Some(container) = super::table::table().lookup(parent.as_bytes()) else { return };
+    let has = |name: &str| container.subcommands.iter().any(|sub| sub.name.eq_ignore_ascii_case(name));
+    // Past the first line, an unindented line starts with the subcommand it explains (or is
+    // COMMAND's "(no subcommand)").
+    let redis =
+        super::redis_meta::HELP.iter().find(|(name, _)| name.eq_ignore_ascii_case(parent)).filter(|(_, text)| {
+            text.iter().skip(1).filter(|l| !l.starts_with([' ', '('])).all(|l| has(l.split(' ').next().unwrap_or(l)))
+        });
+    if let Some((_, text)) = redis {
+        reply::array_len(ctx.out, text.len());
+        for l in text.iter() {
+            reply::simple(ctx.out, l.as_bytes());
+        }
+        return;
+    }
     let mut lines =
         vec![format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", parent.to_ascii_uppercase())];
     for sub in &container.subcommands {
