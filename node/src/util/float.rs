@@ -94,12 +94,8 @@ pub fn c_long_long(n: f64) -> i64 {
 /// anything out of range. Redis's scripting API reads its numeric arguments (log levels, RESP
 /// versions, replication flags) into ints this way.
 pub fn c_int(n: f64) -> i32 {
-    const LIMIT: f64 = 2_147_483_648.0; // 2^31
-    if (-LIMIT..LIMIT).contains(&n) {
-        n as i32
-    } else {
-        i32::MIN
-    }
+    // Truncated to a long long first: in int's range exactly when the double is.
+    i32::try_from(c_long_long(n)).unwrap_or(i32::MIN)
 }
 
 /// A C cast of a double to `unsigned long long` as gcc compiles it for x86-64: values from 2^63
@@ -117,6 +113,19 @@ pub fn c_unsigned_long_long(n: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn c_casts_truncate_and_give_the_indefinite_value_out_of_range() {
+        assert_eq!(c_int(2_147_483_647.9), i32::MAX);
+        assert_eq!(c_int(-2_147_483_648.9), i32::MIN);
+        assert_eq!(c_int(-3.7), -3);
+        for n in [2_147_483_648.0, f64::NAN, f64::INFINITY, -1e300] {
+            assert_eq!(c_int(n), i32::MIN, "{n}");
+        }
+        assert_eq!(c_long_long(-9_223_372_036_854_775_808.0), i64::MIN);
+        assert_eq!(c_long_long(9_223_372_036_854_775_808.0), i64::MIN);
+        assert_eq!(c_long_long(1e18 + 0.5), 1_000_000_000_000_000_000);
+    }
 
     #[test]
     fn g17_prints_as_c_does() {
