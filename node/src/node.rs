@@ -147,6 +147,12 @@ impl NodeStats {
         stripe.latency_sum_ns.fetch_add(nanos, Relaxed);
     }
 
+    /// Counts a failure of a command already counted as called: a blocking command whose
+    /// wait ended in an error (CLIENT UNBLOCK ... ERROR).
+    pub fn record_failed(&self, cmd: usize) {
+        self.stripe().commands[cmd][2].fetch_add(1, Relaxed);
+    }
+
     /// Counts a command refused before it ran (unknown, wrong arity, ...).
     pub fn record_rejected(&self, cmd: usize) {
         self.stripe().commands[cmd][3].fetch_add(1, Relaxed);
@@ -225,9 +231,46 @@ pub struct ClientHandle {
     /// which ends its pending read; the connection clears this under the lock before it
     /// closes the socket, so a reused descriptor is never touched.
     pub fd: Mutex<Option<RawFd>>,
+    /// While the connection waits in a blocking command (BLPOP, XREAD BLOCK, ...): how
+    /// CLIENT UNBLOCK ends that wait.
+    unblock: Mutex<Option<oneshot::Sender<Unblock>>>,
+}
+
+/// How CLIENT UNBLOCK ends a blocked client's wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if the command's timeout was reached.
+    Timeout,
+    /// With an -UNBLOCKED error.
+    Error,
 }
 
 impl ClientHandle {
+    /// The connection starts waiting in a blocking command; CLIENT UNBLOCK says on the
+    /// returned channel how the wait should end, until `unblocked`.
+    pub fn block(&self) -> oneshot::Receiver<Unblock> {
+        let (tx, rx) = oneshot::channel();
+        *self.unblock.lock().expect("unblock lock") = Some(tx);
+        rx
+    }
+
+    /// The connection's blocking wait is over, however it ended.
+    pub fn unblocked(&self) {
+        self.unblock.lock().expect("unblock lock").take();
+    }
+
+    /// Whether the connection waits in a blocking command (CLIENT LIST's `b` flag).
+    pub fn is_blocked(&self) -> bool {
+        self.unblock.lock().expect("unblock lock").is_some()
+    }
+
+    /// CLIENT UNBLOCK: ends the connection's blocking wait as `how` says; false if it was
+    /// not waiting.
+    pub fn unblock(&self, how: Unblock) -> bool {
+        let tx = self.unblock.lock().expect("unblock lock").take();
+        tx.is_some_and(|tx| tx.send(how).is_ok())
+    }
+
     /// CLIENT KILL: the connection ends at its next read.
     pub fn kill(&self) {
         self.killed.store(true, Relaxed);
@@ -281,6 +324,7 @@ impl ClientRegistry {
             tracking: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             fd: Mutex::new(fd),
+            unblock: Mutex::new(None),
         });
         self.clients.lock().expect("clients lock").insert(id, h.clone());
         h

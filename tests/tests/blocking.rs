@@ -2,7 +2,7 @@
 //! ended by a push from another command's write, and no element lost or delivered twice.
 
 use shoal_proto::Frame;
-use shoal_tests::{arr, bulk, err, int, ok, wait_for, Raw, Server};
+use shoal_tests::{arr, bulk, err, int, ok, simple, wait_for, Raw, Server};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -152,4 +152,114 @@ fn a_client_that_leaves_while_blocked_is_forgotten() {
     let mut p = s.raw();
     assert_eq!(p.cmd(&["RPUSH", "q", "kept"]), int(1));
     assert_eq!(p.cmd(&["LRANGE", "q", "0", "-1"]), arr(vec![bulk("kept")]), "no element goes to a departed client");
+}
+
+/// `id`'s line of CLIENT LIST, asked on `r`.
+fn client_line(r: &mut Raw, id: i64) -> String {
+    let Frame::Bulk(list) = r.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]) else {
+        panic!("CLIENT LIST answers a bulk")
+    };
+    String::from_utf8(list.to_vec()).unwrap()
+}
+
+/// Sends `blocking` on `w` (whose id is `id`), waits until CLIENT LIST shows it blocked in
+/// `cmd`, ends the wait with CLIENT UNBLOCK `how` from another connection, and returns the
+/// reply's bytes as the blocked client got them.
+fn unblocked_reply(s: &Server, w: &mut Raw, id: i64, blocking: &[&str], cmd: &str, how: &[&str]) -> Vec<u8> {
+    let addr = s.addr();
+    let (cmd, how) = (cmd.to_string(), how.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    let unblocker = std::thread::spawn(move || {
+        let mut c = Raw::connect(addr);
+        wait_for("the client to block", || {
+            let line = client_line(&mut c, id);
+            line.contains(" flags=b ") && line.contains(&format!(" cmd={cmd} "))
+        });
+        let mut args = vec!["CLIENT".to_string(), "UNBLOCK".into(), id.to_string()];
+        args.extend(how);
+        let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        c.cmd(&args)
+    });
+    let a: Vec<&[u8]> = blocking.iter().map(|x| x.as_bytes()).collect();
+    let reply = w.cmd_bytes_raw(&a);
+    assert_eq!(unblocker.join().unwrap(), int(1), "CLIENT UNBLOCK found {blocking:?} waiting");
+    reply
+}
+
+#[test]
+fn client_unblock_ends_a_wait_as_its_timeout_would_or_with_an_error() {
+    let s = Server::start_with(&["--shards", "3"]);
+    let mut w = s.raw();
+    let Frame::Integer(id) = w.cmd(&["CLIENT", "ID"]) else { panic!("CLIENT ID answers an integer") };
+    let waits: [(&[&str], &str); 5] = [
+        (&["BLPOP", "q1", "q2", "0"], "blpop"),
+        // Redis answers a null array when any wait ends unserved, BLMOVE's and BRPOPLPUSH's
+        // too (only their non-blocking form in MULTI answers a null bulk).
+        (&["BLMOVE", "q1", "dst", "LEFT", "RIGHT", "0"], "blmove"),
+        (&["BRPOPLPUSH", "q1", "dst", "100"], "brpoplpush"),
+        (&["BZPOPMIN", "z", "0"], "bzpopmin"),
+        (&["XREAD", "BLOCK", "0", "STREAMS", "stream", "$"], "xread"),
+    ];
+    for (blocking, cmd) in waits {
+        for how in [&[][..], &["TIMEOUT"], &["timeout"]] {
+            assert_eq!(unblocked_reply(&s, &mut w, id, blocking, cmd, how), b"*-1\r\n", "{blocking:?} {how:?}");
+        }
+        assert_eq!(
+            unblocked_reply(&s, &mut w, id, blocking, cmd, &["ERROR"]),
+            b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+            "{blocking:?}"
+        );
+    }
+    // An ordinary timeout answers the same way.
+    assert_eq!(w.cmd_bytes_raw(&[b"BLMOVE", b"q1", b"dst", b"LEFT", b"RIGHT", b"0.01"]), b"*-1\r\n");
+    assert_eq!(w.cmd_bytes_raw(&[b"BRPOPLPUSH", b"q1", b"dst", b"0.01"]), b"*-1\r\n");
+
+    // The wait is over: a later push stays in its list, and the client is no longer blocked.
+    let mut p = s.raw();
+    assert_eq!(p.cmd(&["RPUSH", "q1", "kept"]), int(1));
+    assert_eq!(p.cmd(&["LRANGE", "q1", "0", "-1"]), arr(vec![bulk("kept")]));
+    assert!(client_line(&mut p, id).contains(" flags=N "));
+    assert_eq!(p.cmd(&["CLIENT", "UNBLOCK", &id.to_string()]), int(0), "a client not blocked");
+    assert_eq!(w.cmd(&["PING"]), simple("PONG"));
+    assert_eq!(blocked_clients(&s), 0);
+
+    // RESP3's null, and the error counted as Redis counts it.
+    assert!(matches!(w.cmd(&["HELLO", "3"]), Frame::Map(_)));
+    assert_eq!(unblocked_reply(&s, &mut w, id, &["BLPOP", "q9", "0"], "blpop", &[]), b"_\r\n");
+    let errors = s.info_field("errorstat_UNBLOCKED");
+    assert_eq!(errors, "count=5");
+    let blpop = s.info_field("cmdstat_blpop");
+    assert!(blpop.contains("calls=5,") && blpop.ends_with("failed_calls=1"), "{blpop}");
+}
+
+#[test]
+fn client_unblock_checks_its_arguments_and_leaves_paused_clients_alone() {
+    let s = Server::start();
+    let mut r = s.raw();
+    let Frame::Integer(me) = r.cmd(&["CLIENT", "ID"]) else { panic!("CLIENT ID answers an integer") };
+    let me = me.to_string();
+    let reason = err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    // The reason is checked before the id, as in Redis.
+    assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", "abc", "LATER"]), reason);
+    assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", &me, "LATER"]), reason);
+    assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", "abc"]), err("ERR value is not an integer or out of range"));
+    assert_eq!(
+        r.cmd(&["CLIENT", "UNBLOCK", &me, "ERROR", "x"]),
+        err("ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.")
+    );
+    assert_eq!(r.cmd(&["CLIENT", "UNBLOCK"]), err("ERR wrong number of arguments for 'client|unblock' command"));
+    for id in ["-1", "0", "999999", me.as_str()] {
+        assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", id]), int(0), "{id}");
+    }
+
+    // A client held by CLIENT PAUSE is not blocked in a command: UNBLOCK leaves it waiting
+    // for the pause to end (Redis 7.0 crashes here; later versions answer 0).
+    let mut w = s.raw();
+    let Frame::Integer(id) = w.cmd(&["CLIENT", "ID"]) else { panic!("CLIENT ID answers an integer") };
+    assert_eq!(r.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
+    send(&mut w, &["SET", "k", "v"]);
+    wait_for("the write to be held", || client_line(&mut r, id).contains(" cmd=set "));
+    assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", &id.to_string(), "ERROR"]), int(0));
+    assert_eq!(r.cmd(&["GET", "k"]), Frame::Null, "the write still waits for the pause");
+    assert_eq!(r.cmd(&["CLIENT", "UNPAUSE"]), ok());
+    assert_eq!(w.read(), ok());
 }

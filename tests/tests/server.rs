@@ -372,7 +372,7 @@ fn help_is_redis_own_where_every_subcommand_is_shared() {
             same.push(container.as_str());
         }
     }
-    for expected in ["config", "function", "object", "script", "xinfo"] {
+    for expected in ["client", "config", "function", "object", "script", "xinfo"] {
         assert!(same.contains(&expected), "{expected} HELP was compared: {same:?}");
     }
 }

@@ -23,7 +23,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-/// A registered wait the connection must see through.
+/// A registered wait the connection must see through. However long it waited, a wait that
+/// ends unserved (its timeout, CLIENT UNBLOCK) answers a null array, BLMOVE's included, as
+/// Redis's `replyToBlockedClientTimedOut` does.
 pub struct BlockReq {
     pub waiter: Arc<Waiter>,
     pub rx: oneshot::Receiver<Wake>,
@@ -31,19 +33,6 @@ pub struct BlockReq {
     pub timeout_ms: u64,
     /// (shard id, key) of every registration, to remove them when the wait ends.
     pub keys: Vec<(usize, Vec<u8>)>,
-    /// The timeout reply is a null bulk (BLMOVE, BRPOPLPUSH) rather than a null array.
-    pub null_bulk: bool,
-}
-
-impl BlockReq {
-    /// The reply of a wait that timed out.
-    pub fn timeout_reply(&self, out: &mut BytesMut) {
-        if self.null_bulk {
-            reply::null(out, self.waiter.proto)
-        } else {
-            reply::null_array(out, self.waiter.proto)
-        }
-    }
 }
 
 /// Redis's `getTimeoutFromObjectOrReply` for seconds: ms to wait, 0 for ever.
@@ -68,9 +57,14 @@ fn timeout(ctx: &mut Exec<'_, '_>, arg: &[u8]) -> Option<u64> {
 /// Registers a wait on `keys` of `req`, or answers with the timeout reply when blocking is
 /// not allowed here.
 fn block(ctx: &mut Exec<'_, '_>, req: &Request, keys: Range<usize>, op: BlockOp, timeout_ms: u64) {
-    let null_bulk = matches!(op, BlockOp::Move { .. });
     if ctx.no_block {
-        return if null_bulk { reply::null(ctx.out, ctx.proto) } else { reply::null_array(ctx.out, ctx.proto) };
+        // Redis's non-blocking answer: BLMOVE and BRPOPLPUSH a null bulk, the others a null
+        // array.
+        return if matches!(op, BlockOp::Move { .. }) {
+            reply::null(ctx.out, ctx.proto)
+        } else {
+            reply::null_array(ctx.out, ctx.proto)
+        };
     }
     let (waiter, rx) = Waiter::new(ctx.db, ctx.proto, op);
     let mut regs = Vec::with_capacity(keys.len());
@@ -81,7 +75,7 @@ fn block(ctx: &mut Exec<'_, '_>, req: &Request, keys: Range<usize>, op: BlockOp,
         ctx.shards[s].blocked.register(db, key, waiter.clone());
         regs.push((ctx.shards[s].id, key.to_vec()));
     }
-    ctx.block = Some(BlockReq { waiter, rx, timeout_ms, keys: regs, null_bulk });
+    ctx.block = Some(BlockReq { waiter, rx, timeout_ms, keys: regs });
 }
 
 /// The first key among `keys` holding a non-empty value of `kind`; `Err` after WRONGTYPE.

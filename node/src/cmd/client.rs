@@ -4,7 +4,7 @@ use super::args::{self, is};
 use super::gateway::GwCtx;
 use super::table::table;
 use crate::gateway::session::ReplyMode;
-use crate::node::{ClientHandle, Pause};
+use crate::node::{ClientHandle, Pause, Unblock};
 use shoal_proto::{reply, Request};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -65,6 +65,9 @@ pub fn describe(c: &ClientHandle, now_ms: u64) -> String {
     let subs: Vec<usize> = c.subs.iter().map(|n| n.load(Relaxed)).collect();
     if subs.iter().any(|&n| n > 0) {
         flags.push('P');
+    }
+    if c.is_blocked() {
+        flags.push('b');
     }
     if c.tracking.load(Relaxed) {
         flags.push('t');
@@ -253,6 +256,25 @@ pub fn pause(ctx: &mut GwCtx<'_>, req: &Request) {
 pub fn unpause(ctx: &mut GwCtx<'_>) {
     ctx.node.set_pause(|p| *p = Pause::default());
     reply::ok(ctx.out);
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking wait (BLPOP, XREAD
+/// BLOCK, ...) as if it timed out, or with an -UNBLOCKED error. 1 if it was waiting, else 0
+/// (as for a client held by CLIENT PAUSE, which no command's timeout ends).
+pub fn unblock(ctx: &mut GwCtx<'_>, req: &Request) {
+    if req.len() > 4 {
+        return ctx.err("ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.");
+    }
+    // Redis checks the reason before the id.
+    let how = match req.len() {
+        3 => Unblock::Timeout,
+        _ if is(req.arg(3), "TIMEOUT") => Unblock::Timeout,
+        _ if is(req.arg(3), "ERROR") => Unblock::Error,
+        _ => return ctx.err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let Some(id) = args::int(req.arg(2)) else { return ctx.err(super::exec::NOT_INTEGER) };
+    let unblocked = u64::try_from(id).ok().and_then(|id| ctx.node.clients.get(id)).is_some_and(|c| c.unblock(how));
+    reply::integer(ctx.out, unblocked as i64);
 }
 
 pub fn reply_mode(ctx: &mut GwCtx<'_>, req: &Request) {

@@ -206,6 +206,7 @@ async fn run(g: Gw, ctx: &mut GwCtx<'_>, req: &Request) {
         Gw::ClientKill => client::kill(ctx, req),
         Gw::ClientPause => client::pause(ctx, req),
         Gw::ClientUnpause => client::unpause(ctx),
+        Gw::ClientUnblock => client::unblock(ctx, req),
         Gw::ClientReply => client::reply_mode(ctx, req),
         Gw::ClientNoEvict => client::flag(ctx, req, |h| &h.no_evict),
         Gw::ClientNoTouch => client::flag(ctx, req, |h| &h.no_touch),

@@ -12,7 +12,7 @@ use crate::cmd::blocking::BlockReq;
 use crate::cmd::exec::Exec;
 use crate::cmd::gateway::{self, GwCtx};
 use crate::cmd::table::{flags, table, CommandSpec, Gw, Handler};
-use crate::node::Node;
+use crate::node::{Node, Unblock};
 use crate::shard::blocked::{Waiter, Wake};
 use crate::shard::{run_guarded, serve_blocked, Batch, ShardMsg};
 use crate::util::now_ms;
@@ -89,9 +89,14 @@ enum WaitEnd {
     Reply(BytesMut),
     Timeout,
     Retry,
+    /// CLIENT UNBLOCK ... ERROR.
+    Unblocked,
     /// The client disconnected or was killed.
     Gone,
 }
+
+/// What a blocking command answers when CLIENT UNBLOCK ... ERROR ends its wait.
+const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
 pub async fn serve<S>(node: Arc<Node>, stream: S, addr: SocketAddr, laddr: SocketAddr, fd: Option<RawFd>)
 where
@@ -505,6 +510,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn wait_unpaused(&mut self, spec: &CommandSpec) {
+        // CLIENT LIST shows the held command, as Redis does.
+        self.session.handle.last_cmd.store(spec.id, Relaxed);
         let mut rx = self.node.pause.subscribe();
         while self.paused_for(spec) {
             let p = *rx.borrow_and_update();
@@ -652,9 +659,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if !self.write_out().await {
                 self.session.close_after_reply = true;
             }
-            let BlockReq { waiter, rx, timeout_ms, keys, null_bulk } = b;
+            let BlockReq { waiter, rx, timeout_ms, keys } = b;
             self.node.stats.blocked_clients.fetch_add(1, Relaxed);
-            let end = self.wait_blocked(&waiter, rx, timeout_ms).await;
+            // CLIENT LIST shows a blocked client's command while it waits, as Redis does.
+            self.session.handle.last_cmd.store(spec.id, Relaxed);
+            let unblock = self.session.handle.block();
+            let end = self.wait_blocked(&waiter, rx, unblock, timeout_ms).await;
+            self.session.handle.unblocked();
             self.node.stats.blocked_clients.fetch_sub(1, Relaxed);
             // Drop the wait's registrations on the shards that did not serve it.
             for (shard, key) in keys {
@@ -665,8 +676,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let mark = self.wbuf.len();
             match end {
                 WaitEnd::Reply(r) => self.wbuf.extend_from_slice(&r),
-                WaitEnd::Timeout if null_bulk => reply::null(&mut self.wbuf, waiter.proto),
                 WaitEnd::Timeout => reply::null_array(&mut self.wbuf, waiter.proto),
+                WaitEnd::Unblocked => {
+                    // Counted as Redis counts it: an error reply, and the command failed.
+                    reply::error(&mut self.wbuf, UNBLOCKED.as_bytes());
+                    self.node.stats.record_error_reply(UNBLOCKED.as_bytes());
+                    self.node.stats.record_failed(spec.id);
+                }
                 WaitEnd::Retry => continue,
                 WaitEnd::Gone => {
                     self.session.close_after_reply = true;
@@ -680,9 +696,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Waits for a shard to serve `waiter`, its timeout (0: none), or the client to leave.
-    /// Whoever claims the waiter first decides; a shard that claimed it always sends.
-    async fn wait_blocked(&mut self, waiter: &Waiter, mut rx: oneshot::Receiver<Wake>, timeout_ms: u64) -> WaitEnd {
+    /// Waits for a shard to serve `waiter`, its timeout (0: none), CLIENT UNBLOCK (on
+    /// `unblock`), or the client to leave. Whoever claims the waiter first decides; a shard
+    /// that claimed it always sends.
+    async fn wait_blocked(
+        &mut self,
+        waiter: &Waiter,
+        mut rx: oneshot::Receiver<Wake>,
+        mut unblock: oneshot::Receiver<Unblock>,
+        timeout_ms: u64,
+    ) -> WaitEnd {
         let deadline = (timeout_ms > 0)
             .then(|| tokio::time::Instant::now().checked_add(Duration::from_millis(timeout_ms)))
             .flatten();
@@ -703,6 +726,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     // A shard claimed it in the same instant: its reply is on the way.
                     return woken(rx.await);
+                }
+                how = &mut unblock => {
+                    if !waiter.claim() {
+                        return woken(rx.await);
+                    }
+                    // (Only CLIENT UNBLOCK takes the sender while this waits, and it sends.)
+                    return match how {
+                        Ok(Unblock::Error) => WaitEnd::Unblocked,
+                        _ => WaitEnd::Timeout,
+                    };
                 }
                 r = self.stream.read_buf(&mut self.rbuf), if self.rbuf.len() < limit => {
                     match r {
