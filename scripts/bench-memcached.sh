@@ -76,7 +76,7 @@ done
     "default shards) on the same $(nproc)-core machine, with the load generator (memaslap, 2 threads," \
     "50 connections, 16-byte keys, 100-byte values); operations per second, median of $ROUNDS" \
     "alternating rounds. Each round runs a workload on both servers back to back; the ratio is the" \
-    "median of those pairs' ratios, with their lowest and highest. Bar: >= 0.8, goal >= 1.0."
+    "median of those pairs' ratios, with a 95% interval for that median (sign test; the range under 6 pairs). Bar: >= 0.8, goal >= 1.0."
   echo
   python3 scripts/lib/paired-table.py "$OUT/results.csv" memcached memcached \
     "get90=get/set 90/10, text" "get50=get/set 50/50, text" \

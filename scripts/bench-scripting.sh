@@ -89,7 +89,7 @@ fi
   echo "redis-server $(redis_version) and Shoal (release build, default shards) on the same $(nproc)-core" \
     "machine, with the load generators; median of $ROUNDS rounds, each starting with another" \
     "server. Each round runs a workload on every server back to back; a ratio is the median of" \
-    "those pairs' ratios, with their lowest and highest. Shoal runs with its defaults (a worker" \
+    "those pairs' ratios, with a 95% interval for that median (sign test). Shoal runs with its defaults (a worker" \
     "thread per core) and with \`--threads 1\`."
   echo
   python3 scripts/lib/paired-table.py "$OUT/results.csv" redis Redis \
