@@ -234,6 +234,9 @@ pub struct ClientHandle {
     /// While the connection waits in a blocking command (BLPOP, XREAD BLOCK, ...): how
     /// CLIENT UNBLOCK ends that wait.
     unblock: Mutex<Option<oneshot::Sender<Unblock>>>,
+    /// A command of the connection waits for CLIENT PAUSE to end. Redis counts such a client
+    /// as blocked (CLIENT LIST's `b`, INFO's `blocked_clients`), but UNBLOCK cannot end it.
+    pub held: AtomicBool,
 }
 
 /// How CLIENT UNBLOCK ends a blocked client's wait.
@@ -259,9 +262,10 @@ impl ClientHandle {
         self.unblock.lock().expect("unblock lock").take();
     }
 
-    /// Whether the connection waits in a blocking command (CLIENT LIST's `b` flag).
+    /// Whether the connection waits in a blocking command or for a pause to end (CLIENT
+    /// LIST's `b` flag).
     pub fn is_blocked(&self) -> bool {
-        self.unblock.lock().expect("unblock lock").is_some()
+        self.held.load(Relaxed) || self.unblock.lock().expect("unblock lock").is_some()
     }
 
     /// CLIENT UNBLOCK: ends the connection's blocking wait as `how` says; false if it was
@@ -325,6 +329,7 @@ impl ClientRegistry {
             killed: AtomicBool::new(false),
             fd: Mutex::new(fd),
             unblock: Mutex::new(None),
+            held: AtomicBool::new(false),
         });
         self.clients.lock().expect("clients lock").insert(id, h.clone());
         h

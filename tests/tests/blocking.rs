@@ -251,15 +251,20 @@ fn client_unblock_checks_its_arguments_and_leaves_paused_clients_alone() {
         assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", id]), int(0), "{id}");
     }
 
-    // A client held by CLIENT PAUSE is not blocked in a command: UNBLOCK leaves it waiting
-    // for the pause to end (Redis 7.0 crashes here; later versions answer 0).
+    // A client held by CLIENT PAUSE counts as blocked, as in Redis, but no command's timeout
+    // ends its wait: UNBLOCK leaves it waiting for the pause (Redis 7.0 crashes here; later
+    // versions answer 0).
     let mut w = s.raw();
     let Frame::Integer(id) = w.cmd(&["CLIENT", "ID"]) else { panic!("CLIENT ID answers an integer") };
     assert_eq!(r.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
     send(&mut w, &["SET", "k", "v"]);
-    wait_for("the write to be held", || client_line(&mut r, id).contains(" cmd=set "));
+    wait_for("the write to be held", || client_line(&mut r, id).contains(" flags=b "));
+    assert!(client_line(&mut r, id).contains(" cmd=set "));
+    assert_eq!(blocked_clients(&s), 1);
     assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", &id.to_string(), "ERROR"]), int(0));
     assert_eq!(r.cmd(&["GET", "k"]), Frame::Null, "the write still waits for the pause");
     assert_eq!(r.cmd(&["CLIENT", "UNPAUSE"]), ok());
     assert_eq!(w.read(), ok());
+    assert!(client_line(&mut r, id).contains(" flags=N "));
+    assert_eq!(blocked_clients(&s), 0);
 }

@@ -510,8 +510,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     async fn wait_unpaused(&mut self, spec: &CommandSpec) {
-        // CLIENT LIST shows the held command, as Redis does.
-        self.session.handle.last_cmd.store(spec.id, Relaxed);
+        // CLIENT LIST shows the held command and INFO counts the client as blocked, as Redis
+        // does.
+        let handle = &self.session.handle;
+        handle.last_cmd.store(spec.id, Relaxed);
+        handle.held.store(true, Relaxed);
+        self.node.stats.blocked_clients.fetch_add(1, Relaxed);
         let mut rx = self.node.pause.subscribe();
         while self.paused_for(spec) {
             let p = *rx.borrow_and_update();
@@ -521,6 +525,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 _ = tokio::time::sleep(Duration::from_millis(left.max(1))) => {}
             }
         }
+        self.node.stats.blocked_clients.fetch_sub(1, Relaxed);
+        self.session.handle.held.store(false, Relaxed);
     }
 
     fn enqueue(&mut self, shard: usize, spec: &'static CommandSpec, req: Request) {
