@@ -246,6 +246,11 @@ fn client_unblock_checks_its_arguments_and_leaves_paused_clients_alone() {
         r.cmd(&["CLIENT", "UNBLOCK", &me, "ERROR", "x"]),
         err("ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.")
     );
+    // The subcommand as typed, as Redis echoes it.
+    assert_eq!(
+        r.cmd(&["client", "unBlock", &me, "error", "x"]),
+        err("ERR unknown subcommand or wrong number of arguments for 'unBlock'. Try CLIENT HELP.")
+    );
     assert_eq!(r.cmd(&["CLIENT", "UNBLOCK"]), err("ERR wrong number of arguments for 'client|unblock' command"));
     for id in ["-1", "0", "999999", me.as_str()] {
         assert_eq!(r.cmd(&["CLIENT", "UNBLOCK", id]), int(0), "{id}");

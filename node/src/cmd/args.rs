@@ -19,6 +19,15 @@ pub fn int32(arg: &[u8]) -> Result<i32, &'static str> {
     }
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: `req`'s subcommand (as typed) is unknown to
+/// `container`, or has the wrong number of arguments.
+pub fn subcommand_syntax_error(container: &str, req: &shoal_proto::Request) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {container} HELP.",
+        String::from_utf8_lossy(req.arg(1))
+    )
+}
+
 /// Case-insensitive comparison with an ASCII keyword.
 #[inline]
 pub fn is(arg: &[u8], word: &str) -> bool {

@@ -263,7 +263,7 @@ pub fn unpause(ctx: &mut GwCtx<'_>) {
 /// (as for a client held by CLIENT PAUSE, which no command's timeout ends).
 pub fn unblock(ctx: &mut GwCtx<'_>, req: &Request) {
     if req.len() > 4 {
-        return ctx.err("ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.");
+        return ctx.err(&args::subcommand_syntax_error("CLIENT", req));
     }
     // Redis checks the reason before the id.
     let how = match req.len() {

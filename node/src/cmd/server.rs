@@ -388,10 +388,7 @@ pub async fn debug(ctx: &mut GwCtx<'_>, req: &Request) {
                 reply::simple(ctx.out, l.as_bytes());
             }
         }
-        _ => ctx.err(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(req.arg(1))
-        )),
+        _ => ctx.err(&super::args::subcommand_syntax_error("DEBUG", req)),
     }
 }
 

@@ -802,10 +802,7 @@ fn group_options(ctx: &mut Exec<'_, '_>, req: &Request, create: bool) -> Option<
             }
             j += 2;
         } else {
-            ctx.err(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-                String::from_utf8_lossy(req.arg(1))
-            ));
+            ctx.err(&super::args::subcommand_syntax_error("XGROUP", req));
             return None;
         }
     }
